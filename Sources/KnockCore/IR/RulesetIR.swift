@@ -1,0 +1,73 @@
+/// The ruleset as plain values: what lowering produces and what both renderers read.
+/// Everything here is already decided; renderers only spell it out.
+public struct RulesetIR: Equatable, Sendable {
+    public var table: TableIR
+
+    public init(table: TableIR) { self.table = table }
+}
+
+/// One `inet` table, the only thing knockc owns in the kernel.
+public struct TableIR: Equatable, Sendable {
+    public var name: String
+    public var sets: [SetIR]
+    public var maps: [VerdictMapIR]
+    public var chains: [ChainIR]
+}
+
+/// The key types nft names; a set's key is a concatenation of these.
+public enum KeyType: String, Equatable, Sendable {
+    case ipv4Address = "ipv4_addr"
+    case ipv6Address = "ipv6_addr"
+    case nfProto = "nf_proto"
+    case inetProto = "inet_proto"
+    case inetService = "inet_service"
+}
+
+/// A named set whose elements the packet path adds and times out.
+public struct SetIR: Equatable, Sendable {
+    public var name: String
+    public var key: [KeyType]
+    /// Bounds the state a flood can create: a full set refuses new elements.
+    public var size: Int
+    public var comment: String
+}
+
+/// A verdict map: one lookup that dispatches a packet to the chain that cares about it,
+/// so the cost of ordinary traffic does not grow with the spec.
+public struct VerdictMapIR: Equatable, Sendable {
+    public var name: String
+    public var key: [KeyType]
+    public var elements: [Element]
+    public var comment: String
+
+    public struct Element: Equatable, Sendable {
+        public var key: [Value]
+        public var verdict: Verdict
+    }
+}
+
+public struct ChainIR: Equatable, Sendable {
+    public var name: String
+    /// Set for the one base chain that the kernel calls; nil for chains reached by `jump`.
+    public var hook: Hook?
+    public var rules: [RuleIR]
+
+    public struct Hook: Equatable, Sendable {
+        /// The netfilter hook; knockc only watches `input`.
+        public var hook: String
+        /// Runs before the host's `filter` chains (priority 0), so every knock is seen even
+        /// when a later chain drops it.
+        public var priority: Int
+    }
+}
+
+public struct RuleIR: Equatable, Sendable {
+    public var statements: [Statement]
+    /// Says which sequence and stage a rule serves; restricted to safe characters by lowering.
+    public var comment: String?
+
+    public init(_ statements: [Statement], comment: String? = nil) {
+        self.statements = statements
+        self.comment = comment
+    }
+}

@@ -1,0 +1,71 @@
+/// IP family of a packet, as `meta nfproto` sees it.
+public enum IPFamily: String, CaseIterable, Equatable, Sendable {
+    case ipv4, ipv6
+
+    /// The suffix that tells a family's sets and chains apart (`progress4`, `guard6`).
+    public var suffix: String {
+        switch self {
+        case .ipv4: "4"
+        case .ipv6: "6"
+        }
+    }
+}
+
+/// A constant in a rule or a map key.
+public enum Value: Equatable, Sendable {
+    case family(IPFamily)
+    case proto(TransportProtocol)
+    case port(UInt16)
+    case interface(String)
+}
+
+/// An expression read from the packet or built from it.
+public indirect enum Expr: Equatable, Sendable {
+    case sourceAddress(IPFamily)
+    case destinationPort
+    case nfproto
+    case l4proto
+    case inputInterface
+    case concat([Expr])
+    case constant(Value)
+    /// A 32-bit constant typed as an address of `family`: nft (1.0.6) cannot parse a bare
+    /// number inside a concatenation that is looked up in a set, but it can compute one from
+    /// the packet. `ip saddr & 0.0.0.0 | 0.0.1.2` is always 0.0.1.2, typed as an address.
+    case stageTag(IPFamily, UInt32)
+}
+
+public enum Verdict: Equatable, Sendable {
+    case accept
+    case jump(String)
+}
+
+public enum SetOperation: String, Equatable, Sendable {
+    /// Creates the element; leaves an existing one and its timeout alone.
+    case add
+    /// Creates the element, or restarts the timeout of an existing one.
+    case update
+    case delete
+}
+
+public enum RejectKind: Equatable, Sendable {
+    /// What the host's stack sends for a SYN to a closed TCP port.
+    case tcpReset
+    /// What the host's stack sends for a datagram to a closed UDP port.
+    case portUnreachable(IPFamily)
+}
+
+/// One statement of a rule; a rule runs its statements in order and stops at the first
+/// match that fails.
+public enum Statement: Equatable, Sendable {
+    case equals(Expr, Value)
+    /// True for TCP packets that open a connection: SYN set, ACK clear.
+    case isTCPSyn(Bool)
+    /// Conntrack has seen both directions (`ct state established,related`).
+    case connectionEstablished
+    case inSet(Expr, set: String)
+    case notInSet(Expr, set: String)
+    case setElement(SetOperation, set: String, key: Expr, timeout: Duration?)
+    case verdictMap(Expr, map: String)
+    case verdict(Verdict)
+    case reject(RejectKind)
+}

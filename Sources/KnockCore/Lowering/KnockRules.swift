@@ -1,0 +1,63 @@
+extension RulesetLowering {
+    /// The rules of one knock chain: for each sequence that uses `knock`, its transitions
+    /// (see `KnockStateMachine`) as set operations on the family's progress and grant sets.
+    static func knockRules(for knock: Knock, family: IPFamily, spec: KnockSpec) -> [RuleIR] {
+        var rules: [RuleIR] = []
+        for (index, sequence) in spec.sequences.enumerated() where sequence.knocks.contains(knock) {
+            let tags = StageTags(sequenceIndex: index, family: family)
+            let progress = Names.progress(family)
+            let count = sequence.knocks.count
+            for transition in KnockStateMachine.transitions(for: knock, in: sequence.knocks) {
+                var statements: [Statement]
+                if transition.stage == 0 {
+                    // "No progress yet" is the absence of every stage tag of the sequence.
+                    statements = (1..<count).map { .notInSet(tags.key($0), set: progress) }
+                } else {
+                    statements = [
+                        .inSet(tags.key(transition.stage), set: progress),
+                        .setElement(.delete, set: progress, key: tags.key(transition.stage), timeout: nil),
+                    ]
+                }
+                let comment: String
+                switch transition.action {
+                case .advance(let next):
+                    statements.append(.setElement(.add, set: progress, key: tags.key(next), timeout: sequence.stepTimeout))
+                    comment = next == transition.stage + 1
+                        ? "\(sequence.name): knock \(next) of \(count)"
+                        : "\(sequence.name): knock 1 of \(count) again, from stage \(transition.stage)"
+                case .grant:
+                    statements += grantStatements(sequence, family: family)
+                    comment = "\(sequence.name): knock \(count) of \(count), grant"
+                case .reset:
+                    comment = "\(sequence.name): wrong knock at stage \(transition.stage), reset"
+                }
+                rules.append(RuleIR(statements, comment: comment))
+            }
+        }
+        return rules
+    }
+
+    /// `update`, not `add`: knocking again while granted extends the grant.
+    static func grantStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
+        sequence.open.map { port in
+            .setElement(
+                .update, set: Names.granted(family),
+                key: .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))]),
+                timeout: sequence.openFor)
+        }
+    }
+}
+
+/// Stage tags: 32-bit numbers that name (sequence, stage) pairs inside the progress sets.
+/// The sequence's index (1-based, in name order) fills the high 24 bits and the stage the
+/// low 8, so `192.0.2.7 . 0.0.3.2` in a listing reads "192.0.2.7 is at stage 2 of the third
+/// sequence".
+public struct StageTags: Sendable {
+    public var sequenceIndex: Int
+    public var family: IPFamily
+
+    public func tag(_ stage: Int) -> UInt32 { UInt32(sequenceIndex + 1) << 8 | UInt32(stage) }
+
+    /// The progress-set key for the packet's source at `stage`.
+    func key(_ stage: Int) -> Expr { .concat([.sourceAddress(family), .stageTag(family, tag(stage))]) }
+}

@@ -1,0 +1,101 @@
+/// Stage 3: `KnockSpec` to `RulesetIR`. Here every decision about the ruleset is made.
+///
+/// The layout, per IP family:
+/// - `progress4` holds `(source . stage tag)` for each source part-way through a sequence,
+///   with the sequence's step timeout, so a stalled attempt expires in the kernel.
+/// - `granted4` holds `(source . protocol . port)` with the sequence's `open_for`.
+/// - The `input` base chain makes one verdict-map lookup on `(family . protocol . port)`:
+///   a knock port jumps to its knock chain, a guarded port to the guard chain, and every
+///   other packet costs that one lookup however many sequences there are.
+/// - A knock chain holds, for each sequence that uses the port, the transitions of that
+///   sequence's state machine. A knock chain only reads and writes sets; it never drops or
+///   accepts, so a knock port answers exactly as it would without knockc.
+public enum RulesetLowering {
+    public static func lower(_ spec: KnockSpec) -> RulesetIR {
+        var sets: [SetIR] = []
+        var chains: [ChainIR] = [inputChain()]
+        var dispatch: [VerdictMapIR.Element] = []
+
+        for family in IPFamily.allCases {
+            sets.append(SetIR(
+                name: Names.progress(family), key: [family.addressType, family.addressType],
+                size: spec.maxTrackedSources, comment: "sources part-way through a sequence, by stage"))
+            sets.append(SetIR(
+                name: Names.granted(family), key: [family.addressType, .inetProto, .inetService],
+                size: spec.maxTrackedSources, comment: "sources granted a guarded port"))
+
+            let guardedPorts = Set(spec.sequences.flatMap(\.open)).sorted()
+            if !guardedPorts.isEmpty {
+                chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }))
+                dispatch += guardedPorts.map {
+                    .init(key: [.family(family), .proto($0.proto), .port($0.port)], verdict: .jump(Names.guardChain(family)))
+                }
+            }
+
+            for knock in Set(spec.sequences.flatMap(\.knocks)).sorted() {
+                guard case .port(let port) = knock else { continue }
+                let chain = Names.knockChain(family, port)
+                chains.append(ChainIR(name: chain, hook: nil, rules: knockRules(for: knock, family: family, spec: spec)))
+                dispatch.append(.init(key: [.family(family), .proto(port.proto), .port(port.port)], verdict: .jump(chain)))
+            }
+        }
+
+        let dispatchMap = VerdictMapIR(
+            name: Names.dispatchMap, key: [.nfProto, .inetProto, .inetService],
+            elements: dispatch, comment: "knock ports and guarded ports; every other packet misses")
+        return RulesetIR(table: TableIR(name: spec.tableName, sets: sets, maps: [dispatchMap], chains: chains))
+    }
+
+    /// The nft names of everything lowering creates, in one place.
+    public enum Names {
+        public static let inputChain = "input"
+        public static let dispatchMap = "dispatch"
+        public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }
+        public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
+        public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
+        public static func knockChain(_ family: IPFamily, _ port: TransportPort) -> String {
+            "knock\(family.suffix)_\(port.proto.rawValue)_\(port.port)"
+        }
+    }
+
+    /// Loopback first: the host's own traffic never needs a knock. Then one dispatch lookup.
+    static func inputChain() -> ChainIR {
+        ChainIR(name: Names.inputChain, hook: .init(hook: "input", priority: -10), rules: [
+            RuleIR([.equals(.inputInterface, .interface("lo")), .verdict(.accept)]),
+            RuleIR([.verdictMap(.concat([.nfproto, .l4proto, .destinationPort]), map: Names.dispatchMap)]),
+        ])
+    }
+
+    /// Lets through what belongs to a connection or to a granted source, and answers the rest
+    /// exactly as the host answers a closed port.
+    static func guardChain(_ family: IPFamily, guardsUDP: Bool) -> ChainIR {
+        let source = Expr.sourceAddress(family)
+        var rules = [
+            // Not a SYN: part of an established connection (which must outlive its grant), or
+            // a stray segment the stack answers with a RST, as it would on a closed port.
+            RuleIR([.isTCPSyn(false), .verdict(.accept)], comment: "tcp segments of established connections"),
+        ]
+        if guardsUDP {
+            // UDP has no SYN; conntrack is what tells a reply flow from a new one. Only specs
+            // that guard a UDP port pay for conntrack.
+            rules.append(RuleIR([.equals(.l4proto, .proto(.udp)), .connectionEstablished, .verdict(.accept)],
+                                 comment: "udp flows that began during a grant"))
+        }
+        rules += [
+            RuleIR([.inSet(.concat([source, .l4proto, .destinationPort]), set: Names.granted(family)), .verdict(.accept)],
+                   comment: "granted sources"),
+            RuleIR([.equals(.l4proto, .proto(.tcp)), .reject(.tcpReset)], comment: "as a closed tcp port"),
+            RuleIR([.reject(.portUnreachable(family))], comment: "as a closed udp port"),
+        ]
+        return ChainIR(name: Names.guardChain(family), hook: nil, rules: rules)
+    }
+}
+
+extension IPFamily {
+    var addressType: KeyType {
+        switch self {
+        case .ipv4: .ipv4Address
+        case .ipv6: .ipv6Address
+        }
+    }
+}

@@ -1,0 +1,41 @@
+/// A validated spec: every default applied, every cross-check passed. Lowering reads only this.
+public struct KnockSpec: Equatable, Sendable {
+    /// The `inet` table knockc owns; nothing else in the kernel is touched.
+    public var tableName: String
+    /// Sorted by name, so the compiled output does not depend on the spec's key order.
+    public var sequences: [KnockSequence]
+
+    public static let defaultTableName = "knockc"
+    public static let defaultStepTimeout = Duration.seconds(5)
+    public static let defaultOpenFor = Duration.seconds(30)
+    /// The `size` of every dynamic set: the most sources the kernel tracks at once.
+    public static let defaultMaxTrackedSources = 65536
+
+    public var maxTrackedSources: Int = Self.defaultMaxTrackedSources
+
+    public init(tableName: String = Self.defaultTableName, sequences: [KnockSequence]) {
+        self.tableName = tableName
+        self.sequences = sequences.sorted { $0.name < $1.name }
+    }
+}
+
+/// One named knock sequence and what it opens.
+public struct KnockSequence: Equatable, Sendable {
+    public var name: String
+    public var knocks: [Knock]
+    public var open: [TransportPort]
+    /// Longest gap allowed between two knocks.
+    public var stepTimeout: Duration
+    /// How long a grant lasts after the last knock.
+    public var openFor: Duration
+
+    public init(name: String, knocks: [Knock], open: [TransportPort],
+                stepTimeout: Duration = KnockSpec.defaultStepTimeout,
+                openFor: Duration = KnockSpec.defaultOpenFor) {
+        self.name = name
+        self.knocks = knocks
+        self.open = open
+        self.stepTimeout = stepTimeout
+        self.openFor = openFor
+    }
+}

@@ -1,0 +1,137 @@
+/// Stage 2: `ParsedSpec` to `KnockSpec`. Applies defaults and checks what one value alone
+/// cannot show: clashes between sequences, knocks that collide with guarded ports, and
+/// sequences that are weak in the field.
+public enum SpecValidator {
+    /// The most knocks in one sequence: each stage needs its own rules in every knock chain
+    /// of the sequence, and a stage number has to fit in the low byte of its tag.
+    public static let maxKnocks = 32
+
+    public static func validate(_ parsed: ParsedSpec) -> (KnockSpec?, [Diagnostic]) {
+        var diagnostics: [Diagnostic] = []
+        var sequences: [KnockSequence] = []
+
+        if parsed.sequences.isEmpty, let location = parsed.sequencesLocation {
+            diagnostics.append(Diagnostic(.noSequences, at: location))
+        }
+
+        var firstWithKnocks: [[Knock]: ParsedSequence] = [:]
+        let openPorts = openPortOwners(parsed.sequences)
+
+        for sequence in parsed.sequences {
+            let name = sequence.name.value
+            diagnostics += checkKnocks(sequence, openPorts: openPorts)
+
+            let knocks = sequence.knocks.map(\.value)
+            if !knocks.isEmpty {
+                if let earlier = firstWithKnocks[knocks] {
+                    diagnostics.append(Diagnostic(
+                        .sameKnocks(name, as: earlier.name.value), at: sequence.knocksLocation,
+                        notes: [Diagnostic(.firstDefinedHere, at: earlier.knocksLocation)]))
+                } else {
+                    firstWithKnocks[knocks] = sequence
+                }
+            }
+
+            var seenOpen: Set<TransportPort> = []
+            for port in sequence.open where !seenOpen.insert(port.value).inserted {
+                diagnostics.append(Diagnostic(.openListedTwice(port.value), at: port.location))
+            }
+            if sequence.open.isEmpty {
+                diagnostics.append(Diagnostic(.nothingToOpen(name), at: sequence.openLocation))
+            }
+
+            sequences.append(KnockSequence(
+                name: name,
+                knocks: knocks,
+                open: sequence.open.map(\.value).sorted(),
+                stepTimeout: sequence.timings.stepTimeout?.value
+                    ?? parsed.defaults.stepTimeout?.value ?? KnockSpec.defaultStepTimeout,
+                openFor: sequence.timings.openFor?.value
+                    ?? parsed.defaults.openFor?.value ?? KnockSpec.defaultOpenFor))
+        }
+
+        guard !diagnostics.hasErrors else { return (nil, diagnostics) }
+        let spec = KnockSpec(tableName: parsed.table?.value ?? KnockSpec.defaultTableName, sequences: sequences)
+        return (spec, diagnostics)
+    }
+
+    /// Each open port and the first place that opens it.
+    private static func openPortOwners(_ sequences: [ParsedSequence]) -> [TransportPort: Located<TransportPort>] {
+        var owners: [TransportPort: Located<TransportPort>] = [:]
+        for sequence in sequences {
+            for port in sequence.open where owners[port.value] == nil {
+                owners[port.value] = port
+            }
+        }
+        return owners
+    }
+
+    private static func checkKnocks(
+        _ sequence: ParsedSequence, openPorts: [TransportPort: Located<TransportPort>]
+    ) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        let name = sequence.name.value
+        let knocks = sequence.knocks
+
+        if knocks.isEmpty {
+            diagnostics.append(Diagnostic(.emptySequence(name), at: sequence.knocksLocation))
+            return diagnostics
+        }
+        if knocks.count > maxKnocks {
+            diagnostics.append(Diagnostic(.tooManyKnocks(name, knocks.count), at: sequence.knocksLocation))
+        }
+        for knock in knocks {
+            if case .port(let port) = knock.value, let opened = openPorts[port] {
+                diagnostics.append(Diagnostic(
+                    .knockIsOpenPort(knock.value), at: knock.location,
+                    notes: [Diagnostic(.openedHere, at: opened.location)]))
+            }
+        }
+        for (previous, knock) in zip(knocks, knocks.dropFirst()) where previous.value == knock.value {
+            diagnostics.append(Diagnostic(.repeatedKnock(knock.value), at: knock.location))
+        }
+        if knocks.count < 3 {
+            diagnostics.append(Diagnostic(.shortSequence(name, knocks.count), at: sequence.knocksLocation))
+        }
+        let order = knocks.map(\.value.scanOrder)
+        if order.count >= 2 {
+            let steps = zip(order, order.dropFirst())
+            if steps.allSatisfy({ $0 < $1 }) || steps.allSatisfy({ $0 > $1 }) {
+                diagnostics.append(Diagnostic(.monotonicSequence(name), at: sequence.knocksLocation))
+            }
+        }
+        return diagnostics
+    }
+}
+
+extension Diagnostic.Message {
+    static let noSequences = Self(.error, "'sequences' is empty; a spec needs at least one sequence")
+    static func emptySequence(_ name: String) -> Self {
+        .init(.error, "sequence '\(name)' has no knocks; expected at least one, as [tcp/7000, udp/8000, tcp/9000]")
+    }
+    static func tooManyKnocks(_ name: String, _ count: Int) -> Self {
+        .init(.error, "sequence '\(name)' has \(count) knocks; the most is \(SpecValidator.maxKnocks)")
+    }
+    static func nothingToOpen(_ name: String) -> Self {
+        .init(.error, "sequence '\(name)' opens nothing; expected at least one port in 'open', as [tcp/22]")
+    }
+    static func openListedTwice(_ port: TransportPort) -> Self {
+        .init(.error, "\(port) is listed twice in 'open'")
+    }
+    static func knockIsOpenPort(_ knock: Knock) -> Self {
+        .init(.error, "knock \(knock) is also a guarded 'open' port; a knock must be a port that knockc does not guard")
+    }
+    static let openedHere = Self.note("opened here")
+    static func repeatedKnock(_ knock: Knock) -> Self {
+        .init(.error, "knock \(knock) repeats the knock before it; the kernel cannot tell it from a retransmit")
+    }
+    static func sameKnocks(_ name: String, as other: String) -> Self {
+        .init(.error, "sequence '\(name)' has the same knocks as '\(other)'; the kernel could not tell them apart")
+    }
+    static func shortSequence(_ name: String, _ count: Int) -> Self {
+        .init(.warning, "sequence '\(name)' has only \(count) knock\(count == 1 ? "" : "s"); three or more resist guessing")
+    }
+    static func monotonicSequence(_ name: String) -> Self {
+        .init(.warning, "the ports of sequence '\(name)' only rise or only fall; an ordinary port scan walks them in order")
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// The compiler, stage by stage: `render(lower(validate(parse(text))))`.
+public enum Pipeline {
+    /// Parses and validates; the spec is nil when any error was found.
+    public static func check(_ text: String, file: String) -> (KnockSpec?, [Diagnostic]) {
+        let (parsed, parseDiagnostics) = SpecParser.parse(text, file: file)
+        guard let parsed else { return (nil, parseDiagnostics) }
+        let (spec, validationDiagnostics) = SpecValidator.validate(parsed)
+        let diagnostics = (parseDiagnostics + validationDiagnostics).sortedByLocation()
+        return (diagnostics.hasErrors ? nil : spec, diagnostics)
+    }
+
+    /// Reads and checks a spec file; a file that cannot be read is one diagnostic.
+    public static func check(file path: String) -> (KnockSpec?, [Diagnostic]) {
+        do {
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            return check(text, file: path)
+        } catch {
+            return (nil, [Diagnostic(.unreadable(path), at: SourceLocation(file: path, line: 1, column: 1))])
+        }
+    }
+
+    /// The spec as one nft script: applying it replaces knockc's table in a single transaction.
+    public static func nftScript(for spec: KnockSpec) -> String {
+        nftScript(for: RulesetLowering.lower(spec))
+    }
+
+    public static func nftScript(for ruleset: RulesetIR) -> String {
+        do {
+            return try Template.named("ruleset.nft").render([
+                "table": ruleset.table.name,
+                "definition": NftTextRenderer.render(ruleset.table),
+            ])
+        } catch {
+            // The template ships inside the binary and tests render it: reaching this is a bug.
+            preconditionFailure("\(error)")
+        }
+    }
+}
+
+extension Diagnostic.Message {
+    static func unreadable(_ path: String) -> Self { .init(.error, "cannot read the spec file '\(path)'") }
+}

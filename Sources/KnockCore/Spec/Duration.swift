@@ -1,0 +1,37 @@
+/// A span of time as the spec writes it (`500ms`, `5s`, `10m`, `1h`, `1d`), kept in
+/// milliseconds because that is the kernel's unit for set element timeouts.
+public struct Duration: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var milliseconds: Int64
+
+    public init(milliseconds: Int64) { self.milliseconds = milliseconds }
+
+    public static func seconds(_ seconds: Int64) -> Duration { .init(milliseconds: seconds * 1000) }
+
+    /// The longest duration a spec may ask for. Kept well under the kernel's limits for an
+    /// element timeout, and long enough for any grant a person means.
+    public static let maximum = Duration(milliseconds: 24 * 86_400_000)
+
+    static let units: [(suffix: String, milliseconds: Int64)] = [
+        ("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000),
+    ]
+
+    /// Parses one number and one unit; `nil` for anything else, including zero.
+    public init?(parsing text: String) {
+        guard let digitsEnd = text.firstIndex(where: { !$0.isASCII || !$0.isNumber }),
+              digitsEnd != text.startIndex,
+              let unit = Self.units.first(where: { $0.suffix == text[digitsEnd...] }),
+              text[..<digitsEnd].count <= 12,
+              let amount = Int64(text[..<digitsEnd]),
+              amount > 0
+        else { return nil }
+        self.milliseconds = amount * unit.milliseconds
+    }
+
+    public static func < (lhs: Duration, rhs: Duration) -> Bool { lhs.milliseconds < rhs.milliseconds }
+
+    /// The largest whole unit, in the notation both the spec and nft read (`90s`, `1h`).
+    public var description: String {
+        let unit = Self.units.last { milliseconds % $0.milliseconds == 0 } ?? Self.units[0]
+        return "\(milliseconds / unit.milliseconds)\(unit.suffix)"
+    }
+}

@@ -1,0 +1,84 @@
+/// The transport protocols a knock or a guarded port can use.
+public enum TransportProtocol: String, CaseIterable, Hashable, Comparable, Sendable {
+    case tcp, udp
+
+    /// The IANA protocol number, as the kernel matches it in `meta l4proto`.
+    public var number: UInt8 {
+        switch self {
+        case .tcp: 6
+        case .udp: 17
+        }
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.number < rhs.number }
+}
+
+/// A protocol and a port, as `tcp/22`.
+public struct TransportPort: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var proto: TransportProtocol
+    public var port: UInt16
+
+    public init(_ proto: TransportProtocol, _ port: UInt16) {
+        self.proto = proto
+        self.port = port
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.proto, lhs.port) < (rhs.proto, rhs.port) }
+
+    public var description: String { "\(proto.rawValue)/\(port)" }
+}
+
+/// One packet of a knock sequence. An enum, not a port, because later knock kinds (ICMP echo
+/// by payload length, payload tokens) carry no port at all.
+public enum Knock: Hashable, Comparable, Sendable, CustomStringConvertible {
+    case port(TransportPort)
+
+    /// The knock words a spec and `knockc knock` accept, for messages.
+    public static let syntaxHint = "PROTOCOL/PORT with PROTOCOL tcp or udp and PORT 1 to 65535, as tcp/7000"
+
+    public static func tcp(_ port: UInt16) -> Knock { .port(TransportPort(.tcp, port)) }
+    public static func udp(_ port: UInt16) -> Knock { .port(TransportPort(.udp, port)) }
+
+    public var description: String {
+        switch self {
+        case .port(let transportPort): transportPort.description
+        }
+    }
+
+    /// The number that orders knocks in a sequential scan, for the monotonic-sequence warning.
+    var scanOrder: Int {
+        switch self {
+        case .port(let transportPort): Int(transportPort.port)
+        }
+    }
+}
+
+/// Why a knock word did not parse; the validator turns it into a diagnostic.
+public enum KnockSyntaxError: Error, Equatable, Sendable {
+    case malformed(String)
+    case unknownProtocol(String)
+    case portOutOfRange(String)
+}
+
+extension TransportPort {
+    /// Parses `tcp/7000` or `udp/53`.
+    public init(parsing text: String) throws(KnockSyntaxError) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw .malformed(text) }
+        guard let proto = TransportProtocol(rawValue: String(parts[0])) else {
+            throw .unknownProtocol(String(parts[0]))
+        }
+        guard parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .malformed(text) }
+        guard parts[1].count <= 5, let port = Int(parts[1]), (1...65535).contains(port) else {
+            throw .portOutOfRange(String(parts[1]))
+        }
+        self.init(proto, UInt16(port))
+    }
+}
+
+extension Knock {
+    /// Parses a knock word from a spec or the command line.
+    public init(parsing text: String) throws(KnockSyntaxError) {
+        self = .port(try TransportPort(parsing: text))
+    }
+}

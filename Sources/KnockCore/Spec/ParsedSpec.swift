@@ -1,0 +1,39 @@
+/// A value and where the spec wrote it, so later stages can point at the line.
+public struct Located<Value: Sendable>: Sendable {
+    public var value: Value
+    public var location: SourceLocation
+
+    public init(_ value: Value, at location: SourceLocation) {
+        self.value = value
+        self.location = location
+    }
+}
+
+extension Located: Equatable where Value: Equatable {}
+
+/// The spec as written: every key known, every scalar typed, nothing yet cross-checked.
+/// Optional fields are the ones the spec may leave out; the validator fills in defaults.
+public struct ParsedSpec: Sendable {
+    public var file: String
+    public var table: Located<String>?
+    public var defaults: ParsedTimings
+    public var sequences: [ParsedSequence]
+    /// Where `sequences:` stands, for errors about the list as a whole.
+    public var sequencesLocation: SourceLocation?
+}
+
+/// The timing keys that `defaults` and each sequence share.
+public struct ParsedTimings: Sendable {
+    public var stepTimeout: Located<Duration>?
+    public var openFor: Located<Duration>?
+}
+
+public struct ParsedSequence: Sendable {
+    public var name: Located<String>
+    public var knocks: [Located<Knock>]
+    /// Where `knock:` stands, or the name when the key is missing.
+    public var knocksLocation: SourceLocation
+    public var open: [Located<TransportPort>]
+    public var openLocation: SourceLocation
+    public var timings: ParsedTimings
+}

@@ -1,0 +1,298 @@
+import Yams
+
+/// Stage 1: YAML text to `ParsedSpec`. Checks shape and scalar syntax (keys, durations,
+/// knock words, names) and keeps every value's position. Cross-checks between sequences are
+/// the validator's job.
+public struct SpecParser {
+    public let file: String
+    private var diagnostics: [Diagnostic] = []
+
+    public init(file: String) { self.file = file }
+
+    /// Parses `text`; returns the spec (nil when it is unusable) and everything found.
+    public static func parse(_ text: String, file: String) -> (ParsedSpec?, [Diagnostic]) {
+        var parser = SpecParser(file: file)
+        let spec = parser.parseDocument(text)
+        return (spec, parser.diagnostics)
+    }
+
+    static let topLevelKeys = ["table", "defaults", "sequences"]
+    static let timingKeys = ["step_timeout", "open_for"]
+    static let sequenceKeys = ["knock", "open"] + timingKeys
+
+    private mutating func parseDocument(_ text: String) -> ParsedSpec? {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            diagnostics.append(yamlDiagnostic(error, text: text))
+            return nil
+        } catch {
+            diagnostics.append(Diagnostic(.invalidYAML("\(error)"), at: location(line: 1, column: 1)))
+            return nil
+        }
+        guard let root, let mapping = expectMapping(root, what: "the spec") else {
+            if root == nil {
+                diagnostics.append(Diagnostic(.emptySpec, at: location(line: 1, column: 1)))
+            }
+            return nil
+        }
+        let topFields = fields(of: mapping, allowed: Self.topLevelKeys, in: "the spec")
+        var spec = ParsedSpec(file: file, table: nil, defaults: ParsedTimings(), sequences: [])
+        if let node = topFields["table"] {
+            spec.table = name(node, kind: .table)
+        }
+        if let node = topFields["defaults"], let defaults = expectMapping(node, what: "defaults") {
+            spec.defaults = timings(fields(of: defaults, allowed: Self.timingKeys, in: "defaults"))
+        }
+        if let node = topFields["sequences"] {
+            spec.sequencesLocation = location(of: node)
+            if let sequences = expectMapping(node, what: "sequences") {
+                spec.sequences = sequences.compactMap { key, value in sequence(key: key, value: value) }
+            }
+        }
+        if topFields["sequences"] == nil {
+            diagnostics.append(Diagnostic(.missingKey("sequences", in: "the spec"), at: location(of: root)))
+        }
+        return spec
+    }
+
+    private mutating func sequence(key: Node, value: Node) -> ParsedSequence? {
+        guard let name = name(key, kind: .sequence) else { return nil }
+        guard let mapping = expectMapping(value, what: "sequence '\(name.value)'") else { return nil }
+        let seqFields = fields(of: mapping, allowed: Self.sequenceKeys, in: "sequence '\(name.value)'")
+        var sequence = ParsedSequence(
+            name: name, knocks: [], knocksLocation: name.location,
+            open: [], openLocation: name.location, timings: timings(seqFields))
+        if let node = seqFields["knock"] {
+            sequence.knocksLocation = location(of: node)
+            sequence.knocks = list(node, what: "knock").compactMap { knockWord($0) }
+        } else {
+            diagnostics.append(Diagnostic(.missingKey("knock", in: "sequence '\(name.value)'"), at: name.location))
+        }
+        if let node = seqFields["open"] {
+            sequence.openLocation = location(of: node)
+            sequence.open = list(node, what: "open").compactMap { openWord($0) }
+        } else {
+            diagnostics.append(Diagnostic(.missingKey("open", in: "sequence '\(name.value)'"), at: name.location))
+        }
+        return sequence
+    }
+
+    // MARK: Scalars
+
+    private mutating func timings(_ fields: [String: Node]) -> ParsedTimings {
+        ParsedTimings(
+            stepTimeout: fields["step_timeout"].flatMap { duration($0, key: "step_timeout") },
+            openFor: fields["open_for"].flatMap { duration($0, key: "open_for") })
+    }
+
+    private mutating func duration(_ node: Node, key: String) -> Located<Duration>? {
+        guard let text = expectScalar(node, what: key) else { return nil }
+        guard let duration = Duration(parsing: text) else {
+            diagnostics.append(Diagnostic(.badDuration(text, key: key), at: location(of: node)))
+            return nil
+        }
+        guard duration <= .maximum else {
+            diagnostics.append(Diagnostic(.durationTooLong(text, key: key), at: location(of: node)))
+            return nil
+        }
+        return Located(duration, at: location(of: node))
+    }
+
+    enum NameKind { case table, sequence }
+
+    private mutating func name(_ node: Node, kind: NameKind) -> Located<String>? {
+        guard let text = expectScalar(node, what: kind == .table ? "table" : "a sequence name") else { return nil }
+        let valid = switch kind {
+        case .table: NameRules.isValidTableName(text)
+        case .sequence: NameRules.isValidSequenceName(text)
+        }
+        guard valid else {
+            let message: Diagnostic.Message = kind == .table ? .badTableName(text) : .badSequenceName(text)
+            diagnostics.append(Diagnostic(message, at: location(of: node)))
+            return nil
+        }
+        return Located(text, at: location(of: node))
+    }
+
+    private mutating func knockWord(_ node: Node) -> Located<Knock>? {
+        guard let text = expectScalar(node, what: "a knock") else { return nil }
+        do {
+            return Located(try Knock(parsing: text), at: location(of: node))
+        } catch {
+            diagnostics.append(Diagnostic(.badKnock(error, hint: Knock.syntaxHint), at: location(of: node)))
+            return nil
+        }
+    }
+
+    private mutating func openWord(_ node: Node) -> Located<TransportPort>? {
+        guard let text = expectScalar(node, what: "an open port") else { return nil }
+        do {
+            return Located(try TransportPort(parsing: text), at: location(of: node))
+        } catch {
+            diagnostics.append(Diagnostic(
+                .badKnock(error, hint: "PROTOCOL/PORT with PROTOCOL tcp or udp, as tcp/22"),
+                at: location(of: node)))
+            return nil
+        }
+    }
+
+    // MARK: Shapes
+
+    /// The mapping's values by key; reports keys that are not in `allowed`.
+    private mutating func fields(of mapping: Node.Mapping, allowed: [String], in context: String) -> [String: Node] {
+        var result: [String: Node] = [:]
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string, allowed.contains(name) else {
+                let found = key.scalar?.string ?? "a non-text key"
+                diagnostics.append(Diagnostic(.unknownKey(found, in: context, allowed: allowed), at: location(of: key)))
+                continue
+            }
+            result[name] = value
+        }
+        return result
+    }
+
+    private mutating func list(_ node: Node, what: String) -> [Node] {
+        guard case .sequence(let items) = node else {
+            diagnostics.append(Diagnostic(.expectedList(what, found: kindName(node)), at: location(of: node)))
+            return []
+        }
+        return Array(items)
+    }
+
+    private mutating func expectMapping(_ node: Node, what: String) -> Node.Mapping? {
+        guard case .mapping(let mapping) = node else {
+            diagnostics.append(Diagnostic(.expectedMapping(what, found: kindName(node)), at: location(of: node)))
+            return nil
+        }
+        return mapping
+    }
+
+    private mutating func expectScalar(_ node: Node, what: String) -> String? {
+        guard case .scalar(let scalar) = node else {
+            diagnostics.append(Diagnostic(.expectedScalar(what, found: kindName(node)), at: location(of: node)))
+            return nil
+        }
+        return scalar.string
+    }
+
+    private func kindName(_ node: Node) -> String {
+        switch node {
+        case .scalar(let scalar): scalar.string.isEmpty ? "nothing" : "'\(scalar.string)'"
+        case .mapping: "a mapping"
+        case .sequence: "a list"
+        case .alias: "an alias"
+        }
+    }
+
+    // MARK: Positions
+
+    private func location(line: Int, column: Int) -> SourceLocation {
+        SourceLocation(file: file, line: max(line, 1), column: max(column, 1))
+    }
+
+    private func location(of node: Node) -> SourceLocation {
+        location(line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
+    }
+
+    private func yamlDiagnostic(_ error: YamlError, text: String) -> Diagnostic {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+             .composer(_, let problem, let mark, _):
+            return Diagnostic(.invalidYAML(problem), at: location(line: mark.line, column: mark.column))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let key = duplicates.first ?? ""
+            let places = DuplicateKeyFinder.places(of: key, column: context.mark.column, in: text)
+            let first = location(line: context.mark.line, column: context.mark.column)
+            guard places.count >= 2 else { return Diagnostic(.duplicateKey(key), at: first) }
+            return Diagnostic(
+                .duplicateKey(key), at: location(line: places[1], column: context.mark.column),
+                notes: [Diagnostic(.firstDefinedHere, at: location(line: places[0], column: context.mark.column))])
+        default:
+            return Diagnostic(.invalidYAML("\(error)"), at: location(line: 1, column: 1))
+        }
+    }
+}
+
+/// YAML's composer reports a duplicate key at its first occurrence only; this finds the lines
+/// where the key stands at that indentation, so the error can point at the repeat.
+enum DuplicateKeyFinder {
+    static func places(of key: String, column: Int, in text: String) -> [Int] {
+        var lines: [Int] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let indent = line.prefix { $0 == " " }.count
+            guard indent == column - 1 else { continue }
+            var rest = line.dropFirst(indent)
+            if rest.hasPrefix("\"\(key)\"") || rest.hasPrefix("'\(key)'") {
+                rest = rest.dropFirst(key.count + 2)
+            } else if rest.hasPrefix(key) {
+                rest = rest.dropFirst(key.count)
+            } else {
+                continue
+            }
+            if rest.drop(while: { $0 == " " }).hasPrefix(":") { lines.append(index + 1) }
+        }
+        return lines
+    }
+}
+
+/// Names that reach nft text: restricted so that they can never carry nft syntax.
+public enum NameRules {
+    /// Lowercase letters, digits, `-` and `_`, 1 to 32 characters.
+    public static func isValidSequenceName(_ name: String) -> Bool {
+        (1...32).contains(name.count)
+            && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
+    }
+
+    /// An nft identifier: a letter first, then letters, digits, `-` and `_`, at most 32.
+    public static func isValidTableName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, ("a"..."z").contains(first) || ("A"..."Z").contains(first)
+        else { return false }
+        return name.count <= 32 && name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
+        }
+    }
+}
+
+extension Diagnostic.Message {
+    static func invalidYAML(_ problem: String) -> Self { .init(.error, "invalid YAML: \(problem)") }
+    static let emptySpec = Self(.error, "the spec is empty; expected a mapping with 'sequences'")
+    static func unknownKey(_ key: String, in context: String, allowed: [String]) -> Self {
+        .init(.error, "unknown key '\(key)' in \(context); expected one of \(allowed.joined(separator: ", "))")
+    }
+    static func missingKey(_ key: String, in context: String) -> Self {
+        .init(.error, "\(context) has no '\(key)'")
+    }
+    static func duplicateKey(_ key: String) -> Self { .init(.error, "duplicate key '\(key)'") }
+    static let firstDefinedHere = Self.note("first defined here")
+    static func expectedMapping(_ what: String, found: String) -> Self {
+        .init(.error, "expected \(what) to be a mapping of keys, found \(found)")
+    }
+    static func expectedList(_ what: String, found: String) -> Self {
+        .init(.error, "expected '\(what)' to be a list such as [tcp/7000, udp/8000], found \(found)")
+    }
+    static func expectedScalar(_ what: String, found: String) -> Self {
+        .init(.error, "expected \(what) to be a single value, found \(found)")
+    }
+    static func badDuration(_ text: String, key: String) -> Self {
+        .init(.error, "'\(text)' is not a duration for '\(key)'; expected a positive number and a unit: 500ms, 5s, 10m, 1h or 1d")
+    }
+    static func durationTooLong(_ text: String, key: String) -> Self {
+        .init(.error, "'\(text)' is too long for '\(key)'; the longest is \(Duration.maximum)")
+    }
+    static func badTableName(_ text: String) -> Self {
+        .init(.error, "'\(text)' is not a table name; expected a letter, then letters, digits, '-' or '_', at most 32")
+    }
+    static func badSequenceName(_ text: String) -> Self {
+        .init(.error, "'\(text)' is not a sequence name; expected lowercase letters, digits, '-' and '_', at most 32")
+    }
+    static func badKnock(_ error: KnockSyntaxError, hint: String) -> Self {
+        switch error {
+        case .malformed(let text): .init(.error, "'\(text)' is not a knock; expected \(hint)")
+        case .unknownProtocol(let proto): .init(.error, "unknown protocol '\(proto)'; expected tcp or udp")
+        case .portOutOfRange(let port): .init(.error, "port \(port) is out of range; expected 1 to 65535")
+        }
+    }
+}
