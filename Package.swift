@@ -41,5 +41,6 @@ let package = Package(
         ),
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore"], exclude: ["Golden"]),
         .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient"]),
+        .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
     ]
 )

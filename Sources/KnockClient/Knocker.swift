@@ -1,1 +1,122 @@
-public enum Placeholder {}
+import Glibc
+import KnockCore
+
+/// Sends a knock sequence to one host, one packet per knock.
+///
+/// The firewall side counts packets, not connections, so every knock must put exactly one
+/// packet on the wire: a TCP knock is a SYN from a non-blocking `connect()` that is abandoned
+/// at once, a UDP knock is one empty datagram. Each knock uses a fresh socket, so no state
+/// (a half-open connection, a connected UDP peer) carries from one knock to the next.
+public struct Knocker: Sendable {
+    /// The host as the caller wrote it: a literal address or a name.
+    public var host: String
+    /// The pause between two knocks; none follows the last one.
+    public var delay: KnockCore.Duration
+    public var family: AddressFamilyPreference
+
+    public init(host: String, delay: KnockCore.Duration, family: AddressFamilyPreference = .any) {
+        self.host = host
+        self.delay = delay
+        self.family = family
+    }
+
+    /// Resolves `host` to the one address every knock goes to, so a caller can show it
+    /// before knocking.
+    public func resolve() throws(KnockError) -> ResolvedHost {
+        try ResolvedHost(resolving: host, family: family)
+    }
+
+    /// Resolves `host` once, then sends the knocks in order.
+    public func send(_ knocks: [Knock]) throws(KnockError) {
+        try send(knocks, to: resolve())
+    }
+
+    /// Sends the knocks in order to an address resolved earlier. The address is resolved
+    /// once for the whole sequence because a name with several addresses would otherwise
+    /// spread one sequence over several hosts. Stops at the first knock that fails; the
+    /// knocks after it are not sent.
+    public func send(_ knocks: [Knock], to target: ResolvedHost) throws(KnockError) {
+        for (index, knock) in knocks.enumerated() {
+            if index > 0 { Self.pause(for: delay) }
+            try Self.sendOne(knock, to: target)
+        }
+    }
+
+    private static func sendOne(_ knock: Knock, to target: ResolvedHost) throws(KnockError) {
+        switch knock {
+        case .port(let transportPort):
+            switch transportPort.proto {
+            case .tcp: try sendSYN(to: target, port: transportPort.port, knock: knock)
+            case .udp: try sendDatagram(to: target, port: transportPort.port, knock: knock)
+            }
+        }
+    }
+
+    /// A TCP knock. `connect()` on a non-blocking socket transmits the SYN before it
+    /// returns; closing the socket right away takes the connection out of the kernel
+    /// before the retransmission timer fires, so the SYN is never sent twice.
+    private static func sendSYN(to target: ResolvedHost, port: UInt16, knock: Knock) throws(KnockError) {
+        let socket = try KnockSocket(target, type: SOCK_STREAM, nonBlocking: true, knock: knock)
+        defer { socket.close() }
+        // Over a short path (loopback, a LAN) the handshake can finish before close(). A zero
+        // linger then resets the connection rather than closing it gracefully, so the server
+        // is not left with an idle connection and this side keeps no TIME_WAIT. A socket
+        // still in SYN-SENT is discarded without sending anything, linger or not.
+        var noLinger = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(socket.descriptor, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
+
+        let status = target.socketAddress.withSockaddr(port: port) { connect(socket.descriptor, $0, $1) }
+        guard status != 0 else { return }
+        switch errno {
+        // In progress (or interrupted, which leaves it in progress): the SYN is out.
+        // Refused: the SYN was answered by a reset, which is all a knock needs.
+        case EINPROGRESS, EINTR, ECONNREFUSED: return
+        case let code: throw .sendFailed(knock: knock, address: target.address, call: "connect", errno: code)
+        }
+    }
+
+    /// A UDP knock: one datagram with no payload, since the firewall matches the port only.
+    private static func sendDatagram(to target: ResolvedHost, port: UInt16, knock: Knock) throws(KnockError) {
+        let socket = try KnockSocket(target, type: SOCK_DGRAM, nonBlocking: false, knock: knock)
+        defer { socket.close() }
+        while true {
+            let sent = target.socketAddress.withSockaddr(port: port) { sendto(socket.descriptor, nil, 0, 0, $0, $1) }
+            if sent >= 0 { return }
+            let code = errno
+            if code != EINTR {
+                throw .sendFailed(knock: knock, address: target.address, call: "sendto", errno: code)
+            }
+        }
+    }
+
+    /// Blocks the calling thread for the delay; `send` is synchronous, and an interrupting
+    /// signal only shortens one `nanosleep` call, not the pause.
+    private static func pause(for delay: KnockCore.Duration) {
+        guard delay.milliseconds > 0 else { return }
+        var request = timespec(
+            tv_sec: Int(delay.milliseconds / 1000),
+            tv_nsec: Int(delay.milliseconds % 1000) * 1_000_000
+        )
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0, errno == EINTR {
+            request = remaining
+        }
+    }
+}
+
+/// A socket for one knock, opened close-on-exec so a knock never leaks into a child process.
+private struct KnockSocket {
+    let descriptor: Int32
+
+    init(_ target: ResolvedHost, type: __socket_type, nonBlocking: Bool, knock: Knock) throws(KnockError) {
+        var flags = Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        if nonBlocking { flags |= Int32(SOCK_NONBLOCK.rawValue) }
+        let descriptor = socket(target.socketAddress.family, flags, 0)
+        guard descriptor >= 0 else {
+            throw .sendFailed(knock: knock, address: target.address, call: "socket", errno: errno)
+        }
+        self.descriptor = descriptor
+    }
+
+    func close() { _ = Glibc.close(descriptor) }
+}
