@@ -37,6 +37,11 @@ public enum Pipeline {
             preconditionFailure("\(error)")
         }
     }
+
+    /// The same transaction as `nftScript(for:)`, in the JSON that libnftables reads.
+    public static func nftJSON(for ruleset: RulesetIR) -> String {
+        NftJSONRenderer.render(ruleset.table)
+    }
 }
 
 extension Diagnostic.Message {

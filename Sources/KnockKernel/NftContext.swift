@@ -1,1 +1,67 @@
-public enum Placeholder {}
+import CNftables
+import Foundation
+
+/// The one owner of a libnftables context. Output and errors are buffered rather than
+/// printed, and a refusal becomes an `NftError` that carries libnftables' own text, which
+/// names the line of the ruleset the kernel refused. No C type leaves this file.
+public final class NftContext {
+    private let context: OpaquePointer
+
+    public enum OutputFormat: Sendable {
+        case text
+        case json
+    }
+
+    public init(output: OutputFormat = .text) throws(NftError) {
+        guard let context = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
+            throw NftError(command: "", message: "libnftables could not create a context")
+        }
+        self.context = context
+        nft_ctx_buffer_output(context)
+        nft_ctx_buffer_error(context)
+        if output == .json {
+            nft_ctx_output_set_flags(context, UInt32(NFT_CTX_OUTPUT_JSON))
+        }
+    }
+
+    deinit { nft_ctx_free(context) }
+
+    /// Runs nft commands (a whole script is one transaction) and returns what nft printed.
+    /// With `dryRun`, the kernel checks the transaction and then discards it.
+    @discardableResult
+    public func run(_ commands: String, dryRun: Bool = false) throws(NftError) -> String {
+        nft_ctx_set_dry_run(context, dryRun)
+        defer { nft_ctx_set_dry_run(context, false) }
+        // libnftables 1.0.6 points every error in a buffer at its first line; read from a
+        // file, it names the refused line. So a script goes through a private temporary file.
+        var template = Array("/tmp/knockc-XXXXXX".utf8CString)
+        let fd = mkstemp(&template)
+        guard fd >= 0 else { throw NftError(command: commands, message: "cannot create a temporary file: errno \(errno)") }
+        let path = String(cString: template)
+        defer { unlink(path) }
+        let written = commands.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        guard written == commands.utf8.count else {
+            throw NftError(command: commands, message: "cannot write a temporary file: errno \(errno)")
+        }
+        let status = nft_run_cmd_from_filename(context, path)
+        let output = nft_ctx_get_output_buffer(context).map { String(cString: $0) } ?? ""
+        let errors = nft_ctx_get_error_buffer(context).map { String(cString: $0) } ?? ""
+        guard status == 0 else {
+            let message = errors.isEmpty ? "nft failed with status \(status)" : errors.replacingOccurrences(of: path + ":", with: "ruleset:")
+            throw NftError(command: commands, message: message)
+        }
+        return output
+    }
+}
+
+/// A command libnftables or the kernel refused, with libnftables' explanation.
+public struct NftError: Error, Sendable, CustomStringConvertible {
+    /// What was sent; `message` refers to its lines.
+    public var command: String
+    /// libnftables' error text, as `nft -f` prints it: `ruleset:LINE:COLS: Error: ...` and
+    /// the refused line, numbered as in `knockc compile`.
+    public var message: String
+
+    public var description: String { message.hasSuffix("\n") ? String(message.dropLast()) : message }
+}

@@ -29,6 +29,7 @@ public enum KnockStateMachine {
     /// already run, or to stage 1, where this knock is a repeat and changes nothing. So each
     /// packet causes at most one transition per sequence, with no verdicts needed.
     public static func transitions(for knock: Knock, in knocks: [Knock]) -> [Transition] {
+        guard knocks.contains(knock) else { return [] }
         let count = knocks.count
         var transitions: [Transition] = []
         if knocks.first == knock {

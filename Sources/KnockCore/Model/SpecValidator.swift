@@ -10,7 +10,7 @@ public enum SpecValidator {
         var diagnostics: [Diagnostic] = []
         var sequences: [KnockSequence] = []
 
-        if parsed.sequences.isEmpty, let location = parsed.sequencesLocation {
+        if parsed.sequences.isEmpty, parsed.sequencesComplete, let location = parsed.sequencesLocation {
             diagnostics.append(Diagnostic(.noSequences, at: location))
         }
 
@@ -19,10 +19,12 @@ public enum SpecValidator {
 
         for sequence in parsed.sequences {
             let name = sequence.name.value
-            diagnostics += checkKnocks(sequence, openPorts: openPorts)
+            if sequence.knocksComplete {
+                diagnostics += checkKnocks(sequence, openPorts: openPorts)
+            }
 
             let knocks = sequence.knocks.map(\.value)
-            if !knocks.isEmpty {
+            if !knocks.isEmpty, sequence.knocksComplete {
                 if let earlier = firstWithKnocks[knocks] {
                     diagnostics.append(Diagnostic(
                         .sameKnocks(name, as: earlier.name.value), at: sequence.knocksLocation,
@@ -36,7 +38,7 @@ public enum SpecValidator {
             for port in sequence.open where !seenOpen.insert(port.value).inserted {
                 diagnostics.append(Diagnostic(.openListedTwice(port.value), at: port.location))
             }
-            if sequence.open.isEmpty {
+            if sequence.open.isEmpty, sequence.openComplete {
                 diagnostics.append(Diagnostic(.nothingToOpen(name), at: sequence.openLocation))
             }
 

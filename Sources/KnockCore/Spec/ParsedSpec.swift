@@ -20,6 +20,8 @@ public struct ParsedSpec: Sendable {
     public var sequences: [ParsedSequence]
     /// Where `sequences:` stands, for errors about the list as a whole.
     public var sequencesLocation: SourceLocation?
+    /// False when `sequences` was not a usable mapping, already reported.
+    public var sequencesComplete = true
 }
 
 /// The timing keys that `defaults` and each sequence share.
@@ -31,9 +33,13 @@ public struct ParsedTimings: Sendable {
 public struct ParsedSequence: Sendable {
     public var name: Located<String>
     public var knocks: [Located<Knock>]
+    /// False when `knock` held something unusable, already reported: checks of the knock
+    /// list as a whole are skipped rather than repeating the same problem in other words.
+    public var knocksComplete = true
     /// Where `knock:` stands, or the name when the key is missing.
     public var knocksLocation: SourceLocation
     public var open: [Located<TransportPort>]
+    public var openComplete = true
     public var openLocation: SourceLocation
     public var timings: ParsedTimings
 }

@@ -49,6 +49,9 @@ public struct SpecParser {
             spec.sequencesLocation = location(of: node)
             if let sequences = expectMapping(node, what: "sequences") {
                 spec.sequences = sequences.compactMap { key, value in sequence(key: key, value: value) }
+                spec.sequencesComplete = spec.sequences.count == sequences.count
+            } else {
+                spec.sequencesComplete = false
             }
         }
         if topFields["sequences"] == nil {
@@ -66,14 +69,20 @@ public struct SpecParser {
             open: [], openLocation: name.location, timings: timings(seqFields))
         if let node = seqFields["knock"] {
             sequence.knocksLocation = location(of: node)
-            sequence.knocks = list(node, what: "knock").compactMap { knockWord($0) }
+            let words = list(node, what: "knock")
+            sequence.knocks = words.compactMap { knockWord($0) }
+            sequence.knocksComplete = sequence.knocks.count == words.count && isList(node)
         } else {
+            sequence.knocksComplete = false
             diagnostics.append(Diagnostic(.missingKey("knock", in: "sequence '\(name.value)'"), at: name.location))
         }
         if let node = seqFields["open"] {
             sequence.openLocation = location(of: node)
-            sequence.open = list(node, what: "open").compactMap { openWord($0) }
+            let words = list(node, what: "open")
+            sequence.open = words.compactMap { openWord($0) }
+            sequence.openComplete = sequence.open.count == words.count && isList(node)
         } else {
+            sequence.openComplete = false
             diagnostics.append(Diagnostic(.missingKey("open", in: "sequence '\(name.value)'"), at: name.location))
         }
         return sequence
@@ -160,6 +169,11 @@ public struct SpecParser {
             return []
         }
         return Array(items)
+    }
+
+    private func isList(_ node: Node) -> Bool {
+        if case .sequence = node { return true }
+        return false
     }
 
     private mutating func expectMapping(_ node: Node, what: String) -> Node.Mapping? {

@@ -1,0 +1,26 @@
+import ArgumentParser
+
+/// `knockc`: port knocking compiled into the kernel.
+@main
+struct Knockc: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "knockc",
+        abstract: "Port knocking compiled into one nftables table that the kernel enforces.",
+        discussion: """
+            A spec (YAML) names knock sequences and the ports each opens. knockc compiles it into \
+            one nftables table; the kernel then tracks every knock itself, with no daemon in the \
+            packet path.
+
+            Exit codes: 0 success, 1 the spec has errors, 3 the kernel refused the ruleset \
+            (nothing was changed), 4 a knock could not be sent, 64 bad command-line usage.
+            """,
+        subcommands: [CheckCommand.self, CompileCommand.self, ApplyCommand.self, KnockCommand.self]
+    )
+}
+
+/// Exit codes that scripts can rely on.
+enum ExitCodes {
+    static let specErrors = ExitCode(1)
+    static let kernelRefused = ExitCode(3)
+    static let knockFailed = ExitCode(4)
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import KnockCore
+
+/// The spec argument that `compile`, `apply` and others share.
+struct SpecOptions: ParsableArguments {
+    @Argument(help: "The knock spec (YAML).", completion: .file(extensions: ["yaml", "yml"]))
+    var spec: String
+
+    /// Checks the spec, prints its diagnostics to stderr, and stops with exit code 1 on errors.
+    func load() throws -> KnockSpec {
+        let (spec, diagnostics) = Pipeline.check(file: self.spec)
+        Console.report(diagnostics)
+        guard let spec else { throw ExitCodes.specErrors }
+        return spec
+    }
+}
+
+/// Where knockc writes: results on stdout, diagnostics and failures on stderr.
+enum Console {
+    static func report(_ diagnostics: [Diagnostic]) {
+        for diagnostic in diagnostics { error(diagnostic.description) }
+    }
+
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
