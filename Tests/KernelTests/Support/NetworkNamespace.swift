@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+
+/// Runs work inside a network namespace without moving the test process: the work runs on a
+/// fresh thread that alone enters the namespace. Sockets and netlink handles keep the
+/// namespace they were created in, so a socket made here can be used from any thread later.
+struct NetworkNamespace: Sendable, CustomStringConvertible {
+    let name: String
+
+    var description: String { name }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func perform<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        let done = DispatchSemaphore(value: 0)
+        let namespacePath = "/run/netns/\(name)"
+        let thread = Thread {
+            defer { done.signal() }
+            let fd = open(namespacePath, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                box.set(.failure(Failure(description: "cannot open \(namespacePath): errno \(errno)")))
+                return
+            }
+            defer { close(fd) }
+            guard enterNamespace(fd, cloneNewNet) == 0 else {
+                box.set(.failure(Failure(description: "setns \(namespacePath): errno \(errno)")))
+                return
+            }
+            box.set(Result { try work() })
+        }
+        thread.start()
+        done.wait()
+        return try box.get()
+    }
+}
+
+/// setns(2): Glibc's Swift module leaves it out, as it needs _GNU_SOURCE.
+@_silgen_name("setns") private func enterNamespace(_ fd: Int32, _ type: Int32) -> Int32
+private let cloneNewNet: Int32 = 0x4000_0000
+
+/// Hands a result from the namespace thread back to the caller.
+final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<T, Error>?
+
+    func set(_ result: Result<T, Error>) {
+        lock.withLock { self.result = result }
+    }
+
+    func get() throws -> T {
+        try lock.withLock { result! }.get()
+    }
+}
+
+/// Runs a program and returns its output; throws with its stderr when it fails.
+@discardableResult
+func runProgram(_ arguments: [String], allowFailure: Bool = false) throws -> (status: Int32, output: String, error: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let stdout = Pipe()
+    let stderr = Pipe()
+    process.standardOutput = stdout
+    process.standardError = stderr
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let output = stdout.fileHandleForReading.readDataToEndOfFile()
+    let error = stderr.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let result = (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+    if result.0 != 0 && !allowFailure {
+        throw NetworkNamespace.Failure(description: "\(arguments.joined(separator: " ")) exited \(result.0): \(result.2)")
+    }
+    return result
+}

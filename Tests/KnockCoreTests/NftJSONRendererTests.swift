@@ -1,0 +1,251 @@
+import Foundation
+@testable import KnockCore
+import Testing
+
+/// The JSON spelling of the ruleset: well-formed, deterministic, the same transaction as the
+/// nft script, and, loaded by libnftables, the same table in the kernel.
+struct NftJSONRendererTests {
+    static let plain = """
+        table: knockc
+        defaults:
+          step_timeout: 5s
+          open_for: 30s
+        sequences:
+          ssh:
+            knock: [tcp/7000, udp/9000, tcp/8000]
+            open: [tcp/22]
+            step_timeout: 3s
+            open_for: 1h
+        """
+
+    /// A guarded UDP port (the guard chains use conntrack) and a second sequence.
+    static let udpGuarded = """
+        sequences:
+          dns:
+            knock: [udp/7100, tcp/7200, udp/7300, tcp/7200]
+            open: [udp/53, tcp/53]
+            open_for: 10m
+          web:
+            knock: [tcp/7400, tcp/7500, udp/7100]
+            open: [tcp/443]
+            step_timeout: 2s
+        """
+
+    static func ruleset(_ yaml: String) throws -> RulesetIR {
+        let (spec, diagnostics) = Pipeline.check(yaml, file: "spec.yaml")
+        return RulesetLowering.lower(try #require(spec, "\(diagnostics)"))
+    }
+
+    /// The commands of the rendered JSON, each as (verb, object kind, object).
+    static func commands(_ json: String) throws -> [(verb: String, kind: String, object: [String: Any])] {
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(Array(root.keys) == ["nftables"])
+        let list = try #require(root["nftables"] as? [[String: Any]])
+        return try list.map { command in
+            #expect(command.count == 1)
+            let (verb, body) = try #require(command.first)
+            let element = try #require(body as? [String: Any])
+            #expect(element.count == 1)
+            let (kind, object) = try #require(element.first)
+            return (verb, kind, try #require(object as? [String: Any]))
+        }
+    }
+
+    @Test("the output is one JSON object holding one command per line", arguments: [plain, udpGuarded])
+    func parsesAsJSON(_ yaml: String) throws {
+        let json = Pipeline.nftJSON(for: try Self.ruleset(yaml))
+        let lines = json.split(separator: "\n")
+        #expect(lines.first == "{\"nftables\": [")
+        #expect(lines.last == "]}")
+        #expect(lines.count - 2 == (try Self.commands(json)).count)
+    }
+
+    @Test("rendering is deterministic and ignores the order of sequences in the spec")
+    func deterministic() throws {
+        let ruleset = try Self.ruleset(Self.udpGuarded)
+        #expect(NftJSONRenderer.render(ruleset.table) == NftJSONRenderer.render(ruleset.table))
+        let reordered = """
+            sequences:
+              web:
+                knock: [tcp/7400, tcp/7500, udp/7100]
+                open: [tcp/443]
+                step_timeout: 2s
+              dns:
+                knock: [udp/7100, tcp/7200, udp/7300, tcp/7200]
+                open: [udp/53, tcp/53]
+                open_for: 10m
+            """
+        #expect(Pipeline.nftJSON(for: try Self.ruleset(reordered)) == Pipeline.nftJSON(for: ruleset))
+    }
+
+    @Test("the same transaction as the nft script: replace the table, then define everything in it")
+    func topLevelCommands() throws {
+        let ruleset = try Self.ruleset(Self.udpGuarded)
+        let table = ruleset.table
+        let commands = try Self.commands(Pipeline.nftJSON(for: ruleset))
+
+        #expect(commands.prefix(3).map { "\($0.verb) \($0.kind)" } == ["add table", "delete table", "add table"])
+        for command in commands.prefix(3) {
+            #expect(command.object["family"] as? String == "inet")
+            #expect(command.object["name"] as? String == table.name)
+        }
+        let rest = commands.dropFirst(3)
+        #expect(rest.allSatisfy { $0.verb == "add" && $0.object["table"] as? String == table.name })
+        // Chains before the map whose elements jump to them; rules last.
+        let rules = table.chains.flatMap { chain in chain.rules.map { (chain.name, $0) } }
+        #expect(rest.map(\.kind) == Array(repeating: "chain", count: table.chains.count)
+            + Array(repeating: "set", count: table.sets.count) + ["map"]
+            + Array(repeating: "rule", count: rules.count))
+
+        let chains = rest.filter { $0.kind == "chain" }
+        #expect(chains.map { $0.object["name"] as? String } == table.chains.map(\.name))
+        let input = try #require(chains.first?.object)
+        #expect(input["type"] as? String == "filter")
+        #expect(input["hook"] as? String == "input")
+        #expect(input["prio"] as? Int == -10)
+        #expect(input["policy"] as? String == "accept")
+        #expect(chains.dropFirst().allSatisfy { $0.object["hook"] == nil && $0.object["type"] == nil })
+
+        let sets = rest.filter { $0.kind == "set" }
+        #expect(sets.map { $0.object["name"] as? String } == table.sets.map(\.name))
+        for (set, ir) in zip(sets.map(\.object), table.sets) {
+            #expect(set["type"] as? [String] == ir.key.map(\.rawValue))
+            #expect(set["size"] as? Int == ir.size)
+            #expect(set["flags"] as? [String] == ["timeout"])
+            #expect(set["comment"] as? String == ir.comment)
+        }
+
+        let map = try #require(rest.first { $0.kind == "map" }?.object)
+        #expect(map["name"] as? String == "dispatch")
+        #expect(map["type"] as? [String] == ["nf_proto", "inet_proto", "inet_service"])
+        #expect(map["map"] as? String == "verdict")
+        #expect((map["elem"] as? [Any])?.count == table.maps[0].elements.count)
+
+        let ruleCommands = rest.filter { $0.kind == "rule" }
+        #expect(ruleCommands.map { $0.object["chain"] as? String } == rules.map { $0.0 })
+        #expect(ruleCommands.map { $0.object["comment"] as? String } == rules.map { $0.1.comment })
+        #expect(zip(ruleCommands, rules).allSatisfy { ($0.object["expr"] as? [Any])?.count == $1.1.statements.count })
+    }
+
+    @Test("expressions have the shapes libnftables reads")
+    func shapes() throws {
+        let json = Pipeline.nftJSON(for: try Self.ruleset(Self.udpGuarded))
+        let saddr = #"{"payload": {"protocol": "ip", "field": "saddr"}}"#
+        let saddr6 = #"{"payload": {"protocol": "ip6", "field": "saddr"}}"#
+        for fragment in [
+            // The stage tag, and a set statement whose timeout is whole seconds (2s).
+            #"{"set": {"op": "add", "elem": {"elem": {"val": {"concat": [\#(saddr), {"|": [{"&": [\#(saddr), "0.0.0.0"]}, "0.0.2.1"]}]}, "timeout": 2}}, "set": "@progress4"}}"#,
+            #"{"set": {"op": "delete", "elem": {"concat": [\#(saddr6), {"|": [{"&": [\#(saddr6), "::"]}, "::0.0.1.3"]}]}, "set": "@progress6"}}"#,
+            #"{"set": {"op": "update", "elem": {"elem": {"val": {"concat": [\#(saddr), "udp", 53]}, "timeout": 600}}, "set": "@granted4"}}"#,
+            #"{"match": {"op": "!=", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, ["syn", "ack"]]}, "right": "syn"}}"#,
+            #"{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}"#,
+            #"{"vmap": {"key": {"concat": [{"meta": {"key": "nfproto"}}, {"meta": {"key": "l4proto"}}, {"payload": {"protocol": "th", "field": "dport"}}]}, "data": "@dispatch"}}"#,
+            #"[{"concat": ["ipv6", "udp", 53]}, {"jump": {"target": "guard6"}}]"#,
+            #"{"match": {"op": "==", "left": {"meta": {"key": "iif"}}, "right": "lo"}}, {"accept": null}"#,
+            #"{"reject": {"type": "tcp reset"}}"#,
+            #"{"reject": {"type": "icmpv6", "expr": "port-unreachable"}}"#,
+        ] {
+            #expect(json.contains(fragment), "missing: \(fragment)")
+        }
+    }
+
+    @Test("strings are escaped as JSON", arguments: [
+        "plain", "quote \" backslash \\ slash /", "tab\tnewline\nreturn\r", "\u{1}\u{1f}\u{7f}",
+        "é ü 日本 🦊", "\u{2028}\u{2029}", "",
+    ])
+    func escaping(_ text: String) throws {
+        let quoted = JSON.quoted(text)
+        #expect(!quoted.dropFirst().dropLast().contains { $0.isNewline || $0.asciiValue.map { $0 < 0x20 } == true })
+        let decoded = try JSONSerialization.jsonObject(with: Data("[\(quoted)]".utf8)) as? [String]
+        #expect(decoded == [text])
+    }
+
+    /// libnftables 1.0.6 reads an element timeout as whole seconds and silently drops anything
+    /// else, which would leave elements that never expire; the renderer refuses instead.
+    @Test("a timeout that is not whole seconds is refused, not rounded")
+    func subSecondTimeout() async {
+        await #expect(processExitsWith: .failure) {
+            let yaml = "sequences:\n  a: {knock: [tcp/1, udp/3, tcp/2], open: [tcp/22], step_timeout: 1500ms}"
+            let spec = Pipeline.check(yaml, file: "spec.yaml").0!
+            _ = Pipeline.nftJSON(for: RulesetLowering.lower(spec))
+        }
+    }
+
+    // MARK: - In the kernel
+
+    /// Loads the nft script and the JSON into two fresh network namespaces and compares what
+    /// the kernel holds: `nft list table`, and the rules' bytecode (`--debug=netlink`).
+    ///
+    /// libnftables 1.0.6 drops set and map comments from JSON input, so those lines are left out
+    /// of both sides; nothing else is.
+    @Test("the JSON and the nft script load to the same table", arguments: [("plain", plain), ("udp-guarded", udpGuarded)])
+    func sameTableInTheKernel(_ name: String, _ yaml: String) throws {
+        guard getuid() == 0 else {
+            Issue.record("skipped: creating network namespaces needs root", severity: .warning)
+            return
+        }
+        let ruleset = try Self.ruleset(yaml)
+        let table = ruleset.table.name
+        let prefix = "jsontest-\(ProcessInfo.processInfo.processIdentifier)-\(name)"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(prefix)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var namespaces: [String] = []
+        defer {
+            for namespace in namespaces { _ = try? Self.run(["ip", "netns", "del", namespace]) }
+            try? FileManager.default.removeItem(at: directory)
+        }
+
+        var listings: [String] = []
+        var bytecode: [String] = []
+        for (format, contents) in [("nft", Pipeline.nftScript(for: ruleset)), ("json", Pipeline.nftJSON(for: ruleset))] {
+            let namespace = "\(prefix)-\(format)"
+            try Self.run(["ip", "netns", "add", namespace])
+            namespaces.append(namespace)
+            let file = directory.appendingPathComponent("ruleset.\(format)")
+            try contents.write(to: file, atomically: true, encoding: .utf8)
+            let inside = ["ip", "netns", "exec", namespace, "nft"]
+            try Self.run(inside + (format == "json" ? ["-j"] : []) + ["-f", file.path])
+            listings.append(Self.withoutObjectComments(try Self.run(inside + ["list", "table", "inet", table])))
+            bytecode.append(Self.withoutObjectComments(try Self.run(inside + ["--debug=netlink", "list", "table", "inet", table])))
+        }
+        #expect(listings[0].contains("ct state established,related") == (name == "udp-guarded"))
+        #expect(listings[0].contains("chain knock6_"))
+        #expect(listings[0] == listings[1], "\(name): the listings differ")
+        #expect(bytecode[0] == bytecode[1], "\(name): the bytecode differs")
+    }
+
+    /// Drops the `comment "..."` lines of sets and maps (a rule's comment ends its line), and
+    /// sorts the map's element lines of a `--debug=netlink` dump, which come in hash order.
+    static func withoutObjectComments(_ listing: String) -> String {
+        let lines = listing.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("\t\tcomment \"") }
+        let elements = lines.filter { $0.hasPrefix("\telement ") }.sorted()
+        return (lines.filter { !$0.hasPrefix("\telement ") } + elements).joined(separator: "\n")
+    }
+
+    /// Runs a program found on PATH; returns its stdout, throws with its stderr if it fails.
+    @discardableResult
+    static func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "\(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
+                + String(decoding: err, as: UTF8.self))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+}
