@@ -39,8 +39,8 @@ public enum Pipeline {
     }
 
     /// The same transaction as `nftScript(for:)`, in the JSON that libnftables reads.
-    public static func nftJSON(for ruleset: RulesetIR) -> String {
-        NftJSONRenderer.render(ruleset.table)
+    public static func nftJSON(for ruleset: RulesetIR) throws(NftJSONRenderer.UnrepresentableTimeout) -> String {
+        try NftJSONRenderer.render(ruleset.table)
     }
 }
 

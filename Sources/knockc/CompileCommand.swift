@@ -25,7 +25,13 @@ struct CompileCommand: ParsableCommand {
         let ruleset = RulesetLowering.lower(try options.load())
         switch format {
         case .nft: print(Pipeline.nftScript(for: ruleset), terminator: "")
-        case .json: print(Pipeline.nftJSON(for: ruleset))
+        case .json:
+            do {
+                print(try Pipeline.nftJSON(for: ruleset))
+            } catch {
+                Console.error("knockc: \(options.spec): \(error)")
+                throw ExitCodes.specErrors
+            }
         }
     }
 }

@@ -53,7 +53,7 @@ struct NftJSONRendererTests {
 
     @Test("the output is one JSON object holding one command per line", arguments: [plain, udpGuarded])
     func parsesAsJSON(_ yaml: String) throws {
-        let json = Pipeline.nftJSON(for: try Self.ruleset(yaml))
+        let json = try Pipeline.nftJSON(for: try Self.ruleset(yaml))
         let lines = json.split(separator: "\n")
         #expect(lines.first == "{\"nftables\": [")
         #expect(lines.last == "]}")
@@ -63,7 +63,7 @@ struct NftJSONRendererTests {
     @Test("rendering is deterministic and ignores the order of sequences in the spec")
     func deterministic() throws {
         let ruleset = try Self.ruleset(Self.udpGuarded)
-        #expect(NftJSONRenderer.render(ruleset.table) == NftJSONRenderer.render(ruleset.table))
+        #expect(try NftJSONRenderer.render(ruleset.table) == NftJSONRenderer.render(ruleset.table))
         let reordered = """
             sequences:
               web:
@@ -75,14 +75,14 @@ struct NftJSONRendererTests {
                 open: [udp/53, tcp/53]
                 open_for: 10m
             """
-        #expect(Pipeline.nftJSON(for: try Self.ruleset(reordered)) == Pipeline.nftJSON(for: ruleset))
+        #expect(try Pipeline.nftJSON(for: try Self.ruleset(reordered)) == Pipeline.nftJSON(for: ruleset))
     }
 
     @Test("the same transaction as the nft script: replace the table, then define everything in it")
     func topLevelCommands() throws {
         let ruleset = try Self.ruleset(Self.udpGuarded)
         let table = ruleset.table
-        let commands = try Self.commands(Pipeline.nftJSON(for: ruleset))
+        let commands = try Self.commands(try Pipeline.nftJSON(for: ruleset))
 
         #expect(commands.prefix(3).map { "\($0.verb) \($0.kind)" } == ["add table", "delete table", "add table"])
         for command in commands.prefix(3) {
@@ -129,7 +129,7 @@ struct NftJSONRendererTests {
 
     @Test("expressions have the shapes libnftables reads")
     func shapes() throws {
-        let json = Pipeline.nftJSON(for: try Self.ruleset(Self.udpGuarded))
+        let json = try Pipeline.nftJSON(for: try Self.ruleset(Self.udpGuarded))
         let saddr = #"{"payload": {"protocol": "ip", "field": "saddr"}}"#
         let saddr6 = #"{"payload": {"protocol": "ip6", "field": "saddr"}}"#
         for fragment in [
@@ -163,11 +163,11 @@ struct NftJSONRendererTests {
     /// libnftables 1.0.6 reads an element timeout as whole seconds and silently drops anything
     /// else, which would leave elements that never expire; the renderer refuses instead.
     @Test("a timeout that is not whole seconds is refused, not rounded")
-    func subSecondTimeout() async {
-        await #expect(processExitsWith: .failure) {
-            let yaml = "sequences:\n  a: {knock: [tcp/1, udp/3, tcp/2], open: [tcp/22], step_timeout: 1500ms}"
-            let spec = Pipeline.check(yaml, file: "spec.yaml").0!
-            _ = Pipeline.nftJSON(for: RulesetLowering.lower(spec))
+    func subSecondTimeout() throws {
+        let yaml = "sequences:\n  a: {knock: [tcp/1, udp/3, tcp/2], open: [tcp/22], step_timeout: 1500ms}"
+        let spec = try #require(Pipeline.check(yaml, file: "spec.yaml").0)
+        #expect(throws: NftJSONRenderer.UnrepresentableTimeout(timeout: .init(milliseconds: 1500))) {
+            try Pipeline.nftJSON(for: RulesetLowering.lower(spec))
         }
     }
 
@@ -197,7 +197,7 @@ struct NftJSONRendererTests {
 
         var listings: [String] = []
         var bytecode: [String] = []
-        for (format, contents) in [("nft", Pipeline.nftScript(for: ruleset)), ("json", Pipeline.nftJSON(for: ruleset))] {
+        for (format, contents) in [("nft", Pipeline.nftScript(for: ruleset)), ("json", try Pipeline.nftJSON(for: ruleset))] {
             let namespace = "\(prefix)-\(format)"
             try Self.run(["ip", "netns", "add", namespace])
             namespaces.append(namespace)

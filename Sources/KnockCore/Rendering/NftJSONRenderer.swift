@@ -15,7 +15,29 @@
 ///   refused here (see `seconds(_:)`).
 public enum NftJSONRenderer {
     /// `{"nftables": [...]}` with one command per line.
-    public static func render(_ table: TableIR) -> String {
+    /// A timeout that libnftables' JSON cannot spell (see `seconds(_:)`).
+    public struct UnrepresentableTimeout: Error, Equatable, CustomStringConvertible {
+        public var timeout: Duration
+
+        public var description: String {
+            "libnftables (1.0.6) JSON takes whole seconds only and cannot express the timeout \(timeout); "
+                + "use --format nft, or whole-second timeouts"
+        }
+    }
+
+    /// Refuses the whole table up front, so no half-rendered JSON is ever returned.
+    static func checkTimeouts(_ table: TableIR) throws(UnrepresentableTimeout) {
+        for chain in table.chains {
+            for rule in chain.rules {
+                for case .setElement(_, _, _, let timeout?) in rule.statements where timeout.milliseconds % 1000 != 0 {
+                    throw UnrepresentableTimeout(timeout: timeout)
+                }
+            }
+        }
+    }
+
+    public static func render(_ table: TableIR) throws(UnrepresentableTimeout) -> String {
+        try checkTimeouts(table)
         let tableObject = JSON.object([("family", "inet"), ("name", .string(table.name))])
         var commands: [JSON] = [
             command("add", "table", tableObject),
@@ -187,7 +209,7 @@ public enum NftJSONRenderer {
 
     /// libnftables (1.0.6) reads an element timeout as whole seconds and nothing else, so a
     /// timeout such as `500ms` has no JSON spelling; rounding it would change when knocks and
-    /// grants expire, so it is refused loudly instead.
+    /// grants expire. `render` refuses such tables first, so this cannot fail.
     static func seconds(_ duration: Duration) -> Int {
         precondition(duration.milliseconds % 1000 == 0,
                      "libnftables JSON cannot express a timeout of \(duration): whole seconds only")
