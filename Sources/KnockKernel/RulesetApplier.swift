@@ -3,8 +3,31 @@ import KnockCore
 /// Puts a compiled spec into the kernel of the current network namespace.
 public struct RulesetApplier {
     private let nft: NftContext
+    private let json: NftContext
 
-    public init() throws(NftError) { nft = try NftContext() }
+    public init() throws(NftError) {
+        nft = try NftContext()
+        json = try NftContext(output: .json)
+    }
+
+    /// What an apply kept of the live table's state.
+    public struct Report: Equatable, Sendable {
+        public var grantsKept: Int
+        public var progressKept: Int
+        public var progressDropped: Int
+    }
+
+    /// Replaces the spec's table in one transaction and carries the live grants and knocks in
+    /// progress over into it (see `StateCarryOver`). A knock that lands in the instant between
+    /// reading the state and committing may need repeating; nothing else is lost.
+    @discardableResult
+    public func apply(_ spec: KnockSpec) throws(NftError) -> Report {
+        let live = try LiveStateReader(nft: json).read(table: spec.tableName) ?? LiveState()
+        let carried = StateCarryOver.plan(live, into: spec)
+        try apply(Pipeline.nftScript(for: spec) + carried.commands(table: spec.tableName))
+        return Report(grantsKept: carried.grants.count, progressKept: carried.progress.count,
+                      progressDropped: carried.droppedProgress)
+    }
 
     /// Applies `script` as one transaction. When the kernel refuses any part, nothing changes.
     public func apply(_ script: String) throws(NftError) {

@@ -109,10 +109,16 @@ struct NftJSONRendererTests {
         let sets = rest.filter { $0.kind == "set" }
         #expect(sets.map { $0.object["name"] as? String } == table.sets.map(\.name))
         for (set, ir) in zip(sets.map(\.object), table.sets) {
-            #expect(set["type"] as? [String] == ir.key.map(\.rawValue))
-            #expect(set["size"] as? Int == ir.size)
-            #expect(set["flags"] as? [String] == ["timeout"])
+            #expect((set["type"] as? [String] ?? (set["type"] as? String).map { [$0] }) == ir.key.map(\.rawValue))
             #expect(set["comment"] as? String == ir.comment)
+            switch ir.contents {
+            case .dynamic(let size):
+                #expect(set["size"] as? Int == size)
+                #expect(set["flags"] as? [String] == ["timeout"])
+            case .constant(let elements):
+                #expect(set["flags"] == nil)
+                #expect((set["elem"] as? [Any])?.count == elements.count)
+            }
         }
 
         let map = try #require(rest.first { $0.kind == "map" }?.object)

@@ -23,13 +23,26 @@ public enum KeyType: String, Equatable, Sendable {
     case inetService = "inet_service"
 }
 
-/// A named set whose elements the packet path adds and times out.
+/// A named set: either state that the packet path adds and times out, or a constant
+/// catalog written by the compiler.
 public struct SetIR: Equatable, Sendable {
     public var name: String
     public var key: [KeyType]
-    /// Bounds the state a flood can create: a full set refuses new elements.
-    public var size: Int
+    public var contents: Contents
     public var comment: String
+
+    public enum Contents: Equatable, Sendable {
+        /// Filled by the packet path; `size` bounds the state a flood can create, as a full
+        /// set refuses new elements.
+        case dynamic(size: Int)
+        /// Fixed elements, each with a comment that carries meaning for knockc itself.
+        case constant([Element])
+    }
+
+    public struct Element: Equatable, Sendable {
+        public var key: [Value]
+        public var comment: String
+    }
 }
 
 /// A verdict map: one lookup that dispatches a packet to the chain that cares about it,

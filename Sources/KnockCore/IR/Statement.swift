@@ -17,6 +17,8 @@ public enum Value: Equatable, Sendable {
     case proto(TransportProtocol)
     case port(UInt16)
     case interface(String)
+    /// A stage tag as an IPv4 address (`0.0.1.0`), the key of the sequence catalog.
+    case tag(UInt32)
 }
 
 /// An expression read from the packet or built from it.

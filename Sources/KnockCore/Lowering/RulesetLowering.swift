@@ -19,10 +19,10 @@ public enum RulesetLowering {
         for family in IPFamily.allCases {
             sets.append(SetIR(
                 name: Names.progress(family), key: [family.addressType, family.addressType],
-                size: spec.maxTrackedSources, comment: "sources part-way through a sequence, by stage"))
+                contents: .dynamic(size: spec.maxTrackedSources), comment: "sources part-way through a sequence, by stage"))
             sets.append(SetIR(
                 name: Names.granted(family), key: [family.addressType, .inetProto, .inetService],
-                size: spec.maxTrackedSources, comment: "sources granted a guarded port"))
+                contents: .dynamic(size: spec.maxTrackedSources), comment: "sources granted a guarded port"))
 
             let guardedPorts = Set(spec.sequences.flatMap(\.open)).sorted()
             if !guardedPorts.isEmpty {
@@ -40,6 +40,7 @@ public enum RulesetLowering {
             }
         }
 
+        sets.append(sequenceCatalog(spec))
         let dispatchMap = VerdictMapIR(
             name: Names.dispatchMap, key: [.nfProto, .inetProto, .inetService],
             elements: dispatch, comment: "knock ports and guarded ports; every other packet misses")
@@ -50,12 +51,26 @@ public enum RulesetLowering {
     public enum Names {
         public static let inputChain = "input"
         public static let dispatchMap = "dispatch"
+        public static let sequenceCatalog = "sequences"
         public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
         public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
         public static func knockChain(_ family: IPFamily, _ port: TransportPort) -> String {
             "knock\(family.suffix)_\(port.proto.rawValue)_\(port.port)"
         }
+    }
+
+    /// The table describes itself: each sequence's stage tag (stage 0) with its name and knock
+    /// fingerprint. `apply` reads it back to carry progress over to the new tags, and `status`
+    /// to name the sequence of a knock in progress.
+    static func sequenceCatalog(_ spec: KnockSpec) -> SetIR {
+        let elements = spec.sequences.enumerated().map { index, sequence in
+            SetIR.Element(
+                key: [.tag(StageTags(sequenceIndex: index, family: .ipv4).tag(0))],
+                comment: SequenceIdentity(sequence).catalogComment)
+        }
+        return SetIR(name: Names.sequenceCatalog, key: [.ipv4Address], contents: .constant(elements),
+                     comment: "stage tag of each sequence: name and knock fingerprint")
     }
 
     /// Loopback first: the host's own traffic never needs a knock. Then one dispatch lookup.

@@ -63,15 +63,24 @@ public enum NftJSONRenderer {
             commands.append(command("add", "chain", .object(fields)))
         }
         for set in table.sets {
-            commands.append(command("add", "set", .object([
+            var fields: [(String, JSON)] = [
                 ("family", "inet"),
                 ("table", .string(table.name)),
                 ("name", .string(set.name)),
                 ("type", keyType(set.key)),
-                ("size", .int(set.size)),
-                ("flags", .array(["timeout"])),
-                ("comment", .string(set.comment)),
-            ])))
+            ]
+            switch set.contents {
+            case .dynamic(let size):
+                fields += [("size", .int(size)), ("flags", .array(["timeout"])), ("comment", .string(set.comment))]
+            case .constant(let elements):
+                fields.append(("comment", .string(set.comment)))
+                if !elements.isEmpty {
+                    fields.append(("elem", .array(elements.map {
+                        .object([("elem", .object([("val", value($0.key)), ("comment", .string($0.comment))]))])
+                    })))
+                }
+            }
+            commands.append(command("add", "set", .object(fields)))
         }
         for map in table.maps {
             var fields: [(String, JSON)] = [
@@ -192,6 +201,7 @@ public enum NftJSONRenderer {
         case .proto(let proto): .string(proto.rawValue)
         case .port(let port): .int(Int(port))
         case .interface(let name): .string(name)
+        case .tag(let tag): .string(IPFamily.ipv4.address(tag))
         }
     }
 

@@ -6,14 +6,19 @@ public enum NftTextRenderer {
         var lines = ["table inet \(table.name) {"]
         var blocks: [[String]] = []
         for set in table.sets {
-            blocks.append([
-                "set \(set.name) {",
-                "\ttype \(set.key.map(\.rawValue).joined(separator: " . "))",
-                "\tsize \(set.size)",
-                "\tflags dynamic,timeout",
-                "\tcomment \(quoted(set.comment))",
-                "}",
-            ])
+            var block = ["set \(set.name) {", "\ttype \(set.key.map(\.rawValue).joined(separator: " . "))"]
+            switch set.contents {
+            case .dynamic(let size):
+                block += ["\tsize \(size)", "\tflags dynamic,timeout", "\tcomment \(quoted(set.comment))"]
+            case .constant(let elements):
+                block.append("\tcomment \(quoted(set.comment))")
+                if !elements.isEmpty {
+                    block.append("\telements = {")
+                    block += elements.map { "\t\t\($0.key.map(value).joined(separator: " . ")) comment \(quoted($0.comment))," }
+                    block.append("\t}")
+                }
+            }
+            blocks.append(block + ["}"])
         }
         for map in table.maps {
             var block = [
@@ -90,6 +95,7 @@ public enum NftTextRenderer {
         case .proto(let proto): proto.rawValue
         case .port(let port): String(port)
         case .interface(let name): name
+        case .tag(let tag): IPFamily.ipv4.address(tag)
         }
     }
 

@@ -66,10 +66,11 @@ struct Testbed: Sendable {
     }
 
     /// Compiles `yaml` and applies it in the server, as `knockc apply` does.
-    func apply(_ yaml: String) throws {
+    @discardableResult
+    func apply(_ yaml: String) throws -> RulesetApplier.Report {
         let (spec, diagnostics) = Pipeline.check(yaml, file: "test.yaml")
         guard let spec else { throw NetworkNamespace.Failure(description: "spec has errors: \(diagnostics)") }
-        try applyScript(Pipeline.nftScript(for: spec))
+        return try server.perform { try RulesetApplier().apply(spec) }
     }
 
     func applyScript(_ script: String) throws {
