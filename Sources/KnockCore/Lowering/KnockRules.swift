@@ -1,9 +1,21 @@
 extension RulesetLowering {
+    /// Each knock, with the sequences that use it and their indexes (for stage tags), in name
+    /// order. Built once, so lowering stays linear in the size of the spec.
+    static func sequencesByKnock(_ spec: KnockSpec) -> [Knock: [(index: Int, sequence: KnockSequence)]] {
+        var users: [Knock: [(index: Int, sequence: KnockSequence)]] = [:]
+        for (index, sequence) in spec.sequences.enumerated() {
+            for knock in Set(sequence.knocks) {
+                users[knock, default: []].append((index, sequence))
+            }
+        }
+        return users
+    }
+
     /// The rules of one knock chain: for each sequence that uses `knock`, its transitions
     /// (see `KnockStateMachine`) as set operations on the family's progress and grant sets.
-    static func knockRules(for knock: Knock, family: IPFamily, spec: KnockSpec) -> [RuleIR] {
+    static func knockRules(for knock: Knock, family: IPFamily, users: [(index: Int, sequence: KnockSequence)]) -> [RuleIR] {
         var rules: [RuleIR] = []
-        for (index, sequence) in spec.sequences.enumerated() where sequence.knocks.contains(knock) {
+        for (index, sequence) in users {
             let tags = StageTags(sequenceIndex: index, family: family)
             let progress = Names.progress(family)
             let count = sequence.knocks.count

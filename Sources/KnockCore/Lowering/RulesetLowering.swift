@@ -15,6 +15,9 @@ public enum RulesetLowering {
         var sets: [SetIR] = []
         var chains: [ChainIR] = [inputChain()]
         var dispatch: [VerdictMapIR.Element] = []
+        let users = sequencesByKnock(spec)
+        let knocks = users.keys.sorted()
+        let guardedPorts = Set(spec.sequences.flatMap(\.open)).sorted()
 
         for family in IPFamily.allCases {
             sets.append(SetIR(
@@ -24,7 +27,6 @@ public enum RulesetLowering {
                 name: Names.granted(family), key: [family.addressType, .inetProto, .inetService],
                 contents: .dynamic(size: spec.maxTrackedSources), comment: "sources granted a guarded port"))
 
-            let guardedPorts = Set(spec.sequences.flatMap(\.open)).sorted()
             if !guardedPorts.isEmpty {
                 chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }))
                 dispatch += guardedPorts.map {
@@ -32,10 +34,10 @@ public enum RulesetLowering {
                 }
             }
 
-            for knock in Set(spec.sequences.flatMap(\.knocks)).sorted() {
+            for knock in knocks {
                 guard case .port(let port) = knock else { continue }
                 let chain = Names.knockChain(family, port)
-                chains.append(ChainIR(name: chain, hook: nil, rules: knockRules(for: knock, family: family, spec: spec)))
+                chains.append(ChainIR(name: chain, hook: nil, rules: knockRules(for: knock, family: family, users: users[knock] ?? [])))
                 dispatch.append(.init(key: [.family(family), .proto(port.proto), .port(port.port)], verdict: .jump(chain)))
             }
         }
