@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import KnockCore
+import KnockKernel
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the live table's grants, knocks in progress and bans.",
+        discussion: """
+            Reads the kernel's sets through libnftables, in the current network namespace, and \
+            changes nothing. Needs CAP_NET_ADMIN (root).
+
+            grants: each source and guarded port it may reach, the sequences that open that \
+            port, and the time left. The kernel stores a grant as source, protocol and port \
+            only, so SEQUENCES lists every sequence of the live table whose last knock opens \
+            the port (read from the table's knock rules), not necessarily the one that was \
+            knocked; "-" when no sequence of the table opens it any more (a grant kept from \
+            an earlier spec).
+
+            knocks in progress: each source part-way through a sequence, the knocks it has \
+            made out of the sequence's total, and the time left before the kernel forgets them \
+            (the step timeout).
+
+            bans: knockc does not ban sources yet, so this section is always empty.
+
+            Times are whole seconds, as libnftables lists them; an element with less than a \
+            second left is not shown. With --json, prints one JSON object: table, grants \
+            (source, family, port, sequences, timeout_seconds, expires_in_seconds), progress \
+            (source, family, sequence, stage, of, expires_in_seconds) and bans (always []).
+
+            Exit codes: 0 the table was read, 1 there is no such table or it could not be read.
+            """
+    )
+
+    @Option(help: "The nftables table (family inet) to read.")
+    var table: String = "knockc"
+
+    @Flag(help: "Print one JSON object instead of the tables.")
+    var json = false
+
+    func validate() throws {
+        guard NameRules.isValidTableName(table) else {
+            throw ValidationError("'\(table)' is not a table name: a letter, then letters, digits, '-' or '_', at most 32.")
+        }
+    }
+
+    func run() throws {
+        let status: TableStatus?
+        do {
+            status = try StatusReader().readStatus(table: table)
+        } catch {
+            Console.error("knockc: cannot read table inet \(table): \(error)")
+            throw ExitCodes.tableUnavailable
+        }
+        guard let status else {
+            Console.error("no table inet \(table) in this network namespace")
+            throw ExitCodes.tableUnavailable
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(status), as: UTF8.self))
+        } else {
+            print(Self.render(status), terminator: "")
+        }
+    }
+
+    /// The human form: one section per kind, with aligned columns.
+    static func render(_ status: TableStatus) -> String {
+        var out = "table inet \(status.table)\n\n"
+        if status.grants.isEmpty {
+            out += "grants: none\n"
+        } else {
+            out += "grants\n" + columns([["SOURCE", "PORT", "SEQUENCES", "LEFT"]] + status.grants.map {
+                [$0.source.text, $0.port.description, $0.sequences.isEmpty ? "-" : $0.sequences.joined(separator: ","),
+                 "\(timeLeft($0.expires)) of \($0.timeout)"]
+            })
+        }
+        out += "\n"
+        if status.progress.isEmpty {
+            out += "knocks in progress: none\n"
+        } else {
+            out += "knocks in progress\n" + columns([["SOURCE", "SEQUENCE", "STAGE", "LEFT"]] + status.progress.map {
+                [$0.source.text, $0.sequence ?? "-", "\($0.stage) of \($0.knocks.map(String.init) ?? "?")", timeLeft($0.expires)]
+            })
+        }
+        out += "\n"
+        out += status.bans.isEmpty ? "bans: none (not yet supported by this table)\n" : "bans\n"
+        return out
+    }
+
+    /// Rows with each column padded to its widest cell, indented by two spaces.
+    static func columns(_ rows: [[String]]) -> String {
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            let cells = row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }
+            return "  " + cells.joined(separator: "  ") + "\n"
+        }.joined()
+    }
+
+    /// `59m59s`, `1h0m5s`, `4s`: whole seconds, largest units first.
+    static func timeLeft(_ duration: KnockCore.Duration) -> String {
+        var seconds = duration.milliseconds / 1000
+        var text = ""
+        for (unit, suffix) in [(Int64(86_400), "d"), (3_600, "h"), (60, "m")] where seconds >= unit || !text.isEmpty {
+            text += "\(seconds / unit)\(suffix)"
+            seconds %= unit
+        }
+        return text + "\(seconds)s"
+    }
+}
+
+extension ExitCodes {
+    /// `status`: the table does not exist in this network namespace, or could not be read.
+    static let tableUnavailable = ExitCode(1)
+}

@@ -1,0 +1,158 @@
+import Foundation
+import Glibc
+import KnockClient
+import KnockCore
+@testable import KnockKernel
+import Testing
+
+/// `knockc status` reads grants and knocks in progress from a live table.
+@Suite(.enabled(if: getuid() == 0, "needs root to create network namespaces"))
+struct StatusTests {
+    static let spec = """
+        sequences:
+          ssh:
+            knock: [tcp/7000, udp/9000, tcp/8000]
+            open: [tcp/22]
+            step_timeout: 5s
+            open_for: 1h
+          web:
+            knock: [tcp/6000, udp/5000, tcp/4000]
+            open: [tcp/443]
+            step_timeout: 5s
+        """
+
+    static func status(_ bed: Testbed, table: String = "knockc") throws -> TableStatus? {
+        try bed.server.perform { try StatusReader().readStatus(table: table) }
+    }
+
+    @Test("a completed sequence shows as a grant with its sequence, one knock of another as progress")
+    func grantAndProgress() throws {
+        try Testbed.with { bed in
+            try bed.apply(Self.spec)
+            let empty = try #require(try Self.status(bed))
+            #expect(empty == TableStatus(table: "knockc"))
+
+            try bed.client.knock(Testbed.serverV4, [.tcp(7000), .udp(9000), .tcp(8000)])
+            try bed.client.knock(Testbed.serverV4, [.tcp(6000)])
+
+            var status = TableStatus(table: "knockc")
+            let seen = try eventually(within: 2) {
+                status = try #require(try Self.status(bed))
+                return status.grants.count == 1 && status.progress.count == 1
+            }
+            #expect(seen, "\(status)")
+            let grant = try #require(status.grants.first)
+            #expect(grant.family == .ipv4)
+            #expect(grant.source.text == Testbed.clientV4)
+            #expect(grant.port == TransportPort(.tcp, 22))
+            #expect(grant.sequences == ["ssh"])
+            #expect(grant.timeout == .seconds(3600))
+            #expect(grant.expires > .seconds(0) && grant.expires <= .seconds(3600))
+
+            let progress = try #require(status.progress.first)
+            #expect(progress.family == .ipv4)
+            #expect(progress.source.text == Testbed.clientV4)
+            #expect(progress.sequence == "web")
+            #expect(progress.stage == 1)
+            #expect(progress.knocks == 3)
+            #expect(progress.expires > .seconds(0) && progress.expires <= .seconds(5))
+            #expect(status.bans.isEmpty)
+        }
+    }
+
+    @Test("IPv6 grants and progress are reported in their family")
+    func ipv6() throws {
+        try Testbed.with { bed in
+            try bed.apply(Self.spec)
+            try bed.client.knock(Testbed.serverV6, [.tcp(6000), .udp(5000), .tcp(4000)])
+            try bed.client.knock(Testbed.serverV6, [.tcp(7000), .udp(9000)])
+
+            var status = TableStatus(table: "knockc")
+            let seen = try eventually(within: 2) {
+                status = try #require(try Self.status(bed))
+                return status.grants.count == 1 && status.progress.count == 1
+            }
+            #expect(seen, "\(status)")
+            #expect(status.grants.first.map { [$0.family == .ipv6, $0.source.text == Testbed.clientV6, $0.port == TransportPort(.tcp, 443)] } == [true, true, true])
+            #expect(status.grants.first?.sequences == ["web"])
+            #expect(status.progress.first?.family == .ipv6)
+            #expect(status.progress.first?.sequence == "ssh")
+            #expect(status.progress.first?.stage == 2)
+        }
+    }
+
+    @Test("an absent table reads as nil")
+    func absentTable() throws {
+        try Testbed.with { bed in
+            #expect(try Self.status(bed) == nil)
+            try bed.apply(Self.spec)
+            #expect(try Self.status(bed, table: "other") == nil)
+            #expect(try Self.status(bed) != nil)
+        }
+    }
+}
+
+/// The listing is read strictly, and ports map to every sequence whose grant opens them.
+struct StatusParsingTests {
+    static func grantRule(_ comment: String, set: String = "@granted4", _ openings: [(String, Int)]) -> String {
+        let updates = openings.map { proto, port in
+            #"{"set": {"op": "update", "elem": {"elem": {"val": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, "\#(proto)", \#(port)]}, "timeout": 3600}}, "set": "\#(set)"}}"#
+        }
+        return #"{"rule": {"family": "inet", "table": "knockc", "chain": "knock4_tcp_8000", "comment": "\#(comment)", "expr": [\#(updates.joined(separator: ", "))]}}"#
+    }
+
+    static let listing = """
+        {"nftables": [{"metainfo": {"version": "1.0.6"}},
+        {"set": {"family": "inet", "name": "progress4", "table": "knockc", "elem": [
+          {"elem": {"val": {"concat": ["192.0.2.10", "0.0.1.2"]}, "timeout": 3, "expires": 2}},
+          {"elem": {"val": {"concat": ["192.0.2.9", "0.0.9.1"]}, "timeout": 3, "expires": 2}}]}},
+        {"set": {"family": "inet", "name": "granted4", "table": "knockc", "elem": [
+          {"elem": {"val": {"concat": ["192.0.2.10", "tcp", 22]}, "timeout": 3600, "expires": 599}},
+          {"elem": {"val": {"concat": ["192.0.2.9", "udp", 53]}, "timeout": 30, "expires": 7}},
+          {"elem": {"val": {"concat": ["192.0.2.9", "tcp", 2222]}, "timeout": 30, "expires": 7}}]}},
+        {"set": {"family": "inet", "name": "sequences", "table": "knockc", "elem": [
+          {"elem": {"val": "0.0.1.0", "comment": "alt 9fe6a677a97ef285"}},
+          {"elem": {"val": "0.0.2.0", "comment": "ssh 9fe6a677a97ef286"}}]}},
+        {"rule": {"family": "inet", "table": "knockc", "chain": "knock4_tcp_7000", "comment": "alt: knock 1 of 4", "expr": []}},
+        \(grantRule("ssh: knock 3 of 3, grant", [("tcp", 22)])),
+        \(grantRule("alt: knock 4 of 4, grant", [("tcp", 22), ("udp", 53)])),
+        \(grantRule("alt: knock 4 of 4, grant", set: "@granted6", [("tcp", 8443)])),
+        \(grantRule("Evil: knock 3 of 3, grant", [("udp", 53)])),
+        \(grantRule("granted sources", [("tcp", 2222)]))]}
+        """
+
+    @Test("grants list every sequence opening their port; unknown tags keep their stage")
+    func parses() {
+        let status = StatusReader.parse(Self.listing, table: "knockc")
+        // Numeric address order (.9 before .10), then tcp before udp.
+        #expect(status.grants.map(\.source.text) == ["192.0.2.9", "192.0.2.9", "192.0.2.10"])
+        #expect(status.grants.map(\.port.description) == ["tcp/2222", "udp/53", "tcp/22"])
+        #expect(status.grants.map(\.sequences) == [[], ["alt"], ["alt", "ssh"]])
+        #expect(status.progress.map(\.sequence) == [nil, "alt"])
+        #expect(status.progress.map(\.stage) == [1, 2])
+        #expect(status.progress.map(\.knocks) == [nil, 4])
+    }
+
+    @Test("knock rule comments as lowering writes them")
+    func comments() {
+        typealias Comment = KnockRuleSummary.Comment
+        #expect(Comment("ssh: knock 3 of 3, grant") == Comment(sequence: "ssh", knocks: 3, grants: true))
+        #expect(Comment("ssh: knock 2 of 3") == Comment(sequence: "ssh", knocks: 3, grants: false))
+        #expect(Comment("ssh: knock 1 of 3 again, from stage 2") == Comment(sequence: "ssh", knocks: 3, grants: false))
+        #expect(Comment("ssh: wrong knock at stage 1, reset") == nil)
+        #expect(Comment("ssh: knock 2 of 3, grant") == nil)
+        #expect(Comment("SSH: knock 3 of 3, grant") == nil)
+        #expect(Comment("granted sources") == nil)
+    }
+
+    @Test("JSON: one object with the documented keys; bans always []")
+    func json() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let status = StatusReader.parse(Self.listing, table: "knockc")
+        let text = String(decoding: try encoder.encode(status), as: UTF8.self)
+        #expect(text.hasPrefix(#"{"bans":[],"grants":[{"expires_in_seconds":7,"family":"ipv4","port":"tcp/2222","sequences":[],"source":"192.0.2.9","timeout_seconds":30}"#))
+        #expect(text.contains(#""progress":[{"expires_in_seconds":2,"family":"ipv4","of":null,"sequence":null,"source":"192.0.2.9","stage":1}"#))
+        #expect(text.hasSuffix(#""table":"knockc"}"#))
+    }
+}
