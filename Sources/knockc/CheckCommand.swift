@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KnockCore
 
 struct CheckCommand: ParsableCommand {
@@ -6,21 +7,88 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Validate specs, for CI and editors.",
         discussion: """
-            Prints each problem as FILE:LINE:COL: error|warning: MESSAGE on stderr. Exits 0 when \
-            every spec is valid (warnings allowed) and 1 when any has an error. Touches no kernel.
+            Prints each problem as FILE:LINE:COL: error|warning: MESSAGE on stderr (with \
+            --format json, one JSON document on stdout instead). Exits 0 when every spec is \
+            valid (warnings allowed) and 1 when any has an error.
+
+            With --kernel, each valid spec is also compiled and loaded into a throwaway user and \
+            network namespace, so the running kernel itself accepts or refuses it. No root is \
+            needed and the host's ruleset is never touched.
             """
     )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
 
     @Argument(help: "One or more knock specs (YAML).", completion: .file(extensions: ["yaml", "yml"]))
     var specs: [String]
 
+    @Flag(help: "Also load each compiled spec into the running kernel, in a throwaway namespace.")
+    var kernel = false
+
+    @Option(help: "text: diagnostics on stderr; json: a machine-readable report on stdout.")
+    var format: Format = .text
+
     func run() throws {
-        var failed = false
+        var reports: [SpecReport] = []
         for path in specs {
-            let (spec, diagnostics) = Pipeline.check(file: path)
-            Console.report(diagnostics)
-            if spec == nil { failed = true }
+            var (spec, diagnostics) = Pipeline.check(file: path)
+            var kernelError: String?
+            if kernel, spec != nil {
+                let result = try ThrowawayNamespace.runKnockc(["scratch-apply", path])
+                if result.status != 0 {
+                    kernelError = result.errors.trimmingCharacters(in: .whitespacesAndNewlines)
+                    spec = nil
+                }
+            }
+            if format == .text {
+                Console.report(diagnostics)
+                if let kernelError { Console.error("\(path): error: the kernel refused the compiled ruleset:\n\(kernelError)") }
+            }
+            reports.append(SpecReport(file: path, valid: spec != nil, diagnostics: diagnostics.map(DiagnosticReport.init), kernelError: kernelError))
         }
-        if failed { throw ExitCodes.specErrors }
+        if format == .json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(CheckReport(specs: reports)), as: UTF8.self))
+        }
+        if reports.contains(where: { !$0.valid }) { throw ExitCodes.specErrors }
+    }
+}
+
+/// `check --format json`: stable keys for CI tools.
+struct CheckReport: Encodable {
+    var specs: [SpecReport]
+}
+
+struct SpecReport: Encodable {
+    var file: String
+    var valid: Bool
+    var diagnostics: [DiagnosticReport]
+    /// libnftables' text when `--kernel` was given and the kernel refused the ruleset.
+    var kernelError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case file, valid, diagnostics
+        case kernelError = "kernel_error"
+    }
+}
+
+struct DiagnosticReport: Encodable {
+    var file: String
+    var line: Int
+    var column: Int
+    var severity: String
+    var message: String
+    var notes: [DiagnosticReport]
+
+    init(_ diagnostic: Diagnostic) {
+        file = diagnostic.location.file
+        line = diagnostic.location.line
+        column = diagnostic.location.column
+        severity = diagnostic.severity.rawValue
+        message = diagnostic.message.text
+        notes = diagnostic.notes.map(DiagnosticReport.init)
     }
 }

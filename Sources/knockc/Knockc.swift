@@ -14,7 +14,10 @@ struct Knockc: ParsableCommand {
             Exit codes: 0 success, 1 the spec has errors, 3 the kernel refused the ruleset \
             (nothing was changed), 4 a knock could not be sent, 64 bad command-line usage.
             """,
-        subcommands: [CheckCommand.self, CompileCommand.self, ApplyCommand.self, KnockCommand.self]
+        subcommands: [
+            CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, KnockCommand.self,
+            StatusCommand.self, ScratchApplyCommand.self,
+        ]
     )
 }
 
