@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The `knockc` executable as users script against it: exit codes, output, and what it
+/// leaves in the kernel.
+@Suite(.enabled(if: getuid() == 0, "needs root to create network namespaces"))
+struct CommandLineTests {
+    /// The knockc built beside this test bundle.
+    static let knockc = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("knockc").path
+    static let ssh = examplePath("ssh.yaml")
+    static let several = examplePath("several.yaml")
+
+    func knockc(in namespace: NetworkNamespace? = nil, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        let prefix = namespace.map { ["ip", "netns", "exec", $0.name] } ?? []
+        return try runProgram(prefix + [Self.knockc] + arguments, allowFailure: true)
+    }
+
+    @Test("diff exits 1 and shows everything new when the table is absent, 0 once applied, 1 for a changed spec, and never changes the kernel")
+    func diffExitCodesAndNoChange() throws {
+        try Testbed.with { bed in
+            let empty = try bed.serverRuleset()
+            let absent = try knockc(in: bed.server, ["diff", Self.ssh])
+            #expect(absent.status == 1, "\(absent.error)")
+            #expect(absent.output.contains("+table inet knockc {"))
+            #expect(try bed.serverRuleset() == empty)
+
+            #expect(try knockc(in: bed.server, ["apply", Self.ssh]).status == 0)
+            let applied = try bed.serverRuleset()
+            let same = try knockc(in: bed.server, ["diff", Self.ssh])
+            #expect(same.status == 0, "\(same.output)\(same.error)")
+            #expect(same.output.isEmpty)
+
+            let changed = try knockc(in: bed.server, ["diff", Self.several])
+            #expect(changed.status == 1)
+            #expect(changed.output.contains("+\t\t\t0.0.1.0 comment \"admin-web"))
+            #expect(try bed.serverRuleset() == applied)
+
+            let broken = try knockc(in: bed.server, ["diff", "/nonexistent.yaml"])
+            #expect(broken.status == 2)
+        }
+    }
+
+    @Test("check --kernel validates against the running kernel as an unprivileged user")
+    func rootlessKernelCheck() throws {
+        let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        let result = try runProgram(nobody + [Self.knockc, "check", "--kernel", Self.ssh, Self.several], allowFailure: true)
+        #expect(result.status == 0, "\(result.error)")
+        // The inside half really loads the table into a kernel of its own, without root.
+        let listing = try runProgram(nobody + ["unshare", "-rn", Self.knockc, "scratch-apply", Self.ssh, "--list"], allowFailure: true)
+        #expect(listing.status == 0, "\(listing.error)")
+        #expect(listing.output.contains("chain knock4_tcp_7000"))
+    }
+
+    @Test("check exits 1 with file:line:col diagnostics, and --format json reports the same")
+    func checkDiagnostics() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("knockc-check-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bad = directory.appendingPathComponent("bad.yaml").path
+        try "sequences:\n  ssh:\n    knock: [tcp/7000, udp/9000, tcp/8000]\n    open: [tcp/70000]\n".write(toFile: bad, atomically: true, encoding: .utf8)
+
+        let text = try knockc(["check", Self.ssh, bad])
+        #expect(text.status == 1)
+        #expect(text.error.contains("\(bad):4:12: error: port 70000 is out of range"))
+
+        let json = try knockc(["check", "--format", "json", bad])
+        #expect(json.status == 1)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        let spec = try #require((report["specs"] as? [[String: Any]])?.first)
+        #expect(spec["valid"] as? Bool == false)
+        #expect((spec["diagnostics"] as? [[String: Any]])?.first?["line"] as? Int == 4)
+
+        #expect(try knockc(["check", Self.ssh]).status == 0)
+        #expect(try knockc(["compile", "--format", "nft", Self.ssh]).output == knockc(["compile", Self.ssh]).output)
+    }
+}
