@@ -12,11 +12,13 @@ struct Knockc: ParsableCommand {
             packet path.
 
             Exit codes: 0 success, 1 the spec has errors, 3 the kernel refused the ruleset \
-            (nothing was changed), 4 a knock could not be sent, 64 bad command-line usage.
+            (nothing was changed), 4 a knock could not be sent, 5 an apply --confirm was not \
+            confirmed and the previous table is back, 64 bad command-line usage.
             """,
         subcommands: [
-            CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, KnockCommand.self,
-            StatusCommand.self, ScratchApplyCommand.self,
+            CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, ConfirmCommand.self,
+            StatusCommand.self, KnockCommand.self,
+            ScratchApplyCommand.self, RevertPendingCommand.self,
         ]
     )
 }
