@@ -155,6 +155,18 @@ struct KnockSemanticsTests {
         }
     }
 
+    @Test("a guarded UDP port answers port-unreachable until granted")
+    func guardedUDPPort() throws {
+        try Testbed.with { bed in
+            try bed.apply(Self.spec.replacingOccurrences(of: "open: [tcp/22]", with: "open: [tcp/22, udp/5353]"))
+            let service = try bed.server.perform { try UDPEcho(port: 5353) }
+            #expect(try bed.client.sendUDP(to: Testbed.serverV4, port: 5353) == .refused)
+            try bed.client.knock(Testbed.serverV4, Self.sequence)
+            #expect(try bed.client.sendUDP(to: Testbed.serverV4, port: 5353) == .connected)
+            _ = service
+        }
+    }
+
     @Test("guarded and knock ports answer like closed ports; loopback is never filtered")
     func portsLookClosed() throws {
         try Testbed.with { bed in
@@ -165,6 +177,10 @@ struct KnockSemanticsTests {
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 7000) == .refused)
             #expect(try bed.client.connect(to: Testbed.serverV6, port: 22) == .refused)
+            // A UDP knock port answers port-unreachable like any closed UDP port, on both families.
+            #expect(try bed.client.sendUDP(to: Testbed.serverV4, port: 9000) == .refused)
+            #expect(try bed.client.sendUDP(to: Testbed.serverV4, port: 9001) == .refused)
+            #expect(try bed.client.sendUDP(to: Testbed.serverV6, port: 9000) == .refused)
             // A knock port where a service listens still reaches the service.
             let onKnockPort = try bed.listen(tcpPort: 8000)
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 8000) == .connected)

@@ -104,7 +104,28 @@ enum TCPProbe {
     }
 }
 
+enum UDPProbe {
+    /// Sends one datagram on a connected socket and reports whether the host answered with
+    /// ICMP port-unreachable (`.refused`) or stayed silent (`.timedOut`) within `timeout`.
+    static func send(to address: String, port: UInt16, timeout: Double = 0.5) -> ConnectOutcome {
+        let (storage, length, domain) = SocketAddress.make(address, port: port)
+        let fd = socket(domain, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var target = storage
+        let connected = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) } }
+        guard connected == 0, Glibc.send(fd, "probe", 5, 0) == 5 else { return .failed(errno) }
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, Int32(timeout * 1000)) == 1 else { return .timedOut }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) < 0 && errno == ECONNREFUSED ? .refused : .connected
+    }
+}
+
 extension NetworkNamespace {
+    func sendUDP(to address: String, port: UInt16) throws -> ConnectOutcome {
+        try perform { UDPProbe.send(to: address, port: port) }
+    }
+
     /// A TCP connect from this namespace; the connection is closed unless `keep` is set.
     func connect(to address: String, port: UInt16, timeout: Double = 1) throws -> ConnectOutcome {
         try perform { TCPProbe.connect(to: address, port: port, timeout: timeout).0 }
@@ -123,4 +144,30 @@ func eventually(within deadline: Double, every interval: Double = 0.05, _ condit
         Thread.sleep(forTimeInterval: interval)
     }
     return try condition()
+}
+
+/// A UDP service that echoes each datagram, answering from a thread of its own.
+final class UDPEcho: @unchecked Sendable {
+    let fd: Int32
+
+    init(port: UInt16) throws {
+        let (storage, length, domain) = SocketAddress.make("0.0.0.0", port: port)
+        let fd = socket(domain, Int32(SOCK_DGRAM.rawValue), 0)
+        self.fd = fd
+        var address = storage
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0 else { throw NetworkNamespace.Failure(description: "bind udp \(port): errno \(errno)") }
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            var peer = sockaddr_storage()
+            var peerLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            while true {
+                let count = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &peerLength) } }
+                guard count > 0 else { return }
+                _ = withUnsafePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buffer, count, 0, $0, peerLength) } }
+            }
+        }
+    }
+
+    deinit { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
 }
