@@ -123,7 +123,7 @@ extension IPFamily {
     }
 
     /// A 32-bit tag written as an address of this family: 0.0.1.2, or ::0.0.1.2.
-    func address(_ tag: UInt32) -> String {
+    public func address(_ tag: UInt32) -> String {
         let dotted = [24, 16, 8, 0].map { String((tag >> UInt32($0)) & 0xff) }.joined(separator: ".")
         switch self {
         case .ipv4: return dotted

@@ -13,6 +13,12 @@ public struct StateCarryOver: Equatable, Sendable {
     /// Knocks in progress that could not be carried over.
     public var droppedProgress: Int
 
+    public init(progress: [ProgressElement], grants: [GrantElement], droppedProgress: Int) {
+        self.progress = progress
+        self.grants = grants
+        self.droppedProgress = droppedProgress
+    }
+
     public static func plan(_ live: LiveState, into spec: KnockSpec) -> StateCarryOver {
         var newTags: [SequenceIdentity: (tags: StageTags, sequence: KnockSequence)] = [:]
         for (index, sequence) in spec.sequences.enumerated() {
