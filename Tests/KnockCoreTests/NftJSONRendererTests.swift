@@ -118,6 +118,9 @@ struct NftJSONRendererTests {
             case .constant(let elements):
                 #expect(set["flags"] == nil)
                 #expect((set["elem"] as? [Any])?.count == elements.count)
+            case .intervals(let elements):
+                #expect(set["flags"] as? [String] == ["interval"])
+                #expect((set["elem"] as? [Any])?.count == elements.count)
             }
         }
 

@@ -37,6 +37,8 @@ public struct SetIR: Equatable, Sendable {
         case dynamic(size: Int)
         /// Fixed elements, each with a comment that carries meaning for knockc itself.
         case constant([Element])
+        /// Fixed prefixes (or prefixes concatenated with other values), disjoint.
+        case intervals([[Value]])
     }
 
     public struct Element: Equatable, Sendable {

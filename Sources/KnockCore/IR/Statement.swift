@@ -19,6 +19,8 @@ public enum Value: Equatable, Sendable {
     case interface(String)
     /// A stage tag as an IPv4 address (`0.0.1.0`), the key of the sequence catalog.
     case tag(UInt32)
+    /// An address prefix, in an interval set.
+    case prefix(CIDR)
 }
 
 /// An expression read from the packet or built from it.
@@ -38,6 +40,8 @@ public indirect enum Expr: Equatable, Sendable {
 
 public enum Verdict: Equatable, Sendable {
     case accept
+    /// Back to the calling chain: this chain has nothing more to say about the packet.
+    case `return`
     case jump(String)
 }
 

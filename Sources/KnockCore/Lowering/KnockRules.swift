@@ -13,9 +13,12 @@ extension RulesetLowering {
 
     /// The rules of one knock chain: for each sequence that uses `knock`, its transitions
     /// (see `KnockStateMachine`) as set operations on the family's progress and grant sets.
-    static func knockRules(for knock: Knock, family: IPFamily, users: [(index: Int, sequence: KnockSequence)]) -> [RuleIR] {
+    static func knockRules(for knock: Knock, family: IPFamily, users: [(index: Int, sequence: KnockSequence)],
+                           access: AccessSets) -> [RuleIR] {
         var rules: [RuleIR] = []
         for (index, sequence) in users {
+            // Sources outside `from`, or in the sequence's `deny`, are not seen at all.
+            guard let gate = access.knockGate(for: sequence) else { continue }
             let tags = StageTags(sequenceIndex: index, family: family)
             let progress = Names.progress(family)
             let count = sequence.knocks.count
@@ -43,7 +46,7 @@ extension RulesetLowering {
                 case .reset:
                     comment = "\(sequence.name): wrong knock at stage \(transition.stage), reset"
                 }
-                rules.append(RuleIR(statements, comment: comment))
+                rules.append(RuleIR(gate + statements, comment: comment))
             }
         }
         return rules

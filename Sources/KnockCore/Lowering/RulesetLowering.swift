@@ -27,8 +27,11 @@ public enum RulesetLowering {
                 name: Names.granted(family), key: [family.addressType, .inetProto, .inetService],
                 contents: .dynamic(size: spec.maxTrackedSources), comment: "sources granted a guarded port"))
 
+            let access = AccessSets(spec, family: family)
+            sets += access.sets
+
             if !guardedPorts.isEmpty {
-                chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }))
+                chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }, access: access))
                 dispatch += guardedPorts.map {
                     .init(key: [.family(family), .proto($0.proto), .port($0.port)], verdict: .jump(Names.guardChain(family)))
                 }
@@ -37,7 +40,8 @@ public enum RulesetLowering {
             for knock in knocks {
                 guard case .port(let port) = knock else { continue }
                 let chain = Names.knockChain(family, port)
-                chains.append(ChainIR(name: chain, hook: nil, rules: knockRules(for: knock, family: family, users: users[knock] ?? [])))
+                let rules = access.knockPreamble + knockRules(for: knock, family: family, users: users[knock] ?? [], access: access)
+                chains.append(ChainIR(name: chain, hook: nil, rules: rules))
                 dispatch.append(.init(key: [.family(family), .proto(port.proto), .port(port.port)], verdict: .jump(chain)))
             }
         }
@@ -85,7 +89,7 @@ public enum RulesetLowering {
 
     /// Lets through what belongs to a connection or to a granted source, and answers the rest
     /// exactly as the host answers a closed port.
-    static func guardChain(_ family: IPFamily, guardsUDP: Bool) -> ChainIR {
+    static func guardChain(_ family: IPFamily, guardsUDP: Bool, access: AccessSets) -> ChainIR {
         let source = Expr.sourceAddress(family)
         var rules = [
             // Not a SYN: part of an established connection (which must outlive its grant), or
@@ -98,6 +102,7 @@ public enum RulesetLowering {
             rules.append(RuleIR([.equals(.l4proto, .proto(.udp)), .connectionEstablished, .verdict(.accept)],
                                  comment: "udp flows that began during a grant"))
         }
+        rules += access.guardRules
         rules += [
             RuleIR([.inSet(.concat([source, .l4proto, .destinationPort]), set: Names.granted(family)), .verdict(.accept)],
                    comment: "granted sources"),

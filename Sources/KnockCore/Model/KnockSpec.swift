@@ -12,10 +12,23 @@ public struct KnockSpec: Equatable, Sendable {
     public static let defaultMaxTrackedSources = 65536
 
     public var maxTrackedSources: Int = Self.defaultMaxTrackedSources
+    /// Sources that reach every guarded port without knocking, and sources that never get in.
+    public var access = AccessLists()
 
     public init(tableName: String = Self.defaultTableName, sequences: [KnockSequence]) {
         self.tableName = tableName
         self.sequences = sequences.sorted { $0.name < $1.name }
+    }
+}
+
+/// Allow and deny lists, each reduced to disjoint prefixes (see `CIDR.covering`).
+public struct AccessLists: Equatable, Sendable {
+    public var allow: [CIDR] = []
+    public var deny: [CIDR] = []
+
+    public init(allow: [CIDR] = [], deny: [CIDR] = []) {
+        self.allow = CIDR.covering(allow)
+        self.deny = CIDR.covering(deny)
     }
 }
 
@@ -28,6 +41,11 @@ public struct KnockSequence: Equatable, Sendable {
     public var stepTimeout: Duration
     /// How long a grant lasts after the last knock.
     public var openFor: Duration
+    /// `allow`: sources that reach this sequence's ports without knocking; `deny`: sources
+    /// whose knocks on it are ignored.
+    public var access = AccessLists()
+    /// Sources that may knock it; nil for any.
+    public var from: [CIDR]?
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
                 stepTimeout: Duration = KnockSpec.defaultStepTimeout,

@@ -17,8 +17,10 @@ public enum SpecValidator {
         var firstWithKnocks: [[Knock]: ParsedSequence] = [:]
         let openPorts = openPortOwners(parsed.sequences)
 
+        diagnostics += checkAccess(parsed.access)
         for sequence in parsed.sequences {
             let name = sequence.name.value
+            diagnostics += checkAccess(sequence.access)
             if sequence.knocksComplete {
                 diagnostics += checkKnocks(sequence, openPorts: openPorts)
             }
@@ -42,19 +44,34 @@ public enum SpecValidator {
                 diagnostics.append(Diagnostic(.nothingToOpen(name), at: sequence.openLocation))
             }
 
-            sequences.append(KnockSequence(
+            var model = KnockSequence(
                 name: name,
                 knocks: knocks,
                 open: sequence.open.map(\.value).sorted(),
                 stepTimeout: sequence.timings.stepTimeout?.value
                     ?? parsed.defaults.stepTimeout?.value ?? KnockSpec.defaultStepTimeout,
                 openFor: sequence.timings.openFor?.value
-                    ?? parsed.defaults.openFor?.value ?? KnockSpec.defaultOpenFor))
+                    ?? parsed.defaults.openFor?.value ?? KnockSpec.defaultOpenFor)
+            model.access = AccessLists(allow: sequence.access.allow.map(\.value), deny: sequence.access.deny.map(\.value))
+            model.from = sequence.from.map { CIDR.covering($0.map(\.value)) }
+            sequences.append(model)
         }
 
         guard !diagnostics.hasErrors else { return (nil, diagnostics) }
-        let spec = KnockSpec(tableName: parsed.table?.value ?? KnockSpec.defaultTableName, sequences: sequences)
+        var spec = KnockSpec(tableName: parsed.table?.value ?? KnockSpec.defaultTableName, sequences: sequences)
+        spec.access = AccessLists(allow: parsed.access.allow.map(\.value), deny: parsed.access.deny.map(\.value))
+        spec.maxTrackedSources = parsed.maxTrackedSources?.value ?? KnockSpec.defaultMaxTrackedSources
         return (spec, diagnostics)
+    }
+
+    /// A source both allowed and denied in the same place is a contradiction, not a policy.
+    private static func checkAccess(_ access: ParsedAccess) -> [Diagnostic] {
+        access.deny.compactMap { denied in
+            guard let allowed = access.allow.first(where: { $0.value.contains(denied.value) || denied.value.contains($0.value) })
+            else { return nil }
+            return Diagnostic(.allowedAndDenied(denied.value, allowed.value), at: denied.location,
+                              notes: [Diagnostic(.allowedHere, at: allowed.location)])
+        }
     }
 
     /// Each open port and the first place that opens it.
@@ -107,6 +124,10 @@ public enum SpecValidator {
 }
 
 extension Diagnostic.Message {
+    static func allowedAndDenied(_ denied: CIDR, _ allowed: CIDR) -> Self {
+        .init(.error, "\(denied) is denied, but \(allowed) in the same scope allows it; remove one of them")
+    }
+    static let allowedHere = Self.note("allowed here")
     static let noSequences = Self(.error, "'sequences' is empty; a spec needs at least one sequence")
     static func emptySequence(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' has no knocks; expected at least one, as [tcp/7000, udp/8000, tcp/9000]")

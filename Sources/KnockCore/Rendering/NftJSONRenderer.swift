@@ -72,6 +72,11 @@ public enum NftJSONRenderer {
             switch set.contents {
             case .dynamic(let size):
                 fields += [("size", .int(size)), ("flags", .array(["timeout"])), ("comment", .string(set.comment))]
+            case .intervals(let elements):
+                fields += [("flags", .array(["interval"])), ("comment", .string(set.comment))]
+                if !elements.isEmpty {
+                    fields.append(("elem", .array(elements.map { value($0) })))
+                }
             case .constant(let elements):
                 fields.append(("comment", .string(set.comment)))
                 if !elements.isEmpty {
@@ -202,6 +207,8 @@ public enum NftJSONRenderer {
         case .port(let port): .int(Int(port))
         case .interface(let name): .string(name)
         case .tag(let tag): .string(IPFamily.ipv4.address(tag))
+        case .prefix(let cidr) where cidr.isSingleAddress: .string(cidr.address)
+        case .prefix(let cidr): .object([("prefix", .object([("addr", .string(cidr.address)), ("len", .int(cidr.prefixLength))]))])
         }
     }
 
@@ -213,6 +220,7 @@ public enum NftJSONRenderer {
     static func verdict(_ verdict: Verdict) -> JSON {
         switch verdict {
         case .accept: .object([("accept", .null)])
+        case .return: .object([("return", .null)])
         case .jump(let chain): .object([("jump", .object([("target", .string(chain))]))])
         }
     }

@@ -10,6 +10,13 @@ public enum NftTextRenderer {
             switch set.contents {
             case .dynamic(let size):
                 block += ["\tsize \(size)", "\tflags dynamic,timeout", "\tcomment \(quoted(set.comment))"]
+            case .intervals(let elements):
+                block += ["\tflags interval", "\tcomment \(quoted(set.comment))"]
+                if !elements.isEmpty {
+                    block.append("\telements = {")
+                    block += elements.map { "\t\t\($0.map(value).joined(separator: " . "))," }
+                    block.append("\t}")
+                }
             case .constant(let elements):
                 block.append("\tcomment \(quoted(set.comment))")
                 if !elements.isEmpty {
@@ -96,12 +103,14 @@ public enum NftTextRenderer {
         case .port(let port): String(port)
         case .interface(let name): name
         case .tag(let tag): IPFamily.ipv4.address(tag)
+        case .prefix(let cidr): cidr.description
         }
     }
 
     static func verdict(_ verdict: Verdict) -> String {
         switch verdict {
         case .accept: "accept"
+        case .return: "return"
         case .jump(let chain): "jump \(chain)"
         }
     }

@@ -22,6 +22,8 @@ public struct ParsedSpec: Sendable {
     public var sequencesLocation: SourceLocation?
     /// False when `sequences` was not a usable mapping, already reported.
     public var sequencesComplete = true
+    public var access = ParsedAccess()
+    public var maxTrackedSources: Located<Int>?
 }
 
 /// The timing keys that `defaults` and each sequence share.
@@ -42,4 +44,13 @@ public struct ParsedSequence: Sendable {
     public var openComplete = true
     public var openLocation: SourceLocation
     public var timings: ParsedTimings
+    public var access = ParsedAccess()
+    /// Sources that may knock this sequence; nil when the spec does not restrict it.
+    public var from: [Located<CIDR>]?
+}
+
+/// `allow` and `deny`, which the top level and each sequence share.
+public struct ParsedAccess: Sendable {
+    public var allow: [Located<CIDR>] = []
+    public var deny: [Located<CIDR>] = []
 }

@@ -16,9 +16,9 @@ public struct SpecParser {
         return (spec, parser.diagnostics)
     }
 
-    static let topLevelKeys = ["table", "defaults", "sequences"]
+    static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "open"] + timingKeys
+    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
         let root: Node?
@@ -41,6 +41,10 @@ public struct SpecParser {
         var spec = ParsedSpec(file: file, table: nil, defaults: ParsedTimings(), sequences: [])
         if let node = topFields["table"] {
             spec.table = name(node, kind: .table)
+        }
+        spec.access = access(topFields)
+        if let node = topFields["max_tracked_sources"] {
+            spec.maxTrackedSources = trackedSources(node)
         }
         if let node = topFields["defaults"], let defaults = expectMapping(node, what: "defaults") {
             spec.defaults = timings(fields(of: defaults, allowed: Self.timingKeys, in: "defaults"))
@@ -67,6 +71,8 @@ public struct SpecParser {
         var sequence = ParsedSequence(
             name: name, knocks: [], knocksLocation: name.location,
             open: [], openLocation: name.location, timings: timings(seqFields))
+        sequence.access = access(seqFields)
+        sequence.from = seqFields["from"].map { cidrs($0, key: "from") }
         if let node = seqFields["knock"] {
             sequence.knocksLocation = location(of: node)
             let words = list(node, what: "knock")
@@ -95,6 +101,37 @@ public struct SpecParser {
             stepTimeout: fields["step_timeout"].flatMap { duration($0, key: "step_timeout") },
             openFor: fields["open_for"].flatMap { duration($0, key: "open_for") })
     }
+
+    private mutating func access(_ fields: [String: Node]) -> ParsedAccess {
+        ParsedAccess(allow: fields["allow"].map { cidrs($0, key: "allow") } ?? [],
+                     deny: fields["deny"].map { cidrs($0, key: "deny") } ?? [])
+    }
+
+    private mutating func cidrs(_ node: Node, key: String) -> [Located<CIDR>] {
+        list(node, what: key).compactMap { item -> Located<CIDR>? in
+            guard let text = expectScalar(item, what: "an address or prefix") else { return nil }
+            do throws(CIDR.ParseError) {
+                return Located(try CIDR(parsing: text), at: location(of: item))
+            } catch {
+                diagnostics.append(Diagnostic(.badCIDR(error), at: location(of: item)))
+                return nil
+            }
+        }
+    }
+
+    private mutating func trackedSources(_ node: Node) -> Located<Int>? {
+        guard let text = expectScalar(node, what: "max_tracked_sources") else { return nil }
+        guard text.count <= 8, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text),
+              (1...SpecParser.maxTrackedSourcesLimit).contains(value) else {
+            diagnostics.append(Diagnostic(.badTrackedSources(text), at: location(of: node)))
+            return nil
+        }
+        return Located(value, at: location(of: node))
+    }
+
+    /// The largest `size` knockc gives a set; each element costs kernel memory, so a typo
+    /// must not ask for billions.
+    static let maxTrackedSourcesLimit = 16_777_216
 
     private mutating func duration(_ node: Node, key: String) -> Located<Duration>? {
         guard let text = expectScalar(node, what: key) else { return nil }
@@ -289,6 +326,17 @@ extension Diagnostic.Message {
     }
     static func expectedScalar(_ what: String, found: String) -> Self {
         .init(.error, "expected \(what) to be a single value, found \(found)")
+    }
+    static func badCIDR(_ error: CIDR.ParseError) -> Self {
+        switch error {
+        case .malformed(let text):
+            .init(.error, "'\(text)' is not an address or prefix; expected IPv4 or IPv6, as 192.0.2.0/24 or 2001:db8::/32")
+        case .hostBitsSet(let text, let network):
+            .init(.error, "'\(text)' has host bits set; did you mean \(network)?")
+        }
+    }
+    static func badTrackedSources(_ text: String) -> Self {
+        .init(.error, "'\(text)' is not a number of sources for 'max_tracked_sources'; expected 1 to \(SpecParser.maxTrackedSourcesLimit)")
     }
     static func badDuration(_ text: String, key: String) -> Self {
         .init(.error, "'\(text)' is not a duration for '\(key)'; expected a positive number and a unit: 500ms, 5s, 10m, 1h or 1d")
