@@ -1,0 +1,131 @@
+import Foundation
+import Glibc
+import Testing
+
+/// `knockc units`: the systemd unit it renders and installs, and the paths it refuses to
+/// write into a unit. Runs the built executable; needs neither root nor systemd.
+struct UnitsTests {
+    static let knockc = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("knockc").path
+    static let ssh = examplePath("ssh.yaml")
+
+    /// A fresh directory for one test, removed afterwards.
+    func withDirectory(_ body: (URL) throws -> Void) throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("knockc-units-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try body(directory)
+    }
+
+    func units(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        try runProgram([Self.knockc, "units"] + arguments, allowFailure: true)
+    }
+
+    func contents(of directory: URL) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+    }
+
+    @Test("--install writes knockc.service, mode 0644, that runs the given knockc on the given spec after nftables.service")
+    func installsTheApplyUnit() throws {
+        try withDirectory { directory in
+            let result = try units(["--spec", Self.ssh, "--knockc", Self.knockc, "--install", "--directory", directory.path])
+            #expect(result.status == 0, "\(result.error)")
+            #expect(result.output.contains("systemctl daemon-reload && systemctl enable --now knockc.service"))
+            #expect(try contents(of: directory) == ["knockc.service"])
+
+            let path = directory.appendingPathComponent("knockc.service").path
+            let unit = try String(contentsOfFile: path, encoding: .utf8)
+            let lines = Set(unit.split(separator: "\n").map(String.init))
+            #expect(lines.contains("ExecStart=\(Self.knockc) apply \(Self.ssh)"))
+            #expect(lines.contains("ExecReload=\(Self.knockc) apply \(Self.ssh)"))
+            #expect(lines.contains("ExecStop=/usr/sbin/nft delete table inet knockc"))
+            #expect(lines.contains("Type=oneshot"))
+            #expect(lines.contains("PartOf=nftables.service"))
+            #expect(lines.contains { $0.hasPrefix("After=") && $0.split(separator: " ").contains { $0.hasSuffix("nftables.service") } })
+            #expect(!unit.contains("{{"))
+
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+            #expect(mode == 0o644)
+
+            // Without --install the same unit goes to stdout, and nothing is written.
+            let printed = try units(["--spec", Self.ssh, "--knockc", Self.knockc])
+            #expect(printed.status == 0, "\(printed.error)")
+            #expect(printed.output == unit)
+
+            // Installing again replaces the file in place and leaves no temporary file behind.
+            let again = try units(["--spec", Self.ssh, "--knockc", Self.knockc, "--install", "--directory", directory.path])
+            #expect(again.status == 0, "\(again.error)")
+            #expect(try contents(of: directory) == ["knockc.service"])
+        }
+    }
+
+    @Test("the unit deletes the spec's own table; a spec that does not exist yet gets the default table, with a note")
+    func tableComesFromTheSpec() throws {
+        try withDirectory { directory in
+            let spec = directory.appendingPathComponent("edge.yaml").path
+            try String(contentsOfFile: Self.ssh, encoding: .utf8)
+                .replacingOccurrences(of: "table: knockc", with: "table: edge")
+                .write(toFile: spec, atomically: true, encoding: .utf8)
+            let named = try units(["--spec", spec])
+            #expect(named.status == 0, "\(named.error)")
+            #expect(named.output.contains("ExecStop=/usr/sbin/nft delete table inet edge\n"))
+
+            let missing = directory.appendingPathComponent("not-yet.yaml").path
+            let absent = try units(["--spec", missing])
+            #expect(absent.status == 0, "\(absent.error)")
+            #expect(absent.output.contains("ExecStart=/usr/local/bin/knockc apply \(missing)\n"))
+            #expect(absent.output.contains("ExecStop=/usr/sbin/nft delete table inet knockc\n"))
+            #expect(absent.error.contains("does not exist yet"))
+        }
+    }
+
+    @Test("a spec with errors is refused with exit 1, and nothing is written")
+    func specWithErrorsIsRefused() throws {
+        try withDirectory { directory in
+            let spec = directory.appendingPathComponent("bad.yaml").path
+            try "sequences:\n  ssh:\n    knock: [tcp/7000, udp/9000, tcp/8000]\n    open: [tcp/70000]\n"
+                .write(toFile: spec, atomically: true, encoding: .utf8)
+            let target = directory.appendingPathComponent("units")
+            try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+            let result = try units(["--spec", spec, "--install", "--directory", target.path])
+            #expect(result.status == 1)
+            #expect(result.error.contains("\(spec):4:12: error: port 70000 is out of range"))
+            #expect(try contents(of: target).isEmpty)
+        }
+    }
+
+    @Test("paths that would change the unit are refused, and nothing is written", arguments: [
+        ["--spec", "/etc/knockc/knockc.yaml\nExecStartPre=/bin/sh -c 'echo owned'"],
+        ["--spec", "/etc/knockc/%n.yaml"],
+        ["--spec", "knockc.yaml"],
+        ["--spec", "/etc/knockc/my spec.yaml"],
+        ["--spec", "/etc/knockc/$HOME.yaml"],
+        ["--spec", "/etc/knockc/\"knockc\".yaml"],
+        ["--knockc", "bin/knockc"],
+        ["--knockc", "/usr/local/bin/knockc\tx"],
+        ["--knockc", "/usr/local/bin/%i"],
+    ])
+    func unsafePathsAreRefused(_ arguments: [String]) throws {
+        try withDirectory { directory in
+            let result = try units(arguments + ["--install", "--directory", directory.path])
+            #expect(result.status != 0)
+            #expect(result.status == 64, "\(result.error)")
+            #expect(try contents(of: directory).isEmpty)
+        }
+    }
+
+    @Test("systemd-analyze verify accepts the installed unit",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze"), "needs systemd-analyze"))
+    func systemdAcceptsTheUnit() throws {
+        try withDirectory { directory in
+            let result = try units(["--spec", Self.ssh, "--knockc", Self.knockc, "--install", "--directory", directory.path])
+            #expect(result.status == 0, "\(result.error)")
+            // Offline: verify only parses the file and checks that the commands it runs exist.
+            let verify = try runProgram(["/usr/bin/systemd-analyze", "verify", directory.appendingPathComponent("knockc.service").path],
+                                        allowFailure: true)
+            #expect(verify.status == 0, "\(verify.output)\(verify.error)")
+            #expect(verify.error.isEmpty, "\(verify.error)")
+        }
+    }
+}

@@ -1,0 +1,139 @@
+function __knockc_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __knockc_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __knockc_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __knockc_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __knockc_parse_tokens -S
+    set -l unparsed_tokens (__knockc_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'knockc'
+        __knockc_parse_subcommand 0 'h/help'
+        switch $unparsed_tokens[1]
+        case 'check'
+            __knockc_parse_subcommand -r 1 'kernel' 'format=' 'h/help'
+        case 'compile'
+            __knockc_parse_subcommand 1 'format=' 'h/help'
+        case 'diff'
+            __knockc_parse_subcommand 1 'h/help'
+        case 'apply'
+            __knockc_parse_subcommand 1 'confirm=' 'h/help'
+        case 'confirm'
+            __knockc_parse_subcommand 0 'table=' 'h/help'
+        case 'status'
+            __knockc_parse_subcommand 0 'table=' 'json' 'h/help'
+        case 'revoke'
+            __knockc_parse_subcommand 1 'sequence=' 'table=' 'h/help'
+        case 'knock'
+            __knockc_parse_subcommand -r 2 'spec=' 'sequence=' 'delay=' '4' '6' 'h/help'
+        case 'units'
+            __knockc_parse_subcommand 0 'spec=' 'knockc=' 'install' 'directory=' 'h/help'
+        case 'help'
+            __knockc_parse_subcommand -r 1 
+        end
+    end
+end
+
+function __knockc_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __knockc_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __knockc_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __knockc_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__knockc_tokens -p)
+    if test -z "$(__knockc_tokens -t)"
+        set -l index (count (__knockc_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'knockc' -f
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'check' -d 'Validate specs, for CI and editors.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'compile' -d 'Print the ruleset a spec compiles to.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'diff' -d 'Show what `apply` would change, without changing anything.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'apply' -d 'Install the spec\'s table in this network namespace\'s kernel.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'confirm' -d 'Keep the table that `apply --confirm` installed.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'status' -d 'Show the live table\'s grants, knocks in progress and bans.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'revoke' -d 'Take a source\'s grants and knocks in progress away at once.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'knock' -d 'Send a knock sequence to a host (the client).'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'units' -d 'Print or install the systemd unit that applies the spec at boot.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc check" -ge 1' -fa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc check" kernel' -l 'kernel' -d 'Also load each compiled spec into the running kernel, in a throwaway namespace.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc check" format' -l 'format' -d 'text: diagnostics on stderr; json: a machine-readable report on stdout.' -rfka 'text json'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc check" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc compile" -eq 1' -fa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc compile" format' -l 'format' -d 'nft: an nft script; json: the same transaction in libnftables\' JSON.' -rfka 'nft json'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc compile" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc diff" -eq 1' -fa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc diff" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc apply" -eq 1' -fa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc apply" confirm' -l 'confirm' -d 'Revert unless `knockc confirm` runs within this time, as 60s or 5m.' -rfka ''
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc apply" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc confirm" table' -l 'table' -d 'The table, as the spec\'s `table:` names it.' -rfka ''
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc confirm" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc status" table' -l 'table' -d 'The nftables table (family inet) to read.' -rfka ''
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc status" json' -l 'json' -d 'Print one JSON object instead of the tables.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc status" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc revoke" sequence' -l 'sequence' -d 'Only this sequence\'s progress and the ports it opens.' -rfka ''
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc revoke" table' -l 'table' -d 'The table, as the spec\'s `table:` names it.' -rfka ''
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc revoke" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" spec' -l 'spec' -d 'A spec to take the knocks from (with --sequence).' -rfa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" sequence' -l 'sequence' -d 'The sequence of --spec to send.' -rfka ''
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" delay' -l 'delay' -d 'The pause between two knocks, as 200ms or 1s; keep it under the sequence\'s step_timeout.' -rfka ''
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" 4' -s '4' -d 'Use IPv4 only.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" 6' -s '6' -d 'Use IPv6 only.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" spec' -l 'spec' -d 'The spec the unit applies.' -rfa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" knockc' -l 'knockc' -d 'The knockc executable the unit runs.' -rF
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" install' -l 'install' -d 'Write the unit into --directory instead of printing it.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" directory' -l 'directory' -d 'Where --install writes knockc.service (default: /etc/systemd/system).' -rfa '(__knockc_complete_directories)'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" h help' -s 'h' -l 'help' -d 'Show help information.'
