@@ -21,6 +21,8 @@ public enum Value: Equatable, Sendable {
     case tag(UInt32)
     /// An address prefix, in an interval set.
     case prefix(CIDR)
+    /// A range of ports, in an interval set.
+    case portRange(UInt16, UInt16)
 }
 
 /// An expression read from the packet or built from it.
@@ -71,6 +73,9 @@ public enum Statement: Equatable, Sendable {
     case inSet(Expr, set: String)
     case notInSet(Expr, set: String)
     case setElement(SetOperation, set: String, key: Expr, timeout: Duration?)
+    /// Counts the packet against `key`'s element in `set` and matches only when the count
+    /// goes over `rate` (a per-source token bucket holding `rate.count` packets).
+    case rateOver(set: String, key: Expr, timeout: Duration, rate: Rate)
     case verdictMap(Expr, map: String)
     case verdict(Verdict)
     case reject(RejectKind)

@@ -14,7 +14,7 @@ extension RulesetLowering {
     /// The rules of one knock chain: for each sequence that uses `knock`, its transitions
     /// (see `KnockStateMachine`) as set operations on the family's progress and grant sets.
     static func knockRules(for knock: Knock, family: IPFamily, users: [(index: Int, sequence: KnockSequence)],
-                           access: AccessSets) -> [RuleIR] {
+                           access: AccessSets, bans: BanRules) -> [RuleIR] {
         var rules: [RuleIR] = []
         for (index, sequence) in users {
             // Sources outside `from`, or in the sequence's `deny`, are not seen at all.
@@ -37,6 +37,10 @@ extension RulesetLowering {
                 switch transition.action {
                 case .advance(let next):
                     statements.append(.setElement(.add, set: progress, key: tags.key(next), timeout: sequence.stepTimeout))
+                    if transition.stage > 0 && next == 1 {
+                        // Knock 1 out of turn: the attempt in progress was reset.
+                        statements += bans.wrongKnockStatements(sequence)
+                    }
                     comment = next == transition.stage + 1
                         ? "\(sequence.name): knock \(next) of \(count)"
                         : "\(sequence.name): knock 1 of \(count) again, from stage \(transition.stage)"
@@ -44,6 +48,7 @@ extension RulesetLowering {
                     statements += grantStatements(sequence, family: family)
                     comment = "\(sequence.name): knock \(count) of \(count), grant"
                 case .reset:
+                    statements += bans.wrongKnockStatements(sequence)
                     comment = "\(sequence.name): wrong knock at stage \(transition.stage), reset"
                 }
                 rules.append(RuleIR(gate + statements, comment: comment))

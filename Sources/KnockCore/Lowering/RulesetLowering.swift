@@ -13,7 +13,8 @@
 public enum RulesetLowering {
     public static func lower(_ spec: KnockSpec) -> RulesetIR {
         var sets: [SetIR] = []
-        var chains: [ChainIR] = [inputChain()]
+        var chains: [ChainIR] = [inputChain(hasDecoys: !spec.decoys.isEmpty)]
+        var decoyRules: [RuleIR] = []
         var dispatch: [VerdictMapIR.Element] = []
         let users = sequencesByKnock(spec)
         let knocks = users.keys.sorted()
@@ -28,7 +29,9 @@ public enum RulesetLowering {
                 contents: .dynamic(size: spec.maxTrackedSources), comment: "sources granted a guarded port"))
 
             let access = AccessSets(spec, family: family)
-            sets += access.sets
+            let bans = BanRules(spec, family: family)
+            sets += access.sets + bans.sets
+            if let rule = bans.decoyRule { decoyRules.append(rule) }
 
             if !guardedPorts.isEmpty {
                 chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }, access: access))
@@ -40,13 +43,18 @@ public enum RulesetLowering {
             for knock in knocks {
                 guard case .port(let port) = knock else { continue }
                 let chain = Names.knockChain(family, port)
-                let rules = access.knockPreamble + knockRules(for: knock, family: family, users: users[knock] ?? [], access: access)
+                let rules = access.knockPreamble + bans.knockPreamble
+                    + knockRules(for: knock, family: family, users: users[knock] ?? [], access: access, bans: bans)
                 chains.append(ChainIR(name: chain, hook: nil, rules: rules))
                 dispatch.append(.init(key: [.family(family), .proto(port.proto), .port(port.port)], verdict: .jump(chain)))
             }
         }
 
         sets.append(sequenceCatalog(spec))
+        if let decoys = BanRules.decoySet(spec) {
+            sets.append(decoys)
+            chains.append(ChainIR(name: Names.decoyChain, hook: nil, rules: decoyRules))
+        }
         let dispatchMap = VerdictMapIR(
             name: Names.dispatchMap, key: [.nfProto, .inetProto, .inetService],
             elements: dispatch, comment: "knock ports and guarded ports; every other packet misses")
@@ -58,6 +66,7 @@ public enum RulesetLowering {
         public static let inputChain = "input"
         public static let dispatchMap = "dispatch"
         public static let sequenceCatalog = "sequences"
+        public static let decoyChain = "decoy"
         public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
         public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
@@ -80,11 +89,13 @@ public enum RulesetLowering {
     }
 
     /// Loopback first: the host's own traffic never needs a knock. Then one dispatch lookup.
-    static func inputChain() -> ChainIR {
-        ChainIR(name: Names.inputChain, hook: .init(hook: "input", priority: -10), rules: [
-            RuleIR([.equals(.inputInterface, .interface("lo")), .verdict(.accept)]),
-            RuleIR([.verdictMap(.concat([.nfproto, .l4proto, .destinationPort]), map: Names.dispatchMap)]),
-        ])
+    static func inputChain(hasDecoys: Bool) -> ChainIR {
+        var rules = [RuleIR([.equals(.inputInterface, .interface("lo")), .verdict(.accept)])]
+        if hasDecoys {
+            rules.append(RuleIR([.inSet(.concat([.l4proto, .destinationPort]), set: "decoys"), .verdict(.jump(Names.decoyChain))]))
+        }
+        rules.append(RuleIR([.verdictMap(.concat([.nfproto, .l4proto, .destinationPort]), map: Names.dispatchMap)]))
+        return ChainIR(name: Names.inputChain, hook: .init(hook: "input", priority: -10), rules: rules)
     }
 
     /// Lets through what belongs to a connection or to a granted source, and answers the rest

@@ -14,6 +14,12 @@ public struct KnockSpec: Equatable, Sendable {
     public var maxTrackedSources: Int = Self.defaultMaxTrackedSources
     /// Sources that reach every guarded port without knocking, and sources that never get in.
     public var access = AccessLists()
+    /// Ports no legitimate client touches: one packet to any of them bans the source.
+    public var decoys: [PortRange] = []
+    /// How long a decoy hit bans a source.
+    public var decoyBanFor: Duration = Self.defaultBanFor
+
+    public static let defaultBanFor = Duration.seconds(600)
 
     public init(tableName: String = Self.defaultTableName, sequences: [KnockSequence]) {
         self.tableName = tableName
@@ -46,6 +52,10 @@ public struct KnockSequence: Equatable, Sendable {
     public var access = AccessLists()
     /// Sources that may knock it; nil for any.
     public var from: [CIDR]?
+    /// More wrong knocks than this (knocks that reset progress) ban the source for `banFor`;
+    /// nil: wrong knocks are never counted.
+    public var wrongKnocks: Rate?
+    public var banFor: Duration = KnockSpec.defaultBanFor
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
                 stepTimeout: Duration = KnockSpec.defaultStepTimeout,

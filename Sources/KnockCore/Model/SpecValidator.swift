@@ -18,6 +18,7 @@ public enum SpecValidator {
         let openPorts = openPortOwners(parsed.sequences)
 
         diagnostics += checkAccess(parsed.access)
+        diagnostics += checkDecoys(parsed)
         for sequence in parsed.sequences {
             let name = sequence.name.value
             diagnostics += checkAccess(sequence.access)
@@ -54,6 +55,8 @@ public enum SpecValidator {
                     ?? parsed.defaults.openFor?.value ?? KnockSpec.defaultOpenFor)
             model.access = AccessLists(allow: sequence.access.allow.map(\.value), deny: sequence.access.deny.map(\.value))
             model.from = sequence.from.map { CIDR.covering($0.map(\.value)) }
+            model.wrongKnocks = sequence.limits.wrongKnocks?.value ?? parsed.limits.wrongKnocks?.value
+            model.banFor = sequence.limits.banFor?.value ?? parsed.limits.banFor?.value ?? KnockSpec.defaultBanFor
             sequences.append(model)
         }
 
@@ -61,7 +64,34 @@ public enum SpecValidator {
         var spec = KnockSpec(tableName: parsed.table?.value ?? KnockSpec.defaultTableName, sequences: sequences)
         spec.access = AccessLists(allow: parsed.access.allow.map(\.value), deny: parsed.access.deny.map(\.value))
         spec.maxTrackedSources = parsed.maxTrackedSources?.value ?? KnockSpec.defaultMaxTrackedSources
+        spec.decoys = parsed.decoys.map(\.value).sorted()
+        spec.decoyBanFor = parsed.limits.banFor?.value ?? KnockSpec.defaultBanFor
         return (spec, diagnostics)
+    }
+
+    /// A decoy bans whoever touches it, so it must not be a port that clients use.
+    private static func checkDecoys(_ parsed: ParsedSpec) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        for decoy in parsed.decoys {
+            for sequence in parsed.sequences {
+                let used = sequence.knocks.compactMap { knock -> Located<TransportPort>? in
+                    guard case .port(let port) = knock.value else { return nil }
+                    return Located(port, at: knock.location)
+                } + sequence.open
+                if let clash = used.first(where: { decoy.value.contains($0.value) }) {
+                    diagnostics.append(Diagnostic(.decoyInUse(decoy.value, clash.value), at: decoy.location,
+                                                  notes: [Diagnostic(.usedHere, at: clash.location)]))
+                }
+            }
+        }
+        for (index, decoy) in parsed.decoys.enumerated() {
+            if let earlier = parsed.decoys[..<index].first(where: { $0.value.proto == decoy.value.proto
+                && $0.value.first <= decoy.value.last && decoy.value.first <= $0.value.last }) {
+                diagnostics.append(Diagnostic(.decoysOverlap(decoy.value, earlier.value), at: decoy.location,
+                                              notes: [Diagnostic(.firstDefinedHere, at: earlier.location)]))
+            }
+        }
+        return diagnostics
     }
 
     /// A source both allowed and denied in the same place is a contradiction, not a policy.
@@ -128,6 +158,13 @@ extension Diagnostic.Message {
         .init(.error, "\(denied) is denied, but \(allowed) in the same scope allows it; remove one of them")
     }
     static let allowedHere = Self.note("allowed here")
+    static func decoyInUse(_ decoy: PortRange, _ port: TransportPort) -> Self {
+        .init(.error, "decoy \(decoy) covers \(port), which a sequence uses; clients touching it would be banned")
+    }
+    static let usedHere = Self.note("used here")
+    static func decoysOverlap(_ decoy: PortRange, _ earlier: PortRange) -> Self {
+        .init(.error, "decoy \(decoy) overlaps \(earlier)")
+    }
     static let noSequences = Self(.error, "'sequences' is empty; a spec needs at least one sequence")
     static func emptySequence(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' has no knocks; expected at least one, as [tcp/7000, udp/8000, tcp/9000]")

@@ -29,8 +29,14 @@ public enum NftJSONRenderer {
     static func checkTimeouts(_ table: TableIR) throws(UnrepresentableTimeout) {
         for chain in table.chains {
             for rule in chain.rules {
-                for case .setElement(_, _, _, let timeout?) in rule.statements where timeout.milliseconds % 1000 != 0 {
-                    throw UnrepresentableTimeout(timeout: timeout)
+                for statement in rule.statements {
+                    switch statement {
+                    case .setElement(_, _, _, let timeout?) where timeout.milliseconds % 1000 != 0,
+                         .rateOver(_, _, let timeout, _) where timeout.milliseconds % 1000 != 0:
+                        throw UnrepresentableTimeout(timeout: timeout)
+                    default:
+                        continue
+                    }
                 }
             }
         }
@@ -152,6 +158,15 @@ public enum NftJSONRenderer {
                 } ?? expression(key)),
                 ("set", .string("@" + set)),
             ]))])
+        case .rateOver(let set, let key, let timeout, let rate):
+            .object([("set", .object([
+                ("op", "update"),
+                ("elem", .object([("elem", .object([("val", expression(key)), ("timeout", .int(seconds(timeout)))]))])),
+                ("set", .string("@" + set)),
+                ("stmt", .array([.object([("limit", .object([
+                    ("rate", .int(rate.count)), ("burst", .int(rate.count)), ("per", .string(rate.unit.rawValue)), ("inv", .bool(true)),
+                ]))])])),
+            ]))])
         case .verdictMap(let expr, let map):
             .object([("vmap", .object([("key", expression(expr)), ("data", .string("@" + map))]))])
         case .verdict(let outcome):
@@ -207,6 +222,8 @@ public enum NftJSONRenderer {
         case .port(let port): .int(Int(port))
         case .interface(let name): .string(name)
         case .tag(let tag): .string(IPFamily.ipv4.address(tag))
+        case .portRange(let first, let last) where first == last: .int(Int(first))
+        case .portRange(let first, let last): .object([("range", .array([.int(Int(first)), .int(Int(last))]))])
         case .prefix(let cidr) where cidr.isSingleAddress: .string(cidr.address)
         case .prefix(let cidr): .object([("prefix", .object([("addr", .string(cidr.address)), ("len", .int(cidr.prefixLength))]))])
         }
@@ -242,6 +259,7 @@ enum JSON: ExpressibleByStringLiteral {
     case array([JSON])
     case string(String)
     case int(Int)
+    case bool(Bool)
     case null
 
     init(stringLiteral value: String) { self = .string(value) }
@@ -257,6 +275,8 @@ enum JSON: ExpressibleByStringLiteral {
             Self.quoted(text)
         case .int(let number):
             String(number)
+        case .bool(let value):
+            value ? "true" : "false"
         case .null:
             "null"
         }

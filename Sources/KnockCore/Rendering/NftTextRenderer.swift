@@ -69,6 +69,8 @@ public enum NftTextRenderer {
         case .notInSet(let expr, let set): "\(expression(expr)) != @\(set)"
         case .setElement(let operation, let set, let key, let timeout):
             "\(operation.rawValue) @\(set) { \(expression(key, inSetElement: true))\(timeout.map { " timeout \($0)" } ?? "") }"
+        case .rateOver(let set, let key, let timeout, let rate):
+            "update @\(set) { \(expression(key, inSetElement: true)) timeout \(timeout) limit rate over \(rate) burst \(rate.count) packets }"
         case .verdictMap(let expr, let map): "\(expression(expr)) vmap @\(map)"
         case .verdict(let outcome): verdict(outcome)
         case .reject(.tcpReset): "reject with tcp reset"
@@ -104,6 +106,7 @@ public enum NftTextRenderer {
         case .interface(let name): name
         case .tag(let tag): IPFamily.ipv4.address(tag)
         case .prefix(let cidr): cidr.description
+        case .portRange(let first, let last): first == last ? "\(first)" : "\(first)-\(last)"
         }
     }
 

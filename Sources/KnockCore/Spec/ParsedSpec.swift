@@ -24,6 +24,8 @@ public struct ParsedSpec: Sendable {
     public var sequencesComplete = true
     public var access = ParsedAccess()
     public var maxTrackedSources: Located<Int>?
+    public var limits = ParsedLimits()
+    public var decoys: [Located<PortRange>] = []
 }
 
 /// The timing keys that `defaults` and each sequence share.
@@ -47,6 +49,13 @@ public struct ParsedSequence: Sendable {
     public var access = ParsedAccess()
     /// Sources that may knock this sequence; nil when the spec does not restrict it.
     public var from: [Located<CIDR>]?
+    public var limits = ParsedLimits()
+}
+
+/// `limits: { wrong_knocks: 5/minute, ban_for: 10m }`, at the top level or per sequence.
+public struct ParsedLimits: Sendable {
+    public var wrongKnocks: Located<Rate>?
+    public var banFor: Located<Duration>?
 }
 
 /// `allow` and `deny`, which the top level and each sequence share.

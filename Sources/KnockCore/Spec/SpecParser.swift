@@ -16,9 +16,10 @@ public struct SpecParser {
         return (spec, parser.diagnostics)
     }
 
-    static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources"]
+    static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from"]
+    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from", "limits"]
+    static let limitKeys = ["wrong_knocks", "ban_for"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
         let root: Node?
@@ -43,6 +44,18 @@ public struct SpecParser {
             spec.table = name(node, kind: .table)
         }
         spec.access = access(topFields)
+        spec.limits = limits(topFields["limits"], in: "limits")
+        spec.decoys = topFields["decoys"].map { node in
+            list(node, what: "decoys").compactMap { item -> Located<PortRange>? in
+                guard let text = expectScalar(item, what: "a decoy") else { return nil }
+                do throws(KnockSyntaxError) {
+                    return Located(try PortRange(parsing: text), at: location(of: item))
+                } catch {
+                    diagnostics.append(Diagnostic(.badKnock(error, hint: "PROTOCOL/PORT or PROTOCOL/FIRST-LAST, as tcp/23 or tcp/2000-2100"), at: location(of: item)))
+                    return nil
+                }
+            }
+        } ?? []
         if let node = topFields["max_tracked_sources"] {
             spec.maxTrackedSources = trackedSources(node)
         }
@@ -72,6 +85,7 @@ public struct SpecParser {
             name: name, knocks: [], knocksLocation: name.location,
             open: [], openLocation: name.location, timings: timings(seqFields))
         sequence.access = access(seqFields)
+        sequence.limits = limits(seqFields["limits"], in: "limits of sequence '\(name.value)'")
         sequence.from = seqFields["from"].map { cidrs($0, key: "from") }
         if let node = seqFields["knock"] {
             sequence.knocksLocation = location(of: node)
@@ -100,6 +114,20 @@ public struct SpecParser {
         ParsedTimings(
             stepTimeout: fields["step_timeout"].flatMap { duration($0, key: "step_timeout") },
             openFor: fields["open_for"].flatMap { duration($0, key: "open_for") })
+    }
+
+    private mutating func limits(_ node: Node?, in context: String) -> ParsedLimits {
+        guard let node, let mapping = expectMapping(node, what: "limits") else { return ParsedLimits() }
+        let fields = fields(of: mapping, allowed: Self.limitKeys, in: context)
+        var limits = ParsedLimits(banFor: fields["ban_for"].flatMap { duration($0, key: "ban_for") })
+        if let rateNode = fields["wrong_knocks"], let text = expectScalar(rateNode, what: "wrong_knocks") {
+            if let rate = Rate(parsing: text) {
+                limits.wrongKnocks = Located(rate, at: location(of: rateNode))
+            } else {
+                diagnostics.append(Diagnostic(.badRate(text), at: location(of: rateNode)))
+            }
+        }
+        return limits
     }
 
     private mutating func access(_ fields: [String: Node]) -> ParsedAccess {
@@ -334,6 +362,9 @@ extension Diagnostic.Message {
         case .hostBitsSet(let text, let network):
             .init(.error, "'\(text)' has host bits set; did you mean \(network)?")
         }
+    }
+    static func badRate(_ text: String) -> Self {
+        .init(.error, "'\(text)' is not a rate for 'wrong_knocks'; expected COUNT/UNIT with UNIT second, minute, hour or day, as 5/minute")
     }
     static func badTrackedSources(_ text: String) -> Self {
         .init(.error, "'\(text)' is not a number of sources for 'max_tracked_sources'; expected 1 to \(SpecParser.maxTrackedSourcesLimit)")

@@ -1,0 +1,76 @@
+import Foundation
+import Glibc
+import KnockCore
+@testable import KnockKernel
+import Testing
+
+/// Wrong knocks and decoys ban a source: its knocks are ignored until the ban ends.
+@Suite(.enabled(if: getuid() == 0, "needs root to create network namespaces"))
+struct BanTests {
+    static let knocks = KnockSemanticsTests.sequence
+
+    @Test("more wrong knocks than the limit ban the source until ban_for ends")
+    func wrongKnocksBan() throws {
+        try Testbed.with { bed in
+            let listener = try bed.listen(tcpPort: 22)
+            try bed.apply("""
+                limits: { wrong_knocks: 2/minute, ban_for: 2s }
+                sequences:
+                  ssh:
+                    knock: [tcp/7000, udp/9000, tcp/8000]
+                    open: [tcp/22]
+                """)
+            // Two wrong knocks are within the limit: the source still gets in.
+            for _ in 0..<2 { try bed.client.knock(Testbed.serverV4, [.tcp(7000), .tcp(8000)]) }
+            try bed.client.knock(Testbed.serverV4, Self.knocks)
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected)
+
+            // The third wrong knock within the minute bans it: the correct sequence now fails.
+            try bed.client.knock(Testbed.serverV4, [.tcp(7000), .tcp(8000)])
+            try bed.server.perform { () throws -> Void in
+                _ = try Revoker().revoke(source: IPAddress(Testbed.clientV4, family: .ipv4)!, family: .ipv4, sequence: nil, table: "knockc")
+            }
+            try bed.client.knock(Testbed.serverV4, Self.knocks)
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
+            // Another source is not affected.
+            try bed.other.knock(Testbed.serverOtherV4, Self.knocks)
+            #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .connected)
+
+            // The ban ends after ban_for.
+            let free = try eventually(within: 5, every: 0.25) {
+                try bed.client.knock(Testbed.serverV4, Self.knocks)
+                return try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected
+            }
+            #expect(free)
+            _ = listener
+        }
+    }
+
+    @Test("one packet to a decoy bans the source, over IPv4 and IPv6")
+    func decoyBans() throws {
+        try Testbed.with { bed in
+            let listener = try bed.listen(tcpPort: 22)
+            let listener6 = try bed.listen(tcpPort: 22, family: .ipv6)
+            try bed.apply("""
+                limits: { ban_for: 1h }
+                decoys: [tcp/23, tcp/2000-2100, udp/161]
+                sequences:
+                  ssh:
+                    knock: [tcp/7000, udp/9000, tcp/8000]
+                    open: [tcp/22]
+                """)
+            // The decoy still answers like a closed port.
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 2050) == .refused)
+            try bed.client.knock(Testbed.serverV4, Self.knocks)
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
+
+            #expect(try bed.client.sendUDP(to: Testbed.serverV6, port: 161) == .refused)
+            try bed.client.knock(Testbed.serverV6, Self.knocks)
+            #expect(try bed.client.connect(to: Testbed.serverV6, port: 22) == .refused)
+
+            try bed.other.knock(Testbed.serverOtherV4, Self.knocks)
+            #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .connected)
+            _ = (listener, listener6)
+        }
+    }
+}
