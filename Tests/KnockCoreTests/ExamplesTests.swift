@@ -19,6 +19,17 @@ struct ExamplesTests {
         #expect(diagnostics.isEmpty, "\(diagnostics)")
     }
 
+    @Test("the spec shown in the README checks clean")
+    func readmeSpec() throws {
+        let readme = try String(contentsOf: Self.folder.deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: "## The spec"))
+        let yaml = try #require(readme[section.upperBound...].components(separatedBy: "```yaml").dropFirst().first?
+            .components(separatedBy: "```").first)
+        let (spec, diagnostics) = Pipeline.check(yaml, file: "README.md")
+        #expect(spec != nil)
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+    }
+
     @Test func thereAreExamples() {
         #expect(Self.examples.contains("ssh.yaml"))
         #expect(Self.examples.count >= 2)
