@@ -1,11 +1,11 @@
 extension RulesetLowering {
-    /// Each knock, with the sequences that use it and their indexes (for stage tags), in name
-    /// order. Built once, so lowering stays linear in the size of the spec.
-    static func sequencesByKnock(_ spec: KnockSpec) -> [Knock: [(index: Int, sequence: KnockSequence)]] {
-        var users: [Knock: [(index: Int, sequence: KnockSequence)]] = [:]
-        for (index, sequence) in spec.sequences.enumerated() {
-            for knock in Set(sequence.knocks) {
-                users[knock, default: []].append((index, sequence))
+    /// Each knock, with the machines that use it, in tag order. Built once, so lowering stays
+    /// linear in the size of the spec.
+    static func machinesByKnock(_ spec: KnockSpec) -> [Knock: [KnockMachine]] {
+        var users: [Knock: [KnockMachine]] = [:]
+        for machine in KnockMachine.all(in: spec) {
+            for knock in Set(machine.knocks) {
+                users[knock, default: []].append(machine)
             }
         }
         return users
@@ -13,16 +13,18 @@ extension RulesetLowering {
 
     /// The rules of one knock chain: for each sequence that uses `knock`, its transitions
     /// (see `KnockStateMachine`) as set operations on the family's progress and grant sets.
-    static func knockRules(for knock: Knock, family: IPFamily, users: [(index: Int, sequence: KnockSequence)],
+    static func knockRules(for knock: Knock, family: IPFamily, users: [KnockMachine],
                            access: AccessSets, bans: BanRules) -> [RuleIR] {
         var rules: [RuleIR] = []
-        for (index, sequence) in users {
+        for machine in users {
+            let sequence = machine.sequence
             // Sources outside `from`, or in the sequence's `deny`, are not seen at all.
             guard let gate = access.knockGate(for: sequence) else { continue }
-            let tags = StageTags(sequenceIndex: index, family: family)
+            let tags = StageTags(sequenceIndex: machine.tagIndex, family: family)
             let progress = Names.progress(family)
-            let count = sequence.knocks.count
-            for transition in KnockStateMachine.transitions(for: knock, in: sequence.knocks) {
+            let count = machine.knocks.count
+            let name = machine.purpose == .grant ? sequence.name : "\(sequence.name) close"
+            for transition in KnockStateMachine.transitions(for: knock, in: machine.knocks) {
                 var statements: [Statement]
                 if transition.stage == 0 {
                     // "No progress yet" is the absence of every stage tag of the sequence.
@@ -42,19 +44,33 @@ extension RulesetLowering {
                         statements += bans.wrongKnockStatements(sequence)
                     }
                     comment = next == transition.stage + 1
-                        ? "\(sequence.name): knock \(next) of \(count)"
-                        : "\(sequence.name): knock 1 of \(count) again, from stage \(transition.stage)"
+                        ? "\(name): knock \(next) of \(count)"
+                        : "\(name): knock 1 of \(count) again, from stage \(transition.stage)"
+                case .grant where machine.purpose == .close:
+                    statements += closeStatements(sequence, family: family)
+                    comment = "\(name): knock \(count) of \(count), end the grant"
                 case .grant:
                     statements += grantStatements(sequence, family: family)
                     comment = "\(sequence.name): knock \(count) of \(count), grant"
                 case .reset:
                     statements += bans.wrongKnockStatements(sequence)
-                    comment = "\(sequence.name): wrong knock at stage \(transition.stage), reset"
+                    comment = "\(name): wrong knock at stage \(transition.stage), reset"
                 }
                 rules.append(RuleIR(gate + statements, comment: comment))
             }
         }
         return rules
+    }
+
+    /// Deleting a grant the source does not hold is a no-op in the packet path, so one rule
+    /// can remove every port of the sequence.
+    static func closeStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
+        sequence.open.map { port in
+            .setElement(
+                .delete, set: Names.granted(family),
+                key: .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))]),
+                timeout: nil)
+        }
     }
 
     /// `update`, not `add`: knocking again while granted extends the grant.

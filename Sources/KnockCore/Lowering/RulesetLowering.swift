@@ -16,7 +16,7 @@ public enum RulesetLowering {
         var chains: [ChainIR] = [inputChain(hasDecoys: !spec.decoys.isEmpty)]
         var decoyRules: [RuleIR] = []
         var dispatch: [VerdictMapIR.Element] = []
-        let users = sequencesByKnock(spec)
+        let users = machinesByKnock(spec)
         let knocks = users.keys.sorted()
         let guardedPorts = Set(spec.sequences.flatMap(\.open)).sorted()
 
@@ -79,10 +79,10 @@ public enum RulesetLowering {
     /// fingerprint. `apply` reads it back to carry progress over to the new tags, and `status`
     /// to name the sequence of a knock in progress.
     static func sequenceCatalog(_ spec: KnockSpec) -> SetIR {
-        let elements = spec.sequences.enumerated().map { index, sequence in
+        let elements = KnockMachine.all(in: spec).map { machine in
             SetIR.Element(
-                key: [.tag(StageTags(sequenceIndex: index, family: .ipv4).tag(0))],
-                comment: SequenceIdentity(sequence).catalogComment)
+                key: [.tag(StageTags(sequenceIndex: machine.tagIndex, family: .ipv4).tag(0))],
+                comment: machine.identity.catalogComment)
         }
         return SetIR(name: Names.sequenceCatalog, key: [.ipv4Address], contents: .constant(elements),
                      comment: "stage tag of each sequence: name and knock fingerprint")

@@ -13,12 +13,21 @@ public struct SequenceIdentity: Hashable, Sendable {
     }
 
     public init(_ sequence: KnockSequence) {
+        self.init(name: sequence.name, knocks: sequence.knocks.map(\.description).joined(separator: ","))
+    }
+
+    /// The sequence's `close` machine: the same name, a fingerprint of its close knocks.
+    public init(closing sequence: KnockSequence) {
+        self.init(name: sequence.name, knocks: "close " + (sequence.close ?? []).map(\.description).joined(separator: ","))
+    }
+
+    private init(name: String, knocks: String) {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in sequence.knocks.map(\.description).joined(separator: ",").utf8 {
+        for byte in knocks.utf8 {
             hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
         }
         let hex = String(hash, radix: 16)
-        self.init(name: sequence.name, fingerprint: String(repeating: "0", count: 16 - hex.count) + hex)
+        self.init(name: name, fingerprint: String(repeating: "0", count: 16 - hex.count) + hex)
     }
 
     /// `NAME FINGERPRINT`: safe inside an nft comment, since names are validated.

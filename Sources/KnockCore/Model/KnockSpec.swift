@@ -56,6 +56,8 @@ public struct KnockSequence: Equatable, Sendable {
     /// nil: wrong knocks are never counted.
     public var wrongKnocks: Rate?
     public var banFor: Duration = KnockSpec.defaultBanFor
+    /// Knocks that end the source's grant of this sequence's ports at once; nil for none.
+    public var close: [Knock]?
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
                 stepTimeout: Duration = KnockSpec.defaultStepTimeout,

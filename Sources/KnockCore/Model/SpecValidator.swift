@@ -14,7 +14,8 @@ public enum SpecValidator {
             diagnostics.append(Diagnostic(.noSequences, at: location))
         }
 
-        var firstWithKnocks: [[Knock]: ParsedSequence] = [:]
+        // Every knock list a machine runs on, grant or close: no two may be the same.
+        var firstWithKnocks: [[Knock]: (name: String, location: SourceLocation)] = [:]
         let openPorts = openPortOwners(parsed.sequences)
 
         diagnostics += checkAccess(parsed.access)
@@ -27,13 +28,19 @@ public enum SpecValidator {
             }
 
             let knocks = sequence.knocks.map(\.value)
-            if !knocks.isEmpty, sequence.knocksComplete {
-                if let earlier = firstWithKnocks[knocks] {
+            var lists: [(knocks: [Knock], location: SourceLocation)] = []
+            if !knocks.isEmpty, sequence.knocksComplete { lists.append((knocks, sequence.knocksLocation)) }
+            if let close = sequence.close, !close.isEmpty, let location = sequence.closeLocation {
+                lists.append((close.map(\.value), location))
+                diagnostics += checkCloseKnocks(close, openPorts: openPorts)
+            }
+            for list in lists {
+                if let earlier = firstWithKnocks[list.knocks] {
                     diagnostics.append(Diagnostic(
-                        .sameKnocks(name, as: earlier.name.value), at: sequence.knocksLocation,
-                        notes: [Diagnostic(.firstDefinedHere, at: earlier.knocksLocation)]))
+                        .sameKnocks(name, as: earlier.name), at: list.location,
+                        notes: [Diagnostic(.firstDefinedHere, at: earlier.location)]))
                 } else {
-                    firstWithKnocks[knocks] = sequence
+                    firstWithKnocks[list.knocks] = (name, list.location)
                 }
             }
 
@@ -55,6 +62,7 @@ public enum SpecValidator {
                     ?? parsed.defaults.openFor?.value ?? KnockSpec.defaultOpenFor)
             model.access = AccessLists(allow: sequence.access.allow.map(\.value), deny: sequence.access.deny.map(\.value))
             model.from = sequence.from.map { CIDR.covering($0.map(\.value)) }
+            model.close = sequence.close.map { $0.map(\.value) }
             model.wrongKnocks = sequence.limits.wrongKnocks?.value ?? parsed.limits.wrongKnocks?.value
             model.banFor = sequence.limits.banFor?.value ?? parsed.limits.banFor?.value ?? KnockSpec.defaultBanFor
             sequences.append(model)
@@ -69,12 +77,31 @@ public enum SpecValidator {
         return (spec, diagnostics)
     }
 
+    /// `close` knocks follow the rules of knocks; the warnings about weak sequences do not
+    /// apply, since closing early is not a secret worth guessing.
+    private static func checkCloseKnocks(_ close: [Located<Knock>], openPorts: [TransportPort: Located<TransportPort>]) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        for knock in close {
+            if case .port(let port) = knock.value, let opened = openPorts[port] {
+                diagnostics.append(Diagnostic(.knockIsOpenPort(knock.value), at: knock.location,
+                                              notes: [Diagnostic(.openedHere, at: opened.location)]))
+            }
+        }
+        for (previous, knock) in zip(close, close.dropFirst()) where previous.value == knock.value {
+            diagnostics.append(Diagnostic(.repeatedKnock(knock.value), at: knock.location))
+        }
+        if close.count > maxKnocks, let first = close.first {
+            diagnostics.append(Diagnostic(.tooManyKnocks("close", close.count), at: first.location))
+        }
+        return diagnostics
+    }
+
     /// A decoy bans whoever touches it, so it must not be a port that clients use.
     private static func checkDecoys(_ parsed: ParsedSpec) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
         for decoy in parsed.decoys {
             for sequence in parsed.sequences {
-                let used = sequence.knocks.compactMap { knock -> Located<TransportPort>? in
+                let used = (sequence.knocks + (sequence.close ?? [])).compactMap { knock -> Located<TransportPort>? in
                     guard case .port(let port) = knock.value else { return nil }
                     return Located(port, at: knock.location)
                 } + sequence.open

@@ -50,6 +50,9 @@ public struct ParsedSequence: Sendable {
     /// Sources that may knock this sequence; nil when the spec does not restrict it.
     public var from: [Located<CIDR>]?
     public var limits = ParsedLimits()
+    /// The `close` knocks and where the list stands; nil when absent.
+    public var close: [Located<Knock>]?
+    public var closeLocation: SourceLocation?
 }
 
 /// `limits: { wrong_knocks: 5/minute, ban_for: 10m }`, at the top level or per sequence.

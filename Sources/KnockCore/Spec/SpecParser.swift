@@ -18,7 +18,7 @@ public struct SpecParser {
 
     static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from", "limits"]
+    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close"]
     static let limitKeys = ["wrong_knocks", "ban_for"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
@@ -85,6 +85,15 @@ public struct SpecParser {
             name: name, knocks: [], knocksLocation: name.location,
             open: [], openLocation: name.location, timings: timings(seqFields))
         sequence.access = access(seqFields)
+        if let node = seqFields["close"] {
+            sequence.closeLocation = location(of: node)
+            let words = list(node, what: "close")
+            let knocks = words.compactMap { knockWord($0) }
+            sequence.close = knocks.count == words.count && isList(node) ? knocks : nil
+            if knocks.count == words.count, words.isEmpty, isList(node) {
+                diagnostics.append(Diagnostic(.emptyClose(name.value), at: location(of: node)))
+            }
+        }
         sequence.limits = limits(seqFields["limits"], in: "limits of sequence '\(name.value)'")
         sequence.from = seqFields["from"].map { cidrs($0, key: "from") }
         if let node = seqFields["knock"] {
@@ -362,6 +371,9 @@ extension Diagnostic.Message {
         case .hostBitsSet(let text, let network):
             .init(.error, "'\(text)' has host bits set; did you mean \(network)?")
         }
+    }
+    static func emptyClose(_ name: String) -> Self {
+        .init(.error, "'close' of sequence '\(name)' has no knocks; remove it or give the knocks that end the grant")
     }
     static func badRate(_ text: String) -> Self {
         .init(.error, "'\(text)' is not a rate for 'wrong_knocks'; expected COUNT/UNIT with UNIT second, minute, hour or day, as 5/minute")

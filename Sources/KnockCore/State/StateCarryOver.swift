@@ -20,19 +20,19 @@ public struct StateCarryOver: Equatable, Sendable {
     }
 
     public static func plan(_ live: LiveState, into spec: KnockSpec) -> StateCarryOver {
-        var newTags: [SequenceIdentity: (tags: StageTags, sequence: KnockSequence)] = [:]
-        for (index, sequence) in spec.sequences.enumerated() {
-            newTags[SequenceIdentity(sequence)] = (StageTags(sequenceIndex: index, family: .ipv4), sequence)
+        var newTags: [SequenceIdentity: (tags: StageTags, machine: KnockMachine)] = [:]
+        for machine in KnockMachine.all(in: spec) {
+            newTags[machine.identity] = (StageTags(sequenceIndex: machine.tagIndex, family: .ipv4), machine)
         }
         var carried: [ProgressElement] = []
         for element in live.progress {
             guard let identity = live.catalog[element.sequenceTag],
                   let target = newTags[identity],
-                  (1..<target.sequence.knocks.count).contains(element.stage)
+                  (1..<target.machine.knocks.count).contains(element.stage)
             else { continue }
             var moved = element
             moved.tag = target.tags.tag(element.stage)
-            moved.expires = min(element.expires, target.sequence.stepTimeout)
+            moved.expires = min(element.expires, target.machine.sequence.stepTimeout)
             carried.append(moved)
         }
         return StateCarryOver(progress: carried, grants: live.grants, droppedProgress: live.progress.count - carried.count)
