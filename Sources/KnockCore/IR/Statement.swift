@@ -66,6 +66,7 @@ public enum RejectKind: Equatable, Sendable {
 /// match that fails.
 public enum Statement: Equatable, Sendable {
     case equals(Expr, Value)
+    case notEquals(Expr, Value)
     /// True for TCP packets that open a connection: SYN set, ACK clear.
     case isTCPSyn(Bool)
     /// Conntrack has seen both directions (`ct state established,related`).

@@ -14,7 +14,7 @@ extension RulesetLowering {
     /// The rules of one knock chain: for each sequence that uses `knock`, its transitions
     /// (see `KnockStateMachine`) as set operations on the family's progress and grant sets.
     static func knockRules(for knock: Knock, family: IPFamily, users: [KnockMachine],
-                           access: AccessSets, bans: BanRules) -> [RuleIR] {
+                           access: AccessSets, bans: BanRules, strict: StrictRules) -> [RuleIR] {
         var rules: [RuleIR] = []
         for machine in users {
             let sequence = machine.sequence
@@ -39,6 +39,7 @@ extension RulesetLowering {
                 switch transition.action {
                 case .advance(let next):
                     statements.append(.setElement(.add, set: progress, key: tags.key(next), timeout: sequence.stepTimeout))
+                    statements += strict.advanceStatements(machine)
                     if transition.stage > 0 && next == 1 {
                         // Knock 1 out of turn: the attempt in progress was reset.
                         statements += bans.wrongKnockStatements(sequence)

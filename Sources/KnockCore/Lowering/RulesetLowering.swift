@@ -13,7 +13,8 @@
 public enum RulesetLowering {
     public static func lower(_ spec: KnockSpec) -> RulesetIR {
         var sets: [SetIR] = []
-        var chains: [ChainIR] = [inputChain(hasDecoys: !spec.decoys.isEmpty)]
+        var input = inputChain(hasDecoys: !spec.decoys.isEmpty)
+        var chains: [ChainIR] = []
         var decoyRules: [RuleIR] = []
         var dispatch: [VerdictMapIR.Element] = []
         let users = machinesByKnock(spec)
@@ -30,7 +31,13 @@ public enum RulesetLowering {
 
             let access = AccessSets(spec, family: family)
             let bans = BanRules(spec, family: family)
-            sets += access.sets + bans.sets
+            let strict = StrictRules(spec, family: family)
+            sets += access.sets + bans.sets + strict.sets
+            if let rule = strict.inputRule {
+                // Before the dispatch, whose knock chains return into this chain.
+                input.rules.insert(rule, at: input.rules.count - 1)
+            }
+            if let chain = strict.chain { chains.append(chain) }
             if let rule = bans.decoyRule { decoyRules.append(rule) }
 
             if !guardedPorts.isEmpty {
@@ -44,7 +51,7 @@ public enum RulesetLowering {
                 guard case .port(let port) = knock else { continue }
                 let chain = Names.knockChain(family, port)
                 let rules = access.knockPreamble + bans.knockPreamble
-                    + knockRules(for: knock, family: family, users: users[knock] ?? [], access: access, bans: bans)
+                    + knockRules(for: knock, family: family, users: users[knock] ?? [], access: access, bans: bans, strict: strict)
                 chains.append(ChainIR(name: chain, hook: nil, rules: rules))
                 dispatch.append(.init(key: [.family(family), .proto(port.proto), .port(port.port)], verdict: .jump(chain)))
             }
@@ -58,7 +65,7 @@ public enum RulesetLowering {
         let dispatchMap = VerdictMapIR(
             name: Names.dispatchMap, key: [.nfProto, .inetProto, .inetService],
             elements: dispatch, comment: "knock ports and guarded ports; every other packet misses")
-        return RulesetIR(table: TableIR(name: spec.tableName, sets: sets, maps: [dispatchMap], chains: chains))
+        return RulesetIR(table: TableIR(name: spec.tableName, sets: sets, maps: [dispatchMap], chains: [input] + chains))
     }
 
     /// The nft names of everything lowering creates, in one place.

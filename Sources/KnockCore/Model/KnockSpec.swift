@@ -58,6 +58,9 @@ public struct KnockSequence: Equatable, Sendable {
     public var banFor: Duration = KnockSpec.defaultBanFor
     /// Knocks that end the source's grant of this sequence's ports at once; nil for none.
     public var close: [Knock]?
+    /// Whether any new TCP or UDP packet to a port outside the sequence resets a source's
+    /// progress, so a sequential port scan cannot walk the sequence.
+    public var strict = false
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
                 stepTimeout: Duration = KnockSpec.defaultStepTimeout,

@@ -63,6 +63,7 @@ public enum SpecValidator {
             model.access = AccessLists(allow: sequence.access.allow.map(\.value), deny: sequence.access.deny.map(\.value))
             model.from = sequence.from.map { CIDR.covering($0.map(\.value)) }
             model.close = sequence.close.map { $0.map(\.value) }
+            model.strict = sequence.strict
             model.wrongKnocks = sequence.limits.wrongKnocks?.value ?? parsed.limits.wrongKnocks?.value
             model.banFor = sequence.limits.banFor?.value ?? parsed.limits.banFor?.value ?? KnockSpec.defaultBanFor
             sequences.append(model)

@@ -138,6 +138,8 @@ public enum NftJSONRenderer {
         switch statement {
         case .equals(let expr, let constant):
             match("==", expression(expr), value(constant))
+        case .notEquals(let expr, let constant):
+            match("!=", expression(expr), value(constant))
         case .isTCPSyn(let isSyn):
             match(isSyn ? "==" : "!=",
                   .object([("&", .array([payload("tcp", "flags"), .array(["syn", "ack"])]))]),

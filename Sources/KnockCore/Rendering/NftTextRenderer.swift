@@ -62,6 +62,7 @@ public enum NftTextRenderer {
     static func statement(_ statement: Statement) -> String {
         switch statement {
         case .equals(let expr, let constant): "\(expression(expr)) \(value(constant))"
+        case .notEquals(let expr, let constant): "\(expression(expr)) != \(value(constant))"
         case .isTCPSyn(true): "tcp flags & (syn | ack) == syn"
         case .isTCPSyn(false): "tcp flags & (syn | ack) != syn"
         case .connectionEstablished: "ct state established,related"

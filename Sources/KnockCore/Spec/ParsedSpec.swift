@@ -50,6 +50,7 @@ public struct ParsedSequence: Sendable {
     /// Sources that may knock this sequence; nil when the spec does not restrict it.
     public var from: [Located<CIDR>]?
     public var limits = ParsedLimits()
+    public var strict = false
     /// The `close` knocks and where the list stands; nil when absent.
     public var close: [Located<Knock>]?
     public var closeLocation: SourceLocation?

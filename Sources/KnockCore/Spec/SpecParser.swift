@@ -18,7 +18,7 @@ public struct SpecParser {
 
     static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close"]
+    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict"]
     static let limitKeys = ["wrong_knocks", "ban_for"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
@@ -85,6 +85,13 @@ public struct SpecParser {
             name: name, knocks: [], knocksLocation: name.location,
             open: [], openLocation: name.location, timings: timings(seqFields))
         sequence.access = access(seqFields)
+        if let node = seqFields["strict"], let text = expectScalar(node, what: "strict") {
+            switch text {
+            case "true": sequence.strict = true
+            case "false": sequence.strict = false
+            default: diagnostics.append(Diagnostic(.badBoolean(text, key: "strict"), at: location(of: node)))
+            }
+        }
         if let node = seqFields["close"] {
             sequence.closeLocation = location(of: node)
             let words = list(node, what: "close")
@@ -371,6 +378,9 @@ extension Diagnostic.Message {
         case .hostBitsSet(let text, let network):
             .init(.error, "'\(text)' has host bits set; did you mean \(network)?")
         }
+    }
+    static func badBoolean(_ text: String, key: String) -> Self {
+        .init(.error, "'\(text)' is not a value for '\(key)'; expected true or false")
     }
     static func emptyClose(_ name: String) -> Self {
         .init(.error, "'close' of sequence '\(name)' has no knocks; remove it or give the knocks that end the grant")
