@@ -49,7 +49,58 @@ public struct Knocker: Sendable {
             case .tcp: try sendSYN(to: target, port: transportPort.port, knock: knock)
             case .udp: try sendDatagram(to: target, port: transportPort.port, knock: knock)
             }
+        case .icmpEcho(let length):
+            try sendEcho(to: target, payloadLength: length, knock: knock)
         }
+    }
+
+    /// An ICMP knock: one echo request with `payloadLength` bytes of payload, as
+    /// `ping -c1 -s LEN` sends. An unprivileged ping socket is tried first (allowed when
+    /// net.ipv4.ping_group_range includes the caller's group); otherwise a raw socket, which
+    /// needs root or CAP_NET_RAW.
+    private static func sendEcho(to target: ResolvedHost, payloadLength: Int, knock: Knock) throws(KnockError) {
+        let isIPv4 = target.socketAddress.family == AF_INET
+        let proto = isIPv4 ? Int32(IPPROTO_ICMP) : Int32(IPPROTO_ICMPV6)
+        var descriptor = socket(target.socketAddress.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto)
+        if descriptor < 0 {
+            descriptor = socket(target.socketAddress.family, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto)
+        }
+        guard descriptor >= 0 else {
+            throw .sendFailed(knock: knock, address: target.address, call: "socket (ICMP knocks need root or CAP_NET_RAW)", errno: errno)
+        }
+        defer { _ = Glibc.close(descriptor) }
+        // Type, code, checksum, identifier, sequence, then the payload. A ping socket sets
+        // the identifier and checksum itself; for ICMPv6 the kernel always sums the packet.
+        var packet = [UInt8](repeating: 0, count: 8 + payloadLength)
+        packet[0] = isIPv4 ? 8 : 128
+        packet[4] = UInt8(truncatingIfNeeded: getpid() >> 8)
+        packet[5] = UInt8(truncatingIfNeeded: getpid())
+        packet[7] = 1
+        for index in 0..<payloadLength { packet[8 + index] = UInt8(truncatingIfNeeded: index) }
+        if isIPv4 {
+            let sum = internetChecksum(packet)
+            packet[2] = UInt8(sum >> 8)
+            packet[3] = UInt8(sum & 0xff)
+        }
+        while true {
+            let sent = target.socketAddress.withSockaddr(port: 0) { sendto(descriptor, packet, packet.count, 0, $0, $1) }
+            if sent >= 0 { return }
+            let code = errno
+            if code != EINTR { throw .sendFailed(knock: knock, address: target.address, call: "sendto", errno: code) }
+        }
+    }
+
+    /// RFC 1071: the ones' complement of the ones' complement sum of 16-bit words.
+    static func internetChecksum(_ bytes: [UInt8]) -> UInt16 {
+        var sum: UInt32 = 0
+        var index = 0
+        while index + 1 < bytes.count {
+            sum += UInt32(bytes[index]) << 8 | UInt32(bytes[index + 1])
+            index += 2
+        }
+        if index < bytes.count { sum += UInt32(bytes[index]) << 8 }
+        while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
+        return ~UInt16(sum)
     }
 
     /// A TCP knock. `connect()` on a non-blocking socket transmits the SYN before it

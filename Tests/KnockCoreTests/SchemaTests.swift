@@ -112,7 +112,7 @@ struct SchemaTests {
             sequences: { ssh: { knock: [tcp/7000, udp/9000, tcp/8000], open: [tcp/22], step_timeout: 0s } }
             """),
         ("knock with an unknown protocol", "sequences/ssh/knock/1", """
-            sequences: { ssh: { knock: [tcp/7000, icmp/8, tcp/8000], open: [tcp/22] } }
+            sequences: { ssh: { knock: [tcp/7000, sctp/8, tcp/8000], open: [tcp/22] } }
             """),
         ("knock with a colon", "sequences/ssh/knock/0", """
             sequences: { ssh: { knock: ["tcp:7000", udp/9000, tcp/8000], open: [tcp/22] } }

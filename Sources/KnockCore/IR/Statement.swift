@@ -16,6 +16,7 @@ public enum Value: Equatable, Sendable {
     case family(IPFamily)
     case proto(TransportProtocol)
     case port(UInt16)
+    case integer(Int)
     case interface(String)
     /// A stage tag as an IPv4 address (`0.0.1.0`), the key of the sequence catalog.
     case tag(UInt32)
@@ -29,6 +30,8 @@ public enum Value: Equatable, Sendable {
 public indirect enum Expr: Equatable, Sendable {
     case sourceAddress(IPFamily)
     case destinationPort
+    /// The IP header's length field: the whole packet for IPv4, the payload for IPv6.
+    case ipLength(IPFamily)
     case nfproto
     case l4proto
     case inputInterface
@@ -78,6 +81,9 @@ public enum Statement: Equatable, Sendable {
     /// goes over `rate` (a per-source token bucket holding `rate.count` packets).
     case rateOver(set: String, key: Expr, timeout: Duration, rate: Rate)
     case verdictMap(Expr, map: String)
+    /// A verdict map written inside the rule, for the few ICMP knock lengths.
+    case inlineVerdictMap(Expr, [VerdictMapIR.Element])
+    case isEchoRequest(IPFamily)
     case verdict(Verdict)
     case reject(RejectKind)
 }

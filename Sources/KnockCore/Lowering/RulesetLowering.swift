@@ -47,13 +47,25 @@ public enum RulesetLowering {
                 }
             }
 
+            var echoKnocks: [VerdictMapIR.Element] = []
             for knock in knocks {
-                guard case .port(let port) = knock else { continue }
-                let chain = Names.knockChain(family, port)
+                let chain = Names.knockChain(family, knock)
                 let rules = access.knockPreamble + bans.knockPreamble
                     + knockRules(for: knock, family: family, users: users[knock] ?? [], access: access, bans: bans, strict: strict)
                 chains.append(ChainIR(name: chain, hook: nil, rules: rules))
-                dispatch.append(.init(key: [.family(family), .proto(port.proto), .port(port.port)], verdict: .jump(chain)))
+                switch knock {
+                case .port(let port):
+                    dispatch.append(.init(key: [.family(family), .proto(port.proto), .port(port.port)], verdict: .jump(chain)))
+                case .icmpEcho(let length):
+                    echoKnocks.append(.init(key: [.integer(family.echoLength(payload: length))], verdict: .jump(chain)))
+                }
+            }
+            if !echoKnocks.isEmpty {
+                // Echo requests have no port, so they get a lookup of their own, by length;
+                // only ICMP traffic reaches it.
+                input.rules.insert(RuleIR([.isEchoRequest(family), .inlineVerdictMap(.ipLength(family), echoKnocks)],
+                                          comment: "echo knocks, by length"),
+                                   at: input.rules.count - 1)
             }
         }
 
@@ -77,8 +89,11 @@ public enum RulesetLowering {
         public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
         public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
-        public static func knockChain(_ family: IPFamily, _ port: TransportPort) -> String {
-            "knock\(family.suffix)_\(port.proto.rawValue)_\(port.port)"
+        public static func knockChain(_ family: IPFamily, _ knock: Knock) -> String {
+            switch knock {
+            case .port(let port): "knock\(family.suffix)_\(port.proto.rawValue)_\(port.port)"
+            case .icmpEcho(let length): "knock\(family.suffix)_icmp_\(length)"
+            }
         }
     }
 
@@ -132,6 +147,15 @@ public enum RulesetLowering {
 }
 
 extension IPFamily {
+    /// The IP length field of an echo request with `payload` bytes: IPv4 counts its 20-byte
+    /// header and the 8-byte ICMP header; IPv6 counts only what follows its header.
+    func echoLength(payload: Int) -> Int {
+        switch self {
+        case .ipv4: 20 + 8 + payload
+        case .ipv6: 8 + payload
+        }
+    }
+
     var addressType: KeyType {
         switch self {
         case .ipv4: .ipv4Address

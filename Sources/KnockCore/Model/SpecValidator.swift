@@ -167,10 +167,13 @@ public enum SpecValidator {
         for (previous, knock) in zip(knocks, knocks.dropFirst()) where previous.value == knock.value {
             diagnostics.append(Diagnostic(.repeatedKnock(knock.value), at: knock.location))
         }
+        for knock in knocks where knock.value == .icmpEcho(payloadLength: Knock.defaultPingPayloadLength) {
+            diagnostics.append(Diagnostic(.defaultPingLength, at: knock.location))
+        }
         if knocks.count < 3 {
             diagnostics.append(Diagnostic(.shortSequence(name, knocks.count), at: sequence.knocksLocation))
         }
-        let order = knocks.map(\.value.scanOrder)
+        let order = knocks.compactMap(\.value.scanOrder)
         if order.count >= 2 {
             let steps = zip(order, order.dropFirst())
             if steps.allSatisfy({ $0 < $1 }) || steps.allSatisfy({ $0 > $1 }) {
@@ -216,6 +219,7 @@ extension Diagnostic.Message {
     static func sameKnocks(_ name: String, as other: String) -> Self {
         .init(.error, "sequence '\(name)' has the same knocks as '\(other)'; the kernel could not tell them apart")
     }
+    static let defaultPingLength = Self(.warning, "icmp/56 is ping's default size: every ordinary ping of this host counts as this knock")
     static func shortSequence(_ name: String, _ count: Int) -> Self {
         .init(.warning, "sequence '\(name)' has only \(count) knock\(count == 1 ? "" : "s"); three or more resist guessing")
     }

@@ -169,6 +169,13 @@ public enum NftJSONRenderer {
                     ("rate", .int(rate.count)), ("burst", .int(rate.count)), ("per", .string(rate.unit.rawValue)), ("inv", .bool(true)),
                 ]))])])),
             ]))])
+        case .inlineVerdictMap(let expr, let elements):
+            .object([("vmap", .object([
+                ("key", expression(expr)),
+                ("data", .object([("set", .array(elements.map { .array([value($0.key), verdict($0.verdict)]) }))])),
+            ]))])
+        case .isEchoRequest(let family):
+            match("==", payload(family == .ipv4 ? "icmp" : "icmpv6", "type"), "echo-request")
         case .verdictMap(let expr, let map):
             .object([("vmap", .object([("key", expression(expr)), ("data", .string("@" + map))]))])
         case .verdict(let outcome):
@@ -202,6 +209,8 @@ public enum NftJSONRenderer {
         case .sourceAddress(.ipv4): payload("ip", "saddr")
         case .sourceAddress(.ipv6): payload("ip6", "saddr")
         case .destinationPort: payload("th", "dport")
+        case .ipLength(.ipv4): payload("ip", "length")
+        case .ipLength(.ipv6): payload("ip6", "length")
         case .nfproto: meta("nfproto")
         case .l4proto: meta("l4proto")
         case .inputInterface: meta("iif")
@@ -222,6 +231,7 @@ public enum NftJSONRenderer {
         case .family(let family): .string(family.rawValue)
         case .proto(let proto): .string(proto.rawValue)
         case .port(let port): .int(Int(port))
+        case .integer(let number): .int(number)
         case .interface(let name): .string(name)
         case .tag(let tag): .string(IPFamily.ipv4.address(tag))
         case .portRange(let first, let last) where first == last: .int(Int(first))

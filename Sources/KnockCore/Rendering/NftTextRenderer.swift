@@ -73,6 +73,10 @@ public enum NftTextRenderer {
         case .rateOver(let set, let key, let timeout, let rate):
             "update @\(set) { \(expression(key, inSetElement: true)) timeout \(timeout) limit rate over \(rate) burst \(rate.count) packets }"
         case .verdictMap(let expr, let map): "\(expression(expr)) vmap @\(map)"
+        case .inlineVerdictMap(let expr, let elements):
+            "\(expression(expr)) vmap { \(elements.map { "\($0.key.map(value).joined(separator: " . ")) : \(verdict($0.verdict))" }.joined(separator: ", ")) }"
+        case .isEchoRequest(.ipv4): "icmp type echo-request"
+        case .isEchoRequest(.ipv6): "icmpv6 type echo-request"
         case .verdict(let outcome): verdict(outcome)
         case .reject(.tcpReset): "reject with tcp reset"
         case .reject(.portUnreachable(.ipv4)): "reject with icmp port-unreachable"
@@ -89,6 +93,8 @@ public enum NftTextRenderer {
         case .sourceAddress(.ipv4): "ip saddr"
         case .sourceAddress(.ipv6): "ip6 saddr"
         case .destinationPort: "th dport"
+        case .ipLength(.ipv4): "ip length"
+        case .ipLength(.ipv6): "ip6 length"
         case .nfproto: "meta nfproto"
         case .l4proto: "meta l4proto"
         case .inputInterface: "iif"
@@ -104,6 +110,7 @@ public enum NftTextRenderer {
         case .family(let family): family.rawValue
         case .proto(let proto): proto.rawValue
         case .port(let port): String(port)
+        case .integer(let number): String(number)
         case .interface(let name): name
         case .tag(let tag): IPFamily.ipv4.address(tag)
         case .prefix(let cidr): cidr.description

@@ -32,9 +32,18 @@ public struct TransportPort: Hashable, Comparable, Sendable, CustomStringConvert
 /// by payload length, payload tokens) carry no port at all.
 public enum Knock: Hashable, Comparable, Sendable, CustomStringConvertible {
     case port(TransportPort)
+    /// An ICMP or ICMPv6 echo request whose payload is this many bytes: what
+    /// `ping -c1 -s LEN HOST` sends.
+    case icmpEcho(payloadLength: Int)
+
+    /// Payload lengths an echo knock may have: unfragmented on any IPv6 path (1280 bytes,
+    /// less 40 of IPv6 header and 8 of ICMPv6 header).
+    public static let echoPayloadLengths = 1...1232
+    /// ping's default payload: every ordinary ping would count as this knock.
+    public static let defaultPingPayloadLength = 56
 
     /// The knock words a spec and `knockc knock` accept, for messages.
-    public static let syntaxHint = "PROTOCOL/PORT with PROTOCOL tcp or udp and PORT 1 to 65535, as tcp/7000"
+    public static let syntaxHint = "tcp/PORT or udp/PORT with PORT 1 to 65535, or icmp/LENGTH with LENGTH 1 to 1232, as tcp/7000"
 
     public static func tcp(_ port: UInt16) -> Knock { .port(TransportPort(.tcp, port)) }
     public static func udp(_ port: UInt16) -> Knock { .port(TransportPort(.udp, port)) }
@@ -42,13 +51,25 @@ public enum Knock: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .port(let transportPort): transportPort.description
+        case .icmpEcho(let length): "icmp/\(length)"
         }
     }
 
-    /// The number that orders knocks in a sequential scan, for the monotonic-sequence warning.
-    var scanOrder: Int {
+    /// The number that orders knocks in a sequential port scan, for the monotonic-sequence
+    /// warning; nil for knocks a port scan does not send.
+    var scanOrder: Int? {
         switch self {
         case .port(let transportPort): Int(transportPort.port)
+        case .icmpEcho: nil
+        }
+    }
+
+    public static func < (lhs: Knock, rhs: Knock) -> Bool {
+        switch (lhs, rhs) {
+        case (.port(let left), .port(let right)): left < right
+        case (.icmpEcho(let left), .icmpEcho(let right)): left < right
+        case (.port, .icmpEcho): true
+        case (.icmpEcho, .port): false
         }
     }
 }
@@ -58,6 +79,7 @@ public enum KnockSyntaxError: Error, Equatable, Sendable {
     case malformed(String)
     case unknownProtocol(String)
     case portOutOfRange(String)
+    case lengthOutOfRange(String)
 }
 
 extension TransportPort {
@@ -79,6 +101,13 @@ extension TransportPort {
 extension Knock {
     /// Parses a knock word from a spec or the command line.
     public init(parsing text: String) throws(KnockSyntaxError) {
+        if text.hasPrefix("icmp/") {
+            let length = text.dropFirst("icmp/".count)
+            guard !length.isEmpty, length.count <= 5, length.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .malformed(text) }
+            guard let value = Int(length), Self.echoPayloadLengths.contains(value) else { throw .lengthOutOfRange(String(length)) }
+            self = .icmpEcho(payloadLength: value)
+            return
+        }
         self = .port(try TransportPort(parsing: text))
     }
 }

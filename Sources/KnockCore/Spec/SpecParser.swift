@@ -408,6 +408,8 @@ extension Diagnostic.Message {
         case .malformed(let text): .init(.error, "'\(text)' is not a knock; expected \(hint)")
         case .unknownProtocol(let proto): .init(.error, "unknown protocol '\(proto)'; expected tcp or udp")
         case .portOutOfRange(let port): .init(.error, "port \(port) is out of range; expected 1 to 65535")
+        case .lengthOutOfRange(let length):
+            .init(.error, "echo payload length \(length) is out of range; expected \(Knock.echoPayloadLengths.lowerBound) to \(Knock.echoPayloadLengths.upperBound)")
         }
     }
 }
