@@ -32,6 +32,12 @@ struct LiveStateReader {
                     state.progress += elements.compactMap { progress($0, family: family) }
                 } else if name == RulesetLowering.Names.granted(family) {
                     state.grants += elements.compactMap { grant($0, family: family) }
+                } else if name == RulesetLowering.Names.banned(family) {
+                    state.bans += elements.compactMap { element in
+                        guard element.value.count == 1, case .string(let text) = element.value[0],
+                              let source = IPAddress(text, family: family), let expires = element.expires else { return nil }
+                        return BanElement(family: family, source: source, expires: expires)
+                    }
                 }
             }
             if name == RulesetLowering.Names.sequenceCatalog {

@@ -95,10 +95,23 @@ public struct TableStatus: Equatable, Sendable, Encodable {
         }
     }
 
-    /// A banned source. knockc does not ban yet, so there is no value of this type: `bans` is
-    /// always empty, and says so honestly rather than describing sets that do not exist.
-    public enum Ban: Equatable, Sendable, Encodable {
-        public func encode(to encoder: any Encoder) throws {}
+    /// A banned source (by wrong knocks or a decoy) and the time its ban has left.
+    public struct Ban: Equatable, Sendable, Encodable {
+        public var family: IPFamily
+        public var source: IPAddress
+        public var expires: Duration
+
+        enum CodingKeys: String, CodingKey {
+            case family, source
+            case expires = "expires_in_seconds"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(family.rawValue, forKey: .family)
+            try container.encode(source.text, forKey: .source)
+            try container.encode(expires.milliseconds / 1000, forKey: .expires)
+        }
     }
 }
 
@@ -150,7 +163,9 @@ public struct StatusReader {
             progress: progress.sorted {
                 ($0.family.order, AddressOrder($0.source, $0.family), $0.sequence ?? "", $0.stage)
                     < ($1.family.order, AddressOrder($1.source, $1.family), $1.sequence ?? "", $1.stage)
-            })
+            },
+            bans: state.bans.map { TableStatus.Ban(family: $0.family, source: $0.source, expires: $0.expires) }
+                .sorted { ($0.family.order, AddressOrder($0.source, $0.family)) < ($1.family.order, AddressOrder($1.source, $1.family)) })
     }
 }
 

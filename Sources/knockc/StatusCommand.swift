@@ -22,12 +22,13 @@ struct StatusCommand: ParsableCommand {
             made out of the sequence's total, and the time left before the kernel forgets them \
             (the step timeout).
 
-            bans: knockc does not ban sources yet, so this section is always empty.
+            bans: sources banned by wrong knocks or a decoy, and the time left.
 
             Times are whole seconds, as libnftables lists them; an element with less than a \
             second left is not shown. With --json, prints one JSON object: table, grants \
             (source, family, port, sequences, timeout_seconds, expires_in_seconds), progress \
-            (source, family, sequence, stage, of, expires_in_seconds) and bans (always []).
+            (source, family, sequence, stage, of, expires_in_seconds) and bans (source, \
+            family, expires_in_seconds).
 
             Exit codes: 0 the table was read, 1 there is no such table or it could not be read.
             """
@@ -86,7 +87,11 @@ struct StatusCommand: ParsableCommand {
             })
         }
         out += "\n"
-        out += status.bans.isEmpty ? "bans: none (not yet supported by this table)\n" : "bans\n"
+        if status.bans.isEmpty {
+            out += "bans: none\n"
+        } else {
+            out += "bans\n" + columns([["SOURCE", "LEFT"]] + status.bans.map { [$0.source.text, timeLeft($0.expires)] })
+        }
         return out
     }
 

@@ -8,6 +8,14 @@ import Testing
 @Suite(.enabled(if: getuid() == 0, "needs root to create network namespaces"))
 struct BanTests {
     static let knocks = KnockSemanticsTests.sequence
+    static let decoySpec = """
+        limits: { ban_for: 1h }
+        decoys: [tcp/23, tcp/2000-2100, udp/161]
+        sequences:
+          ssh:
+            knock: [tcp/7000, udp/9000, tcp/8000]
+            open: [tcp/22]
+        """
 
     @Test("more wrong knocks than the limit ban the source until ban_for ends")
     func wrongKnocksBan() throws {
@@ -51,14 +59,7 @@ struct BanTests {
         try Testbed.with { bed in
             let listener = try bed.listen(tcpPort: 22)
             let listener6 = try bed.listen(tcpPort: 22, family: .ipv6)
-            try bed.apply("""
-                limits: { ban_for: 1h }
-                decoys: [tcp/23, tcp/2000-2100, udp/161]
-                sequences:
-                  ssh:
-                    knock: [tcp/7000, udp/9000, tcp/8000]
-                    open: [tcp/22]
-                """)
+            try bed.apply(Self.decoySpec)
             // The decoy still answers like a closed port.
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 2050) == .refused)
             try bed.client.knock(Testbed.serverV4, Self.knocks)
@@ -70,6 +71,13 @@ struct BanTests {
 
             try bed.other.knock(Testbed.serverOtherV4, Self.knocks)
             #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .connected)
+
+            // status lists the bans, and a re-apply keeps them with their time left.
+            let bans = try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.bans.map(\.source.text) }
+            #expect(bans == [Testbed.clientV4, Testbed.clientV6])
+            try bed.apply(Self.decoySpec.replacingOccurrences(of: "udp/161]", with: "udp/161, udp/162]"))
+            try bed.client.knock(Testbed.serverV4, Self.knocks)
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused, "the ban survived the apply")
             _ = (listener, listener6)
         }
     }

@@ -145,7 +145,7 @@ struct StatusParsingTests {
         #expect(Comment("granted sources") == nil)
     }
 
-    @Test("JSON: one object with the documented keys; bans always []")
+    @Test("JSON: one object with the documented keys; bans empty when none")
     func json() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

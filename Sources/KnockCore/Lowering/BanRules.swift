@@ -14,7 +14,7 @@ struct BanRules {
     init(_ spec: KnockSpec, family: IPFamily) {
         self.family = family
         let rates = Set(spec.sequences.compactMap(\.wrongKnocks)).sorted()
-        guard !rates.isEmpty || !spec.decoys.isEmpty else { return }
+        guard spec.bans else { return }
         sets.append(SetIR(name: Self.banned(family), key: [family.addressType],
                           contents: .dynamic(size: spec.maxTrackedSources), comment: "banned sources"))
         for rate in rates {
@@ -38,7 +38,7 @@ struct BanRules {
         ]
     }
 
-    static func banned(_ family: IPFamily) -> String { "banned\(family.suffix)" }
+    static func banned(_ family: IPFamily) -> String { RulesetLowering.Names.banned(family) }
 
     static func wrongKnocks(_ family: IPFamily, _ rate: Rate) -> String {
         "wrong\(family.suffix)_\(rate.count)_per_\(rate.unit.rawValue)"

@@ -88,6 +88,7 @@ public enum RulesetLowering {
         public static let decoyChain = "decoy"
         public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
+        public static func banned(_ family: IPFamily) -> String { "banned\(family.suffix)" }
         public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
         public static func knockChain(_ family: IPFamily, _ knock: Knock) -> String {
             switch knock {

@@ -21,6 +21,9 @@ public struct KnockSpec: Equatable, Sendable {
 
     public static let defaultBanFor = Duration.seconds(600)
 
+    /// Whether the table bans at all (and so has the `banned` sets).
+    public var bans: Bool { !decoys.isEmpty || sequences.contains { $0.wrongKnocks != nil } }
+
     public init(tableName: String = Self.defaultTableName, sequences: [KnockSequence]) {
         self.tableName = tableName
         self.sequences = sequences.sorted { $0.name < $1.name }

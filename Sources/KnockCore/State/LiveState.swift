@@ -5,11 +5,27 @@ public struct LiveState: Equatable, Sendable {
     public var catalog: [UInt32: SequenceIdentity]
     public var progress: [ProgressElement]
     public var grants: [GrantElement]
+    public var bans: [BanElement]
 
-    public init(catalog: [UInt32: SequenceIdentity] = [:], progress: [ProgressElement] = [], grants: [GrantElement] = []) {
+    public init(catalog: [UInt32: SequenceIdentity] = [:], progress: [ProgressElement] = [], grants: [GrantElement] = [],
+                bans: [BanElement] = []) {
         self.catalog = catalog
         self.progress = progress
         self.grants = grants
+        self.bans = bans
+    }
+}
+
+/// A banned source, and how long the ban has left.
+public struct BanElement: Equatable, Sendable {
+    public var family: IPFamily
+    public var source: IPAddress
+    public var expires: Duration
+
+    public init(family: IPFamily, source: IPAddress, expires: Duration) {
+        self.family = family
+        self.source = source
+        self.expires = expires
     }
 }
 

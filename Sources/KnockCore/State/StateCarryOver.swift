@@ -10,6 +10,8 @@
 public struct StateCarryOver: Equatable, Sendable {
     public var progress: [ProgressElement]
     public var grants: [GrantElement]
+    /// Bans keep their time left when the new spec still bans; otherwise they are dropped.
+    public var bans: [BanElement] = []
     /// Knocks in progress that could not be carried over.
     public var droppedProgress: Int
 
@@ -35,7 +37,9 @@ public struct StateCarryOver: Equatable, Sendable {
             moved.expires = min(element.expires, target.machine.sequence.stepTimeout)
             carried.append(moved)
         }
-        return StateCarryOver(progress: carried, grants: live.grants, droppedProgress: live.progress.count - carried.count)
+        var plan = StateCarryOver(progress: carried, grants: live.grants, droppedProgress: live.progress.count - carried.count)
+        if spec.bans { plan.bans = live.bans }
+        return plan
     }
 
     /// `add element` commands for the new table; empty when there is nothing to carry.
@@ -53,6 +57,10 @@ public struct StateCarryOver: Equatable, Sendable {
             }
             if !grants.isEmpty {
                 lines.append("add element inet \(table) \(RulesetLowering.Names.granted(family)) { \(grants.joined(separator: ", ")) }")
+            }
+            let bans = self.bans.filter { $0.family == family }.map { "\($0.source) timeout \($0.expires) expires \($0.expires)" }
+            if !bans.isEmpty {
+                lines.append("add element inet \(table) \(RulesetLowering.Names.banned(family)) { \(bans.joined(separator: ", ")) }")
             }
         }
         return lines.map { $0 + "\n" }.joined()
