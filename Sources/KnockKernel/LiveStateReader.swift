@@ -9,13 +9,7 @@ struct LiveStateReader {
 
     /// The state of `table`, or nil when the table does not exist.
     func read(table: String) throws(NftError) -> LiveState? {
-        precondition(NameRules.isValidTableName(table), "not a table name: \(table)")
-        let listing: String
-        do {
-            listing = try nft.run("list table inet \(table)")
-        } catch where error.message.contains("No such file or directory") {
-            return nil
-        }
+        guard let listing = try nft.listTable(table) else { return nil }
         return Self.parse(listing)
     }
 

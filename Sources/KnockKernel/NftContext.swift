@@ -1,5 +1,6 @@
 import CNftables
 import Foundation
+import KnockCore
 
 /// The one owner of a libnftables context. Output and errors are buffered rather than
 /// printed, and a refusal becomes an `NftError` that carries libnftables' own text, which
@@ -25,6 +26,17 @@ public final class NftContext {
     }
 
     deinit { nft_ctx_free(context) }
+
+    /// `list table inet TABLE` in this context's output format, or nil when the table does
+    /// not exist.
+    public func listTable(_ table: String) throws(NftError) -> String? {
+        precondition(NameRules.isValidTableName(table), "not a table name: \(table)")
+        do {
+            return try run("list table inet \(table)")
+        } catch where error.isMissingObject {
+            return nil
+        }
+    }
 
     /// Runs nft commands (a whole script is one transaction) and returns what nft printed.
     /// With `dryRun`, the kernel checks the transaction and then discards it.
@@ -64,4 +76,7 @@ public struct NftError: Error, Sendable, CustomStringConvertible {
     public var message: String
 
     public var description: String { message.hasSuffix("\n") ? String(message.dropLast()) : message }
+
+    /// The kernel's ENOENT: the table, set or element named does not exist.
+    public var isMissingObject: Bool { message.contains("No such file or directory") }
 }

@@ -33,7 +33,7 @@ public struct Revoker {
             do {
                 try nft.run(commands)
                 return Outcome(grants: plan.grants.map(\.port), progress: plan.progress.count)
-            } catch where attempt < 3 && error.message.contains("No such file or directory") {
+            } catch where attempt < 3 && error.isMissingObject {
                 continue
             }
         }

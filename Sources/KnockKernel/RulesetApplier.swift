@@ -41,11 +41,7 @@ public struct RulesetApplier {
 
     /// The live definition of `table`, or nil when there is no such table.
     public func listTable(_ table: String) throws(NftError) -> String? {
-        precondition(NameRules.isValidTableName(table), "not a table name: \(table)")
-        do {
-            return try nft.run("list table inet \(table)")
-        } catch where error.message.contains("No such file or directory") {
-            return nil
-        }
+        try nft.listTable(table)
     }
+
 }

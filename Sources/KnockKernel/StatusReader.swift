@@ -130,13 +130,7 @@ public struct StatusReader {
 
     /// The status of `table` (family inet), or nil when there is no such table.
     public func readStatus(table: String) throws(NftError) -> TableStatus? {
-        precondition(NameRules.isValidTableName(table), "not a table name: \(table)")
-        let listing: String
-        do {
-            listing = try json.run("list table inet \(table)")
-        } catch where error.message.contains("No such file or directory") {
-            return nil
-        }
+        guard let listing = try json.listTable(table) else { return nil }
         return Self.parse(listing, table: table)
     }
 
