@@ -8,9 +8,27 @@ struct LiveStateReader {
     let nft: NftContext
 
     /// The state of `table`, or nil when the table does not exist.
+    ///
+    /// Lists only the sets that hold state and the catalog: the table's rules can run to
+    /// megabytes of JSON for a large spec, and an apply must not wait for them.
+    /// A table without knockc's catalog (absent, or not made by knockc) gives nil: there is
+    /// nothing in it knockc could carry over.
     func read(table: String) throws(NftError) -> LiveState? {
-        guard let listing = try nft.listTable(table) else { return nil }
-        return Self.parse(listing)
+        guard try nft.listSet(RulesetLowering.Names.sequenceCatalog, table: table) != nil else { return nil }
+        var merged = LiveState()
+        for set in Self.stateSets {
+            guard let listing = try nft.listSet(set, table: table) else { continue }
+            let state = Self.parse(listing)
+            merged.catalog.merge(state.catalog) { first, _ in first }
+            merged.progress += state.progress
+            merged.grants += state.grants
+            merged.bans += state.bans
+        }
+        return merged
+    }
+
+    static let stateSets = [RulesetLowering.Names.sequenceCatalog] + IPFamily.allCases.flatMap {
+        [RulesetLowering.Names.progress($0), RulesetLowering.Names.granted($0), RulesetLowering.Names.banned($0)]
     }
 
     /// Parses `nft -j list table` output.
@@ -55,13 +73,20 @@ struct LiveStateReader {
 
     private static func grant(_ element: Element, family: IPFamily) -> GrantElement? {
         guard element.value.count == 3,
-              case .string(let sourceText) = element.value[0], case .string(let protoText) = element.value[1],
-              case .number(let port) = element.value[2],
+              case .string(let sourceText) = element.value[0], case .number(let port) = element.value[2],
               let source = IPAddress(sourceText, family: family),
-              let proto = TransportProtocol(rawValue: protoText), (1...65535).contains(port),
+              let proto = transportProtocol(element.value[1]), (1...65535).contains(port),
               let timeout = element.timeout, let expires = element.expires else { return nil }
         return GrantElement(family: family, source: source, port: TransportPort(proto, UInt16(port)),
                             timeout: timeout, expires: expires)
+    }
+
+    /// A protocol as libnftables lists it: by number with numeric output, by name otherwise.
+    private static func transportProtocol(_ part: Element.Part) -> TransportProtocol? {
+        switch part {
+        case .string(let name): TransportProtocol(rawValue: name)
+        case .number(let number): TransportProtocol.allCases.first { Int($0.number) == number }
+        }
     }
 
     /// A stage tag written as an address: `0.0.1.2`, or `::0.0.1.2` / `::102` in IPv6 sets.

@@ -21,11 +21,23 @@ public final class NftContext {
         nft_ctx_buffer_output(context)
         nft_ctx_buffer_error(context)
         if output == .json {
-            nft_ctx_output_set_flags(context, UInt32(NFT_CTX_OUTPUT_JSON))
+            // Numeric protocols: naming one reads /etc/protocols, once per element, which made
+            // listing 10,000 grants take seconds. knockc's readers take numbers.
+            nft_ctx_output_set_flags(context, UInt32(NFT_CTX_OUTPUT_JSON) | UInt32(NFT_CTX_OUTPUT_NUMERIC_PROTO))
         }
     }
 
     deinit { nft_ctx_free(context) }
+
+    /// `list set inet TABLE SET`, or nil when the table or the set does not exist.
+    public func listSet(_ set: String, table: String) throws(NftError) -> String? {
+        precondition(NameRules.isValidTableName(table) && NameRules.isValidTableName(set), "not a name: \(table) \(set)")
+        do {
+            return try run("list set inet \(table) \(set)")
+        } catch where error.isMissingObject {
+            return nil
+        }
+    }
 
     /// `list table inet TABLE` in this context's output format, or nil when the table does
     /// not exist.
