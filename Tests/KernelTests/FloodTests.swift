@@ -1,0 +1,187 @@
+import Foundation
+import Glibc
+import KnockCore
+import Testing
+
+/// Set sizes bounding state: a flood of first knocks from many sources fills the progress set
+/// only up to `max_tracked_sources`, takes no grant away (grants live in a set of their own),
+/// and knocking works again once the flood's entries time out.
+@Suite(.enabled(if: getuid() == 0, "needs root to create network namespaces"))
+struct FloodTests {
+    static let spec = """
+        max_tracked_sources: 64
+        defaults: { step_timeout: 2s, open_for: 1h }
+        sequences:
+          ssh:
+            knock: [tcp/7000, udp/9000, tcp/8000]
+            open: [tcp/22]
+        """
+    static let sequence: [Knock] = [.tcp(7000), .udp(9000), .tcp(8000)]
+    static let capacity = 64
+    /// More flooding sources than the set has room for: 192.0.2.100 to 192.0.2.199.
+    static let floodSources = (100..<200).map { "192.0.2.\($0)" }
+
+    @Test("a flood of first knocks fills progress4 only up to max_tracked_sources, keeps grants, and knocking works once it times out")
+    func floodIsBoundedAndRecovers() throws {
+        try Testbed.with { bed in
+            let listener = try bed.listen(tcpPort: 22)
+            try bed.apply(Self.spec)
+
+            // A grant made before the flood.
+            try bed.other.knock(Testbed.serverOtherV4, Self.sequence)
+            #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .connected)
+
+            // The flooding sources: extra /32 addresses on the client's veth. The server's
+            // 192.0.2.0/24 route already covers them.
+            let device = try bed.client.device(holding: Testbed.clientV4)
+            try bed.client.addAddresses(Self.floodSources, device: device)
+
+            let flood = FirstKnockFlood(namespace: bed.client, sources: Self.floodSources,
+                                        host: Testbed.serverV4, port: 7000)
+            flood.start(maxRounds: 100, maxSeconds: 5)
+            defer { flood.stop() }
+
+            // One round already offers more sources than the set has room for.
+            let filled = try eventually(within: 2) {
+                try flood.packetsSent >= Self.floodSources.count && bed.progressCount() >= Self.capacity
+            }
+            let afterFill = try bed.progressCount()
+            #expect(filled, "the flood did not fill progress4 (\(afterFill) elements)")
+
+            // While it goes on, the set stays bounded.
+            var largest = 0
+            for _ in 0..<5 {
+                largest = max(largest, try bed.progressCount())
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            #expect(largest <= Self.capacity, "progress4 grew to \(largest) elements")
+            #expect(largest >= Self.capacity / 2, "the flood should keep progress4 near full, had \(largest)")
+
+            // The grant lives in granted4, which the flood does not touch.
+            #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .connected)
+
+            // A legitimate client at an address the flood does not use knocks during the
+            // flood. With the set full its knocks may find no room, so either outcome is fine.
+            try bed.client.knock(Testbed.serverV4, Self.sequence)
+            let duringFlood = try bed.client.connect(to: Testbed.serverV4, port: 22)
+            #expect([ConnectOutcome.connected, .refused].contains(duringFlood))
+
+            flood.stop()
+            #expect(flood.packetsSent > Self.capacity)
+            #expect(try bed.progressCount() <= Self.capacity)
+
+            // The flood's entries expire after step_timeout (2 s); then the full sequence opens.
+            let stopped = Date()
+            let opened = try eventually(within: 8, every: 0.2) {
+                try bed.client.knock(Testbed.serverV4, Self.sequence)
+                return try bed.client.connect(to: Testbed.serverV4, port: 22, timeout: 0.5) == .connected
+            }
+            #expect(opened, "the legitimate knock did not open tcp/22 within 8 s of the flood's end")
+            #expect(Date().timeIntervalSince(stopped) < 8)
+            // The grant made before the flood is still there.
+            #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .connected)
+            _ = listener
+        }
+    }
+}
+
+extension Testbed {
+    /// How many elements the server's `progress4` set lists (expired ones are not listed).
+    func progressCount() throws -> Int {
+        let listing = try runProgram(["ip", "netns", "exec", server.name, "nft", "-j", "list", "set", "inet", "knockc", "progress4"]).output
+        let document = try JSONSerialization.jsonObject(with: Data(listing.utf8)) as? [String: Any]
+        let objects = document?["nftables"] as? [[String: Any]] ?? []
+        guard let set = objects.lazy.compactMap({ $0["set"] as? [String: Any] }).first else {
+            throw NetworkNamespace.Failure(description: "no set in the listing: \(listing)")
+        }
+        return (set["elem"] as? [Any])?.count ?? 0
+    }
+}
+
+extension NetworkNamespace {
+    /// The interface that holds `address` in this namespace.
+    func device(holding address: String) throws -> String {
+        let listing = try runProgram(["ip", "-n", name, "-o", "-4", "addr", "show"]).output
+        for line in listing.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count > 3, fields[3].hasPrefix("\(address)/") { return String(fields[1]) }
+        }
+        throw NetworkNamespace.Failure(description: "no interface holds \(address) in \(name)")
+    }
+
+    /// Adds /32 addresses to `device` in one `ip -batch`.
+    func addAddresses(_ addresses: [String], device: String) throws {
+        let batch = FileManager.default.temporaryDirectory.appendingPathComponent("knockc-flood-\(getpid())-\(name).ip")
+        defer { try? FileManager.default.removeItem(at: batch) }
+        try addresses.map { "addr add \($0)/32 dev \(device)" }.joined(separator: "\n").appending("\n")
+            .write(to: batch, atomically: true, encoding: .utf8)
+        try runProgram(["ip", "-n", name, "-batch", batch.path])
+    }
+}
+
+/// Sends rounds of one first knock (a TCP SYN, abandoned at once as knockc's client does) from
+/// each of `sources`, bound to that address, from a thread inside `namespace`. Bounded in rounds
+/// and in time, and stops early on `stop()`.
+final class FirstKnockFlood: @unchecked Sendable {
+    let namespace: NetworkNamespace
+    let sources: [String]
+    let host: String
+    let port: UInt16
+    private let lock = NSLock()
+    private var stopping = false
+    private var sent = 0
+    private let finished = DispatchSemaphore(value: 0)
+    private var running = false
+
+    init(namespace: NetworkNamespace, sources: [String], host: String, port: UInt16) {
+        self.namespace = namespace
+        self.sources = sources
+        self.host = host
+        self.port = port
+    }
+
+    var packetsSent: Int { lock.withLock { sent } }
+
+    func start(maxRounds: Int, maxSeconds: Double) {
+        lock.withLock { running = true }
+        Thread.detachNewThread { [self] in
+            defer { finished.signal() }
+            _ = try? namespace.perform { [self] in
+                let deadline = Date().addingTimeInterval(maxSeconds)
+                for _ in 0..<maxRounds {
+                    for source in sources {
+                        if lock.withLock({ stopping }) || Date() > deadline { return }
+                        if Self.sendSYN(from: source, to: host, port: port) { lock.withLock { sent += 1 } }
+                    }
+                    Thread.sleep(forTimeInterval: 0.02)
+                }
+            }
+        }
+    }
+
+    /// Stops the flood and waits for its thread; safe to call more than once.
+    func stop() {
+        let wasRunning = lock.withLock { () -> Bool in
+            stopping = true
+            defer { running = false }
+            return running
+        }
+        if wasRunning { finished.wait() }
+    }
+
+    private static func sendSYN(from source: String, to host: String, port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var noLinger = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
+        let localAddress = SocketAddress.make(source, port: 0)
+        var local = localAddress.storage
+        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, localAddress.length) } }
+        guard bound == 0 else { return false }
+        let targetAddress = SocketAddress.make(host, port: port)
+        var target = targetAddress.storage
+        let status = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, targetAddress.length) } }
+        return status == 0 || errno == EINPROGRESS || errno == ECONNREFUSED
+    }
+}
