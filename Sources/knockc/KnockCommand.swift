@@ -31,6 +31,15 @@ struct KnockCommand: ParsableCommand {
     @Option(help: "The pause between two knocks, as 200ms or 1s; keep it under the sequence's step_timeout.")
     var delay: String = "200ms"
 
+    @Option(help: "After knocking, wait until this TCP port accepts a connection; exit 0 when it does, 1 when it does not.")
+    var thenConnect: UInt16?
+
+    @Option(help: "How long --then-connect waits, as 5s.")
+    var timeout: String = "5s"
+
+    @Option(help: "With --then-connect: send the whole sequence again this many times while the port stays closed.")
+    var retries: Int = 0
+
     @Flag(name: .customShort("4"), help: "Use IPv4 only.")
     var ipv4 = false
 
@@ -51,19 +60,40 @@ struct KnockCommand: ParsableCommand {
             throw ValidationError("'\(delay)' is not a duration; expected a number and a unit: 500ms, 1s.")
         }
         guard !(ipv4 && ipv6) else { throw ValidationError("-4 and -6 exclude each other.") }
+        guard Duration(parsing: timeout) != nil else {
+            throw ValidationError("'\(timeout)' is not a duration; expected a number and a unit: 5s, 500ms.")
+        }
+        guard (0...100).contains(retries) else { throw ValidationError("--retries takes 0 to 100.") }
+        if retries > 0, thenConnect == nil { throw ValidationError("--retries needs --then-connect, which tells whether the knock worked.") }
+        if thenConnect == 0 { throw ValidationError("--then-connect takes a port from 1 to 65535.") }
     }
 
     func run() throws {
         let knocks = try resolveKnocks()
         let knocker = Knocker(host: host, delay: Duration(parsing: delay)!, family: ipv4 ? .ipv4 : ipv6 ? .ipv6 : .any)
+        let target: ResolvedHost
         do {
-            let target = try knocker.resolve()
-            try knocker.send(knocks, to: target)
-            print("knocked \(target): \(knocks.map(\.description).joined(separator: " "))")
+            target = try knocker.resolve()
         } catch {
             Console.error("knockc: \(error)")
             throw ExitCodes.knockFailed
         }
+        for attempt in 0...retries {
+            do {
+                try knocker.send(knocks, to: target)
+            } catch {
+                Console.error("knockc: \(error)")
+                throw ExitCodes.knockFailed
+            }
+            print("knocked \(target): \(knocks.map(\.description).joined(separator: " "))")
+            guard let port = thenConnect else { return }
+            if PortProbe.waitUntilOpen(target, port: port, timeout: Duration(parsing: timeout)!) {
+                print("tcp/\(port) on \(target) is open")
+                return
+            }
+            Console.error("knockc: tcp/\(port) on \(target) did not open within \(timeout)" + (attempt < retries ? "; knocking again" : ""))
+        }
+        throw ExitCode(1)
     }
 
     private func resolveKnocks() throws -> [Knock] {

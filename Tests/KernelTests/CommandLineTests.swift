@@ -42,6 +42,25 @@ struct CommandLineTests {
         }
     }
 
+    @Test("knock --then-connect exits 0 once the port opens, and 1 when it stays closed, after --retries")
+    func knockThenConnect() throws {
+        try Testbed.with { bed in
+            let listener = try bed.listen(tcpPort: 22)
+            #expect(try knockc(in: bed.server, ["apply", Self.ssh]).status == 0)
+            let opened = try knockc(in: bed.client, ["knock", Testbed.serverV4, "--spec", Self.ssh, "--sequence", "ssh",
+                                                     "--delay", "50ms", "--then-connect", "22", "--timeout", "2s"])
+            #expect(opened.status == 0, "\(opened.error)")
+            #expect(opened.output.contains("tcp/22 on \(Testbed.serverV4) is open"))
+
+            let wrong = try knockc(in: bed.other, ["knock", Testbed.serverOtherV4, "tcp/8000", "udp/9000", "tcp/7000",
+                                                   "--delay", "50ms", "--then-connect", "22", "--timeout", "500ms", "--retries", "1"])
+            #expect(wrong.status == 1)
+            #expect(wrong.output.components(separatedBy: "knocked").count - 1 == 2, "sent the sequence twice")
+            #expect(wrong.error.contains("knocking again"))
+            _ = listener
+        }
+    }
+
     @Test("check --kernel validates against the running kernel as an unprivileged user")
     func rootlessKernelCheck() throws {
         let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]

@@ -323,7 +323,7 @@ _knockc_knock() {
     repeating_flags=()
     non_repeating_flags=(-4 -6 -h --help)
     repeating_options=()
-    non_repeating_options=(--spec --sequence --delay)
+    non_repeating_options=(--spec --sequence --delay --then-connect --timeout --retries)
     __knockc_offer_flags_options -1
 
     # Offer option value completions
@@ -336,6 +336,15 @@ _knockc_knock() {
         return
         ;;
     '--delay')
+        return
+        ;;
+    '--then-connect')
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    '--retries')
         return
         ;;
     esac

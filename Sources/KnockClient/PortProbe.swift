@@ -1,0 +1,44 @@
+import Glibc
+import KnockCore
+
+/// Waits until a TCP port accepts a connection, for `knock --then-connect`: the one way a
+/// client can tell that its knock worked, since a guarded port answers like a closed one
+/// until the grant exists.
+public enum PortProbe {
+    /// Tries to connect every 100 ms until one attempt succeeds or `timeout` runs out. Each
+    /// attempt waits at most the time left; a refused attempt is retried, not final.
+    public static func waitUntilOpen(_ target: ResolvedHost, port: UInt16, timeout: KnockCore.Duration) -> Bool {
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        func elapsedMilliseconds() -> Int64 {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            return Int64(now.tv_sec - start.tv_sec) * 1000 + Int64(now.tv_nsec - start.tv_nsec) / 1_000_000
+        }
+        while true {
+            let left = timeout.milliseconds - elapsedMilliseconds()
+            if left <= 0 { return false }
+            if attempt(target, port: port, waitMilliseconds: Int32(min(left, 2000))) { return true }
+            let pause = min(100, timeout.milliseconds - elapsedMilliseconds())
+            if pause <= 0 { return false }
+            var request = timespec(tv_sec: 0, tv_nsec: Int(pause) * 1_000_000)
+            var remaining = timespec()
+            while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        }
+    }
+
+    private static func attempt(_ target: ResolvedHost, port: UInt16, waitMilliseconds: Int32) -> Bool {
+        let descriptor = socket(target.socketAddress.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        let status = target.socketAddress.withSockaddr(port: port) { connect(descriptor, $0, $1) }
+        if status == 0 { return true }
+        guard errno == EINPROGRESS else { return false }
+        var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+        guard poll(&poller, 1, waitMilliseconds) == 1 else { return false }
+        var code: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &code, &length)
+        return code == 0
+    }
+}
