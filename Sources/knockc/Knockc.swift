@@ -17,7 +17,7 @@ struct Knockc: ParsableCommand {
             """,
         subcommands: [
             CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, ConfirmCommand.self,
-            StatusCommand.self, RevokeCommand.self, KnockCommand.self, UnitsCommand.self,
+            StatusCommand.self, RevokeCommand.self, WatchCommand.self, KnockCommand.self, UnitsCommand.self,
             ScratchApplyCommand.self, RevertPendingCommand.self,
         ]
     )

@@ -173,13 +173,13 @@ _knockc() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    check|compile|diff|apply|confirm|status|revoke|knock|units|help)
+    check|compile|diff|apply|confirm|status|revoke|watch|knock|units|help)
         # Offer subcommand argument completions
         "_knockc_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'check compile diff apply confirm status revoke knock units help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'check compile diff apply confirm status revoke watch knock units help' -- "${cur}"))
         ;;
     esac
 }
@@ -314,6 +314,24 @@ _knockc_revoke() {
         return
         ;;
     '--table')
+        return
+        ;;
+    esac
+}
+
+_knockc_watch() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=(--table --interval)
+    __knockc_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--table')
+        return
+        ;;
+    '--interval')
         return
         ;;
     esac

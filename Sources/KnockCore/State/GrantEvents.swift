@@ -1,0 +1,70 @@
+import Foundation
+
+/// What changed in the granted sets between two readings, as events a person or a script
+/// can act on. The kernel sends no netlink event for elements that the packet path adds or
+/// that time out, so the watcher reads the sets and compares; this is the comparison.
+public struct GrantEvent: Equatable, Sendable {
+    public enum Kind: String, Sendable {
+        /// A source completed a sequence.
+        case grant
+        /// A grant ran out.
+        case expire
+        /// A grant ended early: a close sequence, `knockc revoke`, or an apply that dropped it.
+        case end
+    }
+
+    public var kind: Kind
+    public var family: IPFamily
+    public var source: IPAddress
+    public var ports: [TransportPort]
+    /// The sequences of the live table that open these ports (the kernel does not record
+    /// which one was knocked).
+    public var sequences: [String]
+    /// When the grant runs out (grant events) or ran out (expire events).
+    public var expiresAt: Date
+}
+
+/// One reading of the granted sets: each grant and when it runs out.
+public struct GrantSnapshot: Equatable, Sendable {
+    public struct Key: Hashable, Sendable {
+        public var family: IPFamily
+        public var source: IPAddress
+        public var port: TransportPort
+    }
+
+    public var expiries: [Key: Date]
+
+    public init(_ grants: [GrantElement], at now: Date) {
+        expiries = Dictionary(grants.map {
+            (Key(family: $0.family, source: $0.source, port: $0.port), now.addingTimeInterval(Double($0.expires.milliseconds) / 1000))
+        }, uniquingKeysWith: max)
+    }
+
+    /// Events from `previous` to `self`: new keys are grants, vanished keys expiries (when
+    /// their time had come, within `slack`) or ends. Grouped per source and kind, so one
+    /// sequence opening several ports is one event.
+    public func events(since previous: GrantSnapshot, now: Date, sequencesOpening: (IPFamily, TransportPort) -> [String],
+                       slack: TimeInterval = 1.5) -> [GrantEvent] {
+        var groups: [String: GrantEvent] = [:]
+        func add(_ kind: GrantEvent.Kind, _ key: Key, _ expiry: Date) {
+            let sequences = sequencesOpening(key.family, key.port)
+            let id = "\(kind.rawValue) \(key.family.rawValue) \(key.source) \(sequences.joined(separator: ","))"
+            var event = groups[id] ?? GrantEvent(kind: kind, family: key.family, source: key.source, ports: [],
+                                                 sequences: sequences, expiresAt: expiry)
+            event.ports.append(key.port)
+            event.expiresAt = max(event.expiresAt, expiry)
+            groups[id] = event
+        }
+        for (key, expiry) in expiries where previous.expiries[key] == nil {
+            add(.grant, key, expiry)
+        }
+        for (key, expiry) in previous.expiries where expiries[key] == nil {
+            add(expiry.timeIntervalSince(now) <= slack ? .expire : .end, key, expiry)
+        }
+        return groups.values.map { event in
+            var sorted = event
+            sorted.ports.sort()
+            return sorted
+        }.sorted { ($0.expiresAt, $0.source.text, $0.kind.rawValue) < ($1.expiresAt, $1.source.text, $1.kind.rawValue) }
+    }
+}
