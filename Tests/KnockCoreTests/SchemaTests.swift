@@ -68,10 +68,10 @@ struct SchemaTests {
                 allow: [203.0.113.5]
                 deny: ["2001:db8:bad::/48"]
             """),
-        ("32 knocks", """
+        ("12 knocks", """
             sequences:
               long:
-                knock: [\((0..<32).map { "\($0 % 2 == 0 ? "tcp" : "udp")/\(7000 + ($0 * 37) % 500)" }.joined(separator: ", "))]
+                knock: [\((0..<12).map { "\($0 % 2 == 0 ? "tcp" : "udp")/\(7000 + ($0 * 37) % 500)" }.joined(separator: ", "))]
                 open: [tcp/22]
             """),
     ]

@@ -2,9 +2,10 @@
 /// cannot show: clashes between sequences, knocks that collide with guarded ports, and
 /// sequences that are weak in the field.
 public enum SpecValidator {
-    /// The most knocks in one sequence: each stage needs its own rules in every knock chain
-    /// of the sequence, and a stage number has to fit in the low byte of its tag.
-    public static let maxKnocks = 32
+    /// The most knocks in one sequence. The first rule of a knock chain tests every stage of
+    /// the sequence, and with `from`, `deny`, bans and `strict` on top the kernel refuses
+    /// such a rule from about 26 knocks; 12 leaves room and fits a stage in its tag's byte.
+    public static let maxKnocks = 12
 
     public static func validate(_ parsed: ParsedSpec) -> (KnockSpec?, [Diagnostic]) {
         var diagnostics: [Diagnostic] = []

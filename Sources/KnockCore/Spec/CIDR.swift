@@ -14,6 +14,9 @@ public struct CIDR: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     public init(parsing text: String) throws(ParseError) {
+        // inet_pton stops at a NUL; only address characters may reach it.
+        guard text.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || ":./".unicodeScalars.contains($0)) })
+        else { throw .malformed(text) }
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), !parts[0].isEmpty else { throw .malformed(text) }
         let address = String(parts[0])

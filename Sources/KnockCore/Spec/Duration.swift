@@ -24,14 +24,28 @@ public struct Duration: Hashable, Comparable, Sendable, CustomStringConvertible 
               let amount = Int64(text[..<digitsEnd]),
               amount > 0
         else { return nil }
-        self.milliseconds = amount * unit.milliseconds
+        let (milliseconds, overflow) = amount.multipliedReportingOverflow(by: unit.milliseconds)
+        // Far past `maximum` either way; the caller reports it as too long.
+        self.milliseconds = overflow ? Int64.max : milliseconds
     }
 
     public static func < (lhs: Duration, rhs: Duration) -> Bool { lhs.milliseconds < rhs.milliseconds }
 
-    /// The largest whole unit, in the notation both the spec and nft read (`90s`, `1h`).
+    /// Largest units first, in the notation both the spec and nft read (`90s`, `1h`,
+    /// `1s500ms`). nft 1.0.6 refuses a millisecond count of nine digits or more, so a long
+    /// duration is never written in milliseconds alone.
     public var description: String {
-        let unit = Self.units.last { milliseconds % $0.milliseconds == 0 } ?? Self.units[0]
-        return "\(milliseconds / unit.milliseconds)\(unit.suffix)"
+        guard milliseconds > 0 else { return "0ms" }
+        if let unit = Self.units.last(where: { milliseconds % $0.milliseconds == 0 }),
+           milliseconds / unit.milliseconds < 100_000_000 {
+            return "\(milliseconds / unit.milliseconds)\(unit.suffix)"
+        }
+        var rest = milliseconds
+        var parts = ""
+        for unit in Self.units.reversed() where rest >= unit.milliseconds {
+            parts += "\(rest / unit.milliseconds)\(unit.suffix)"
+            rest %= unit.milliseconds
+        }
+        return parts
     }
 }

@@ -22,6 +22,10 @@ public struct SpecParser {
     static let limitKeys = ["wrong_knocks", "ban_for"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
+        if let alias = AliasFinder.firstAlias(in: text) {
+            diagnostics.append(Diagnostic(.aliasNotSupported, at: location(line: alias.line, column: alias.column)))
+            return nil
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -311,6 +315,31 @@ public struct SpecParser {
     }
 }
 
+/// YAML aliases (`*name`) are refused before YAML reads the text: a spec has no use for
+/// them, and an alias used as a mapping key makes the composer's duplicate-key check expand
+/// it, which nested aliases turn into an effectively endless hash.
+enum AliasFinder {
+    static func firstAlias(in text: String) -> (line: Int, column: Int)? {
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var quote: Character?
+            var previous: Character = " "
+            for (column, character) in line.enumerated() {
+                if let open = quote {
+                    if character == open { quote = nil }
+                } else if character == "\"" || character == "'" {
+                    quote = character
+                } else if character == "#" && (previous == " " || previous == "\t" || column == 0) {
+                    break
+                } else if character == "*" && " \t[{,:?-".contains(previous) {
+                    return (index + 1, column + 1)
+                }
+                previous = character
+            }
+        }
+        return nil
+    }
+}
+
 /// YAML's composer reports a duplicate key at its first occurrence only; this finds the lines
 /// where the key stands at that indentation, so the error can point at the repeat.
 enum DuplicateKeyFinder {
@@ -335,15 +364,38 @@ enum DuplicateKeyFinder {
 
 /// Names that reach nft text: restricted so that they can never carry nft syntax.
 public enum NameRules {
+    /// Words nft 1.0.6 reads as keywords where knockc writes a table name. Found by loading
+    /// `table inet WORD` for every word of nft(8) and of libnftables' strings; the soundness
+    /// tests load generated names against the kernel to catch any this list misses.
+    static let nftKeywords: Set<String> = [
+        "accept", "add", "ah", "all", "and", "arp", "bridge", "cgroup", "chain", "chains", "comment", "comp",
+        "constant", "continue", "counter", "counters", "cpu", "create", "ct", "day", "dccp", "define",
+        "delete", "describe", "device", "devices", "dnat", "drop", "dst", "dup", "dynamic", "ecn", "element",
+        "elements", "esp", "ether", "exists", "expires", "exthdr", "fib", "flags", "flow", "flowtable",
+        "flowtables", "flush", "frag", "fwd", "gc-interval", "get", "goto", "handle", "hbh", "hook", "hooks",
+        "hour", "ibriport", "ibrname", "icmp", "icmpv6", "igmp", "iif", "iifgroup", "iifname", "iiftype",
+        "include", "index", "inet", "insert", "interval", "ip", "ip6", "ipsec", "jhash", "jump", "limit",
+        "limits", "list", "log", "lt", "map", "maps", "mark", "masquerade", "meta", "meter", "meters", "mh",
+        "missing", "monitor", "ne", "netdev", "nftrace", "not", "notrack", "numgen", "obriport", "obrname",
+        "offload", "oif", "oifgroup", "oifname", "oiftype", "or", "osf", "pkttype", "policy", "position",
+        "priority", "queue", "quota", "quotas", "random", "redefine", "redirect", "reject", "rename",
+        "replace", "reset", "return", "rt", "rt0", "rt2", "rtclassid", "rule", "ruleset", "sctp", "secmark",
+        "secmarks", "set", "sets", "size", "skgid", "skuid", "snat", "socket", "srh", "symhash", "synproxy",
+        "synproxys", "table", "tables", "tcp", "th", "time", "timeout", "tproxy", "type", "typeof", "udp",
+        "udplite", "undefine", "update", "vlan", "vmap", "xt"
+    ]
+
     /// Lowercase letters, digits, `-` and `_`, 1 to 32 characters.
     public static func isValidSequenceName(_ name: String) -> Bool {
         (1...32).contains(name.count)
             && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
     }
 
-    /// An nft identifier: a letter first, then letters, digits, `-` and `_`, at most 32.
+    /// An nft identifier: a letter first, then letters, digits, `-` and `_`, at most 32, and
+    /// not one of nft's keywords, which nft cannot read as a name.
     public static func isValidTableName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, ("a"..."z").contains(first) || ("A"..."Z").contains(first)
+        guard let first = name.unicodeScalars.first, ("a"..."z").contains(first) || ("A"..."Z").contains(first),
+              !nftKeywords.contains(name)
         else { return false }
         return name.count <= 32 && name.unicodeScalars.allSatisfy {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
@@ -353,6 +405,7 @@ public enum NameRules {
 
 extension Diagnostic.Message {
     static func invalidYAML(_ problem: String) -> Self { .init(.error, "invalid YAML: \(problem)") }
+    static let aliasNotSupported = Self(.error, "YAML aliases (*name) are not supported in a spec; write the value out")
     static let emptySpec = Self(.error, "the spec is empty; expected a mapping with 'sequences'")
     static func unknownKey(_ key: String, in context: String, allowed: [String]) -> Self {
         .init(.error, "unknown key '\(key)' in \(context); expected one of \(allowed.joined(separator: ", "))")
@@ -398,7 +451,7 @@ extension Diagnostic.Message {
         .init(.error, "'\(text)' is too long for '\(key)'; the longest is \(Duration.maximum)")
     }
     static func badTableName(_ text: String) -> Self {
-        .init(.error, "'\(text)' is not a table name; expected a letter, then letters, digits, '-' or '_', at most 32")
+        .init(.error, "'\(text)' is not a table name; expected a letter, then letters, digits, '-' or '_', at most 32, and not an nft keyword")
     }
     static func badSequenceName(_ text: String) -> Self {
         .init(.error, "'\(text)' is not a sequence name; expected lowercase letters, digits, '-' and '_', at most 32")
