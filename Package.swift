@@ -39,8 +39,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore"], exclude: ["Golden"]),
-        .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient"]),
+        // Shared by the test targets: the seeded spec generator.
+        .target(name: "KnockTestSupport", dependencies: ["KnockCore"], path: "Tests/KnockTestSupport"),
+        .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
     ]
 )

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import KnockCore
 import KnockKernel
+@testable import KnockTestSupport
 import Testing
 
 /// Soundness: every spec that `check` accepts compiles to a ruleset the kernel accepts. Each
@@ -17,17 +18,17 @@ struct SoundnessTests {
 
     @Test("every generated spec that check accepts loads into the kernel", .timeLimit(.minutes(2)))
     func generatedSpecsLoad() throws {
-        var random = SeededRandom(seed: Self.seed)
+        var random = SplitMix(seed: Self.seed)
         var specs: [(label: String, text: String, spec: KnockSpec)] = []
         var clean = 0
         var attempts = 0
         while clean < Self.generatedCount && attempts < Self.generatedCount * 5 {
             attempts += 1
-            var generator = SpecGenerator(SeededRandom(seed: random.next()))
+            var generator = SpecGenerator(SplitMix(seed: random.next()))
             generator.maxKnocks = SpecValidator.maxKnocks
             let model = generator.validSpec(density: attempts.isMultiple(of: 3) ? 0.5 : 0.9)
             let tree = model.tree(using: &generator.random)
-            var writer = YAMLWriter(SeededRandom(seed: random.next()))
+            var writer = YAMLWriter(SplitMix(seed: random.next()))
             let text = writer.document(tree)
             let (spec, diagnostics) = Pipeline.check(text, file: "generated.yaml")
             guard let spec else {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import KnockCore
+@testable import KnockTestSupport
 import Testing
 
 /// Thousands of generated and mutated specs thrown at `Pipeline.check`: it never crashes,
@@ -24,21 +25,6 @@ struct FuzzCheckTests {
         #expect(Set(Generator.limitKeys) == Set(SpecParser.limitKeys))
     }
 
-    @Test("the KernelTests copy of the generator is the same code")
-    func generatorCopyMatches() throws {
-        let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        let original = try String(contentsOf: here.appendingPathComponent("FuzzSpecGenerator.swift"), encoding: .utf8)
-        let copy = try String(contentsOf: here.deletingLastPathComponent()
-            .appendingPathComponent("KernelTests/Support/SpecGenerator.swift"), encoding: .utf8)
-        // The code from its first declaration on; the copy adds SeededRandom at the end.
-        func body(_ text: String) -> Substring {
-            let start = text.range(of: "/// A YAML value as the generator builds it")?.lowerBound ?? text.startIndex
-            let end = text.range(of: "\n/// SplitMix64, as `SplitMix`")?.lowerBound ?? text.endIndex
-            return text[start..<end]
-        }
-        #expect(body(original).trimmingCharacters(in: .whitespacesAndNewlines) == body(copy).trimmingCharacters(in: .whitespacesAndNewlines),
-                "Tests/KernelTests/Support/SpecGenerator.swift differs from FuzzSpecGenerator.swift; copy it over")
-    }
 
     @Test("check answers every generated or mutated spec, and what it accepts compiles to clean nft",
           .timeLimit(.minutes(1)), arguments: 0..<chunks)

@@ -1,4 +1,5 @@
 @testable import KnockCore
+@testable import KnockTestSupport
 import Testing
 
 struct KnockStateMachineTests {
@@ -54,18 +55,5 @@ struct KnockStateMachineTests {
         let knocks: [Knock] = [.tcp(1), .tcp(2), .tcp(1), .tcp(3)]
         #expect(KnockStateMachine.simulateRules([.tcp(1), .tcp(2), .tcp(1), .tcp(1), .tcp(3)], for: knocks) == [1, 2, 3, 3, nil])
         #expect(KnockStateMachine.simulateRules([.tcp(1), .tcp(3)], for: knocks) == [1, 0])
-    }
-}
-
-/// A small deterministic generator, so a failing case can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
     }
 }

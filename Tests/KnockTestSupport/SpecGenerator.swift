@@ -1,6 +1,6 @@
-// Seeded generator of knockc specs, shared (as a copy) by the fuzz tests in KnockCoreTests and
-// the soundness tests in KernelTests (Tests/KernelTests/Support/SpecGenerator.swift): keep the
-// two files the same below this comment, so a seed means the same spec in both.
+// Seeded generator of knockc specs, shared by the fuzz tests in KnockCoreTests and the
+// soundness tests in KernelTests, so a seed means the same spec in both.
+import KnockCore
 
 /// A YAML value as the generator builds it; scalars are raw text, quoted when rendered.
 indirect enum GenYAML {
@@ -611,5 +611,18 @@ extension GenYAML {
     var isScalar: Bool {
         if case .scalar = self { return true }
         return false
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a failing case can be replayed from its seed.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
     }
 }
