@@ -20,7 +20,8 @@ struct UnitsCommand: ParsableCommand {
             are written into the unit, so they must be absolute and free of whitespace, \
             quotes, backslashes, '$' and '%' (which systemd would expand).
 
-            The watcher unit comes with `knockc watch`.
+            With --watcher, the same for knockc-watch.service instead: it runs `knockc watch` \
+            for the spec's table, restarts it on failure, and starts after knockc.service.
 
             Exit codes: 0 the unit was printed or installed, 1 the spec has errors or the unit \
             could not be written, 64 a path is not usable in a unit.
@@ -31,6 +32,12 @@ struct UnitsCommand: ParsableCommand {
     static let defaultKnockc = "/usr/local/bin/knockc"
     static let defaultDirectory = "/etc/systemd/system"
     static let unitName = "knockc.service"
+
+    @Flag(help: "The watcher's unit, knockc-watch.service, instead of the boot unit.")
+    var watcher = false
+
+    /// The unit this run renders.
+    var unitName: String { watcher ? "knockc-watch.service" : Self.unitName }
 
     @Option(help: "The spec the unit applies.", completion: .file(extensions: ["yaml", "yml"]))
     var spec: String = Self.defaultSpec
@@ -73,7 +80,9 @@ struct UnitsCommand: ParsableCommand {
         let table = try tableName()
         let unit: String
         do {
-            unit = try Template.named(Self.unitName).render(["knockc": knockc, "spec": spec, "table": table])
+            unit = watcher
+                ? try Template.named(unitName).render(["knockc": knockc, "table": table])
+                : try Template.named(unitName).render(["knockc": knockc, "spec": spec, "table": table])
         } catch {
             Console.error("knockc: \(error)")
             throw ExitCode(1)
@@ -83,7 +92,7 @@ struct UnitsCommand: ParsableCommand {
             return
         }
         let directory = self.directory ?? Self.defaultDirectory
-        let destination = URL(fileURLWithPath: directory).appendingPathComponent(Self.unitName).path
+        let destination = URL(fileURLWithPath: directory).appendingPathComponent(unitName).path
         if (try? String(contentsOfFile: destination, encoding: .utf8)) == unit {
             print("\(destination) is already up to date")
         } else {
@@ -101,7 +110,7 @@ struct UnitsCommand: ParsableCommand {
         if !FileManager.default.fileExists(atPath: spec) {
             print("next: put the spec at \(spec) and run `knockc check \(spec)`")
         }
-        print("next: systemctl daemon-reload && systemctl enable --now \(Self.unitName)")
+        print("next: systemctl daemon-reload && systemctl enable --now \(unitName)")
     }
 
     /// The table the unit's ExecStop deletes: the spec's, or the default while there is no spec.

@@ -60,6 +60,21 @@ struct UnitsTests {
         }
     }
 
+    @Test("--watcher installs knockc-watch.service, which runs knockc watch for the spec's table and restarts on failure")
+    func installsTheWatcherUnit() throws {
+        try withDirectory { directory in
+            let result = try units(["--watcher", "--spec", Self.ssh, "--knockc", Self.knockc, "--install", "--directory", directory.path])
+            #expect(result.status == 0, "\(result.error)")
+            #expect(try contents(of: directory) == ["knockc-watch.service"])
+            let unit = try String(contentsOf: directory.appendingPathComponent("knockc-watch.service"), encoding: .utf8)
+            let lines = Set(unit.split(separator: "\n").map(String.init))
+            #expect(lines.contains("ExecStart=\(Self.knockc) watch --table knockc"))
+            #expect(lines.contains("Restart=on-failure"))
+            #expect(lines.contains("After=knockc.service"))
+            #expect(!unit.contains("{{"))
+        }
+    }
+
     @Test("the unit deletes the spec's own table; a spec that does not exist yet gets the default table, with a note")
     func tableComesFromTheSpec() throws {
         try withDirectory { directory in

@@ -370,7 +370,7 @@ _knockc_knock() {
 
 _knockc_units() {
     repeating_flags=()
-    non_repeating_flags=(--install -h --help)
+    non_repeating_flags=(--watcher --install -h --help)
     repeating_options=()
     non_repeating_options=(--spec --knockc --directory)
     __knockc_offer_flags_options 0

@@ -41,7 +41,7 @@ function __knockc_parse_tokens -S
         case 'knock'
             __knockc_parse_subcommand -r 2 'spec=' 'sequence=' 'delay=' 'then-connect=' 'timeout=' 'retries=' '4' '6' 'h/help'
         case 'units'
-            __knockc_parse_subcommand 0 'spec=' 'knockc=' 'install' 'directory=' 'h/help'
+            __knockc_parse_subcommand 0 'watcher' 'spec=' 'knockc=' 'install' 'directory=' 'h/help'
         case 'help'
             __knockc_parse_subcommand -r 1 
         end
@@ -141,6 +141,7 @@ complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options 
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" 4' -s '4' -d 'Use IPv4 only.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" 6' -s '6' -d 'Use IPv6 only.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc knock" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" watcher' -l 'watcher' -d 'The watcher\'s unit, knockc-watch.service, instead of the boot unit.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" spec' -l 'spec' -d 'The spec the unit applies.' -rfa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" knockc' -l 'knockc' -d 'The knockc executable the unit runs.' -rF
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" install' -l 'install' -d 'Write the unit into --directory instead of printing it.'
