@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import KnockCore
 import KnockKernel
+@testable import KnockTestSupport
 import Testing
 
 @Suite(.enabled(if: getuid() == 0, "needs root to create network namespaces"))

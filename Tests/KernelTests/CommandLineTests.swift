@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+@testable import KnockTestSupport
 import Testing
 
 /// The `knockc` executable as users script against it: exit codes, output, and what it

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KnockCore
+@testable import KnockTestSupport
 import Testing
 
 /// `apply --confirm`: the new table stays only when confirmed; otherwise the previous one

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KnockCore
+@testable import KnockTestSupport
 import Testing
 
 /// `icmp/LEN` knocks: an echo request with LEN bytes of payload, over IPv4 and IPv6.

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KnockCore
+@testable import KnockTestSupport
 import Testing
 
 /// Set sizes bounding state: a flood of first knocks from many sources fills the progress set

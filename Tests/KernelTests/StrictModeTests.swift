@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KnockCore
+@testable import KnockTestSupport
 import Testing
 
 @Suite(.enabled(if: getuid() == 0, "needs root to create network namespaces"))

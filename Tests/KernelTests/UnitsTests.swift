@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+@testable import KnockTestSupport
 import Testing
 
 /// `knockc units`: the systemd unit it renders and installs, and the paths it refuses to

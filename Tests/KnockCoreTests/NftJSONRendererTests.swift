@@ -1,5 +1,6 @@
 import Foundation
 @testable import KnockCore
+@testable import KnockTestSupport
 import Testing
 
 /// The JSON spelling of the ruleset: well-formed, deterministic, the same transaction as the
@@ -200,7 +201,7 @@ struct NftJSONRendererTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var namespaces: [String] = []
         defer {
-            for namespace in namespaces { _ = try? Self.run(["ip", "netns", "del", namespace]) }
+            for namespace in namespaces { _ = try? runProgram(["ip", "netns", "del", namespace]) }
             try? FileManager.default.removeItem(at: directory)
         }
 
@@ -208,14 +209,14 @@ struct NftJSONRendererTests {
         var bytecode: [String] = []
         for (format, contents) in [("nft", Pipeline.nftScript(for: ruleset)), ("json", try Pipeline.nftJSON(for: ruleset))] {
             let namespace = "\(prefix)-\(format)"
-            try Self.run(["ip", "netns", "add", namespace])
+            try runProgram(["ip", "netns", "add", namespace])
             namespaces.append(namespace)
             let file = directory.appendingPathComponent("ruleset.\(format)")
             try contents.write(to: file, atomically: true, encoding: .utf8)
             let inside = ["ip", "netns", "exec", namespace, "nft"]
-            try Self.run(inside + (format == "json" ? ["-j"] : []) + ["-f", file.path])
-            listings.append(Self.withoutObjectComments(try Self.run(inside + ["list", "table", "inet", table])))
-            bytecode.append(Self.withoutObjectComments(try Self.run(inside + ["--debug=netlink", "list", "table", "inet", table])))
+            try runProgram(inside + (format == "json" ? ["-j"] : []) + ["-f", file.path])
+            listings.append(Self.withoutObjectComments(try runProgram(inside + ["list", "table", "inet", table]).output))
+            bytecode.append(Self.withoutObjectComments(try runProgram(inside + ["--debug=netlink", "list", "table", "inet", table]).output))
         }
         #expect(listings[0].contains("ct state established,related") == (name == "udp-guarded"))
         #expect(listings[0].contains("chain knock6_"))
@@ -230,31 +231,5 @@ struct NftJSONRendererTests {
             .filter { !$0.hasPrefix("\t\tcomment \"") }
         let elements = lines.filter { $0.hasPrefix("\telement ") }.sorted()
         return (lines.filter { !$0.hasPrefix("\telement ") } + elements).joined(separator: "\n")
-    }
-
-    /// Runs a program found on PATH; returns its stdout, throws with its stderr if it fails.
-    @discardableResult
-    static func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "\(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
-                + String(decoding: err, as: UTF8.self))
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
     }
 }

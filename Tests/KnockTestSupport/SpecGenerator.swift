@@ -584,23 +584,7 @@ struct YAMLWriter<Random: RandomNumberGenerator> {
         case 4 where !text.contains(where: { $0.isNewline }):
             return "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
         case 4, 5:
-            var out = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\t": out += "\\t"
-                case "\0": out += "\\0"
-                default:
-                    if scalar.value < 0x20 || scalar.value == 0x7f {
-                        out += "\\x" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
-                    } else {
-                        out.unicodeScalars.append(scalar)
-                    }
-                }
-            }
-            return out + "\""
+            return YAMLScalar.doubleQuoted(text)
         default:
             return text
         }

@@ -54,25 +54,3 @@ final class ResultBox<T: Sendable>: @unchecked Sendable {
         try lock.withLock { result! }.get()
     }
 }
-
-/// Runs a program and returns its output; throws with its stderr when it fails.
-@discardableResult
-func runProgram(_ arguments: [String], allowFailure: Bool = false) throws -> (status: Int32, output: String, error: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let stdout = Pipe()
-    let stderr = Pipe()
-    process.standardOutput = stdout
-    process.standardError = stderr
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let output = stdout.fileHandleForReading.readDataToEndOfFile()
-    let error = stderr.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let result = (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
-    if result.0 != 0 && !allowFailure {
-        throw NetworkNamespace.Failure(description: "\(arguments.joined(separator: " ")) exited \(result.0): \(result.2)")
-    }
-    return result
-}

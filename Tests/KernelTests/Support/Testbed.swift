@@ -1,4 +1,5 @@
 import Foundation
+@testable import KnockTestSupport
 import Glibc
 import KnockCore
 import KnockKernel
