@@ -92,9 +92,12 @@ struct NftJSONRendererTests {
         }
         let rest = commands.dropFirst(3)
         #expect(rest.allSatisfy { $0.verb == "add" && $0.object["table"] as? String == table.name })
-        // Chains before the map whose elements jump to them; rules last.
+        // Counters before the rules that name them, chains before the map whose elements jump
+        // to them; rules last.
         let rules = table.chains.flatMap { chain in chain.rules.map { (chain.name, $0) } }
-        #expect(rest.map(\.kind) == Array(repeating: "chain", count: table.chains.count)
+        #expect(!table.counters.isEmpty)
+        #expect(rest.map(\.kind) == Array(repeating: "counter", count: table.counters.count)
+            + Array(repeating: "chain", count: table.chains.count)
             + Array(repeating: "set", count: table.sets.count) + ["map"]
             + Array(repeating: "rule", count: rules.count))
 

@@ -9,9 +9,31 @@ public struct RulesetIR: Equatable, Sendable {
 /// One `inet` table, the only thing knockc owns in the kernel.
 public struct TableIR: Equatable, Sendable {
     public var name: String
+    /// Named counters that the rules bump and the watcher reads (`knockc watch --metrics`):
+    /// the kernel counts grants and wrong knocks whether or not a watcher runs.
+    public var counters: [CounterIR] = []
     public var sets: [SetIR]
     public var maps: [VerdictMapIR]
     public var chains: [ChainIR]
+
+    public init(name: String, counters: [CounterIR] = [], sets: [SetIR], maps: [VerdictMapIR], chains: [ChainIR]) {
+        self.name = name
+        self.counters = counters
+        self.sets = sets
+        self.maps = maps
+        self.chains = chains
+    }
+}
+
+/// A named counter object (`counter grants_ssh { ... }`).
+public struct CounterIR: Equatable, Sendable {
+    public var name: String
+    public var comment: String
+
+    public init(name: String, comment: String) {
+        self.name = name
+        self.comment = comment
+    }
 }
 
 /// The key types nft names; a set's key is a concatenation of these.

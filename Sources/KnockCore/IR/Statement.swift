@@ -86,4 +86,6 @@ public enum Statement: Equatable, Sendable {
     case isEchoRequest(IPFamily)
     case verdict(Verdict)
     case reject(RejectKind)
+    /// Bumps the table's named counter; placed where the rule has already matched.
+    case count(counter: String)
 }

@@ -24,7 +24,8 @@ struct BanRules {
         knockPreamble.append(RuleIR([.inSet(.sourceAddress(family), set: Self.banned(family)), .verdict(.return)],
                                     comment: "banned sources do not knock"))
         if !spec.decoys.isEmpty {
-            decoyRule = RuleIR([.setElement(.update, set: Self.banned(family), key: .sourceAddress(family), timeout: spec.decoyBanFor)],
+            decoyRule = RuleIR([.setElement(.update, set: Self.banned(family), key: .sourceAddress(family), timeout: spec.decoyBanFor),
+                                .count(counter: RulesetLowering.Names.bansCounter)],
                                comment: "touched a decoy")
         }
     }
@@ -35,6 +36,7 @@ struct BanRules {
         return [
             .rateOver(set: Self.wrongKnocks(family, rate), key: .sourceAddress(family), timeout: rate.unit.period, rate: rate),
             .setElement(.add, set: Self.banned(family), key: .sourceAddress(family), timeout: sequence.banFor),
+            .count(counter: RulesetLowering.Names.bansCounter),
         ]
     }
 

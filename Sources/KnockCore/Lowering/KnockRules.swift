@@ -42,6 +42,7 @@ extension RulesetLowering {
                     statements += strict.advanceStatements(machine)
                     if transition.stage > 0 && next == 1 {
                         // Knock 1 out of turn: the attempt in progress was reset.
+                        statements.append(.count(counter: Names.wrongKnocksCounter))
                         statements += bans.wrongKnockStatements(sequence)
                     }
                     comment = next == transition.stage + 1
@@ -49,11 +50,15 @@ extension RulesetLowering {
                         : "\(name): knock 1 of \(count) again, from stage \(transition.stage)"
                 case .grant where machine.purpose == .close:
                     statements += closeStatements(sequence, family: family)
+                    statements.append(.count(counter: Names.closesCounter(sequence)))
                     comment = "\(name): knock \(count) of \(count), end the grant"
                 case .grant:
                     statements += grantStatements(sequence, family: family)
+                    // After the update, which stops the rule when the granted set is full.
+                    statements.append(.count(counter: Names.grantsCounter(sequence)))
                     comment = "\(sequence.name): knock \(count) of \(count), grant"
                 case .reset:
+                    statements.append(.count(counter: Names.wrongKnocksCounter))
                     statements += bans.wrongKnockStatements(sequence)
                     comment = "\(name): wrong knock at stage \(transition.stage), reset"
                 }

@@ -77,7 +77,25 @@ public enum RulesetLowering {
         let dispatchMap = VerdictMapIR(
             name: Names.dispatchMap, key: [.nfProto, .inetProto, .inetService],
             elements: dispatch, comment: "knock ports and guarded ports; every other packet misses")
-        return RulesetIR(table: TableIR(name: spec.tableName, sets: sets, maps: [dispatchMap], chains: [input] + chains))
+        return RulesetIR(table: TableIR(name: spec.tableName, counters: counters(spec), sets: sets, maps: [dispatchMap],
+                                        chains: [input] + chains))
+    }
+
+    /// What the kernel counts for `knockc watch --metrics`: grants (and closes) per sequence,
+    /// wrong knocks and bans for the whole table. One counter per sequence, not per knock, so
+    /// a large spec stays cheap to apply.
+    static func counters(_ spec: KnockSpec) -> [CounterIR] {
+        var counters = [CounterIR(name: Names.wrongKnocksCounter, comment: "knocks that reset a source's progress")]
+        if spec.bans {
+            counters.append(CounterIR(name: Names.bansCounter, comment: "packets that banned a source or renewed its ban"))
+        }
+        for sequence in spec.sequences {
+            counters.append(CounterIR(name: Names.grantsCounter(sequence), comment: "grants by sequence \(sequence.name)"))
+            if sequence.close != nil {
+                counters.append(CounterIR(name: Names.closesCounter(sequence), comment: "close knocks completed for \(sequence.name)"))
+            }
+        }
+        return counters
     }
 
     /// The nft names of everything lowering creates, in one place.
@@ -90,6 +108,13 @@ public enum RulesetLowering {
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
         public static func banned(_ family: IPFamily) -> String { "banned\(family.suffix)" }
         public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
+        // Counter names: a fixed prefix keeps a sequence name from ever reading as an nft keyword.
+        public static let wrongKnocksCounter = "wrong_knocks"
+        public static let bansCounter = "bans"
+        public static let grantsCounterPrefix = "grants_"
+        public static let closesCounterPrefix = "closes_"
+        public static func grantsCounter(_ sequence: KnockSequence) -> String { grantsCounterPrefix + sequence.name }
+        public static func closesCounter(_ sequence: KnockSequence) -> String { closesCounterPrefix + sequence.name }
         public static func knockChain(_ family: IPFamily, _ knock: Knock) -> String {
             switch knock {
             case .port(let port): "knock\(family.suffix)_\(port.proto.rawValue)_\(port.port)"

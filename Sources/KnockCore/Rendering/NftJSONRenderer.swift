@@ -50,6 +50,12 @@ public enum NftJSONRenderer {
             command("delete", "table", tableObject),
             command("add", "table", tableObject),
         ]
+        commands += table.counters.map { counter in
+            command("add", "counter", .object([
+                ("family", "inet"), ("table", .string(table.name)), ("name", .string(counter.name)),
+                ("comment", .string(counter.comment)),
+            ]))
+        }
         // Commands run in the order written, and the map's elements jump to chains, so the
         // chains come first (nft orders a `table { }` block the same way), their rules last.
         for chain in table.chains {
@@ -187,6 +193,8 @@ public enum NftJSONRenderer {
                 ("type", family == .ipv4 ? "icmp" : "icmpv6"),
                 ("expr", "port-unreachable"),
             ]))])
+        case .count(let counter):
+            .object([("counter", .string(counter))])
         }
     }
 

@@ -4,7 +4,7 @@ public enum NftTextRenderer {
     /// The table's definition: `table inet NAME { ... }`.
     public static func render(_ table: TableIR) -> String {
         var lines = ["table inet \(table.name) {"]
-        var blocks: [[String]] = []
+        var blocks: [[String]] = table.counters.map { ["counter \($0.name) {", "\tcomment \(quoted($0.comment))", "}"] }
         for set in table.sets {
             var block = ["set \(set.name) {", "\ttype \(set.key.map(\.rawValue).joined(separator: " . "))"]
             switch set.contents {
@@ -81,6 +81,7 @@ public enum NftTextRenderer {
         case .reject(.tcpReset): "reject with tcp reset"
         case .reject(.portUnreachable(.ipv4)): "reject with icmp port-unreachable"
         case .reject(.portUnreachable(.ipv6)): "reject with icmpv6 port-unreachable"
+        case .count(let counter): "counter name \(counter)"
         }
     }
 
