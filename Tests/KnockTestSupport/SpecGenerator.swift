@@ -22,6 +22,8 @@ struct GenSequence {
     var limits: [(String, String)]?
     var close: [String]?
     var strict: String?
+    var onGrant: [String]?
+    var onExpire: [String]?
     var extra: [(String, GenYAML)] = []
 }
 
@@ -35,6 +37,9 @@ struct GenSpec {
     var maxTrackedSources: String?
     var limits: [(String, String)]?
     var decoys: [String]?
+    var onGrant: [String]?
+    var onExpire: [String]?
+    var hookTimeout: String?
     var extra: [(String, GenYAML)] = []
     /// The error deliberately put in, or nil when the spec is meant to be valid.
     var flaw: String?
@@ -51,9 +56,13 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
     init(_ random: Random) { self.random = random }
 
     /// The keys the generator writes, by place; a test compares them with the parser's.
-    static var topLevelKeys: [String] { ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"] }
+    static var topLevelKeys: [String] {
+        ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys", "on_grant", "on_expire", "hook_timeout"]
+    }
     static var timingKeys: [String] { ["step_timeout", "open_for"] }
-    static var sequenceKeys: [String] { ["knock", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict"] }
+    static var sequenceKeys: [String] {
+        ["knock", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "on_grant", "on_expire"]
+    }
     static var limitKeys: [String] { ["wrong_knocks", "ban_for"] }
 
     // MARK: Random helpers
@@ -243,6 +252,16 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         }
     }
 
+    /// A hook's argv: an absolute program, then arguments that a shell would act on, which
+    /// must reach the program as plain text.
+    mutating func hook() -> [String] {
+        let program = pick(["/usr/bin/logger", "/usr/local/bin/notify", "/opt/knock hooks/grant.sh", "/bin/true"])
+        let arguments = (0..<int(0...3)).map { _ in
+            pick(["-t", "knockc", "%IP%", "$(reboot)", "`id`", "a b", "; rm -rf /", "'quoted'", "\"double\"", "--", "é", "#x", ""])
+        }
+        return [program] + arguments
+    }
+
     // MARK: Specs
 
     /// A spec meant to be valid; each optional key appears with probability `density`.
@@ -255,6 +274,9 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         if chance(density) { spec.maxTrackedSources = chance(0.2) ? pick(["1", "65536", "16777216", "00042"]) : "\(skewed(1...16_777_216))" }
         if chance(density) { spec.limits = limits() }
         if chance(density) { spec.decoys = decoys() }
+        if chance(density * 0.5) { spec.onGrant = hook() }
+        if chance(density * 0.5) { spec.onExpire = hook() }
+        if chance(density * 0.5) { spec.hookTimeout = pick(["10s", "500ms", "1m", "10m"]) }
 
         let alphabet = knockAlphabet()
         var knockLists: Set<[String]> = []
@@ -289,6 +311,8 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
             if chance(density * 0.6) { sequence.from = cidrList(.anywhere) }
             if chance(density * 0.6) { sequence.limits = limits() }
             if chance(density * 0.6) { sequence.strict = pick(["true", "false"]) }
+            if chance(density * 0.3) { sequence.onGrant = hook() }
+            if chance(density * 0.3) { sequence.onExpire = hook() }
             if chance(density * 0.6) {
                 let close = knockList(alphabet, length: chance(0.05) ? maxKnocks : int(1...5))
                 if !knockLists.contains(close) {
@@ -307,7 +331,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         var spec = validSpec(density: 0.5)
         var sequences = spec.sequences ?? []
         let index = int(0...max(0, sequences.count - 1))
-        switch int(0...31) {
+        switch int(0...33) {
         case 0:
             let knocks = sequences[index].knock ?? ["tcp/7000"]
             sequences[index].knock = knocks + [knocks.last!]
@@ -425,6 +449,19 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         case 28:
             sequences[index].close = (0...maxKnocks).map { "udp/\(1000 + $0)" }
             spec.flaw = "too many close knocks"
+        case 32:
+            let bad: [String] = pick([[], ["logger", "-t", "knockc"], ["./grant.sh"], ["/bin/echo\u{0}"], [""],
+                                      Array(repeating: "/bin/true", count: 65)])
+            if chance(0.5) { spec.onGrant = bad } else { sequences[index].onExpire = bad }
+            spec.flaw = "bad hook \(bad.prefix(3))"
+        case 33:
+            spec.sequences = sequences
+            if chance(0.5) {
+                spec.hookTimeout = pick(["11m", "1h", "0s", "soon"])
+                return spec.with(flaw: "bad hook_timeout")
+            }
+            return spec.with(flaw: "hook not a list", replacing: "on_grant",
+                             by: pick([.scalar("/usr/bin/logger grant %IP%"), .map([("run", .scalar("/bin/true"))])]))
         case 29:
             spec.sequences = sequences
             return spec.with(flaw: "sequences not a mapping", replacing: "sequences", by: pick([.scalar("ssh"), .list([.scalar("ssh")]), .scalar("")]))
@@ -464,6 +501,7 @@ extension GenSpec {
             case "limits": copy.limits = nil
             case "defaults": copy.defaults = nil
             case "decoys": copy.decoys = nil
+            case "on_grant": copy.onGrant = nil
             default: break
             }
             copy.extra.append((key, value))
@@ -483,6 +521,9 @@ extension GenSpec {
         if let maxTrackedSources { top.append(("max_tracked_sources", .scalar(maxTrackedSources))) }
         if let limits { top.append(("limits", fields(limits))) }
         if let decoys { top.append(("decoys", list(decoys))) }
+        if let onGrant { top.append(("on_grant", list(onGrant))) }
+        if let onExpire { top.append(("on_expire", list(onExpire))) }
+        if let hookTimeout { top.append(("hook_timeout", .scalar(hookTimeout))) }
         if let sequences {
             top.append(("sequences", .map(sequences.map { sequence in
                 var keys: [(String, GenYAML)] = []
@@ -496,6 +537,8 @@ extension GenSpec {
                 if let value = sequence.limits { keys.append(("limits", fields(value))) }
                 if let value = sequence.close { keys.append(("close", list(value))) }
                 if let value = sequence.strict { keys.append(("strict", .scalar(value))) }
+                if let value = sequence.onGrant { keys.append(("on_grant", list(value))) }
+                if let value = sequence.onExpire { keys.append(("on_expire", list(value))) }
                 keys += sequence.extra
                 // The knocks stay first half the time, as people write them.
                 let ordered = Bool.random(using: &random) ? keys : keys.shuffled(using: &random)

@@ -21,6 +21,20 @@ public struct KnockSpec: Equatable, Sendable {
 
     public static let defaultBanFor = Duration.seconds(600)
 
+    /// Hooks for sequences that have none of their own. Hooks never reach the ruleset: the
+    /// watcher runs them.
+    public var hooks = Hooks()
+    /// How long a hook may run before the watcher stops it.
+    public var hookTimeout = HookCommand.defaultTimeout
+
+    /// The command to run for `kind` of event on `sequence`: its own, else the top level's.
+    public func hook(_ kind: HookKind, for sequence: KnockSequence) -> HookCommand? {
+        switch kind {
+        case .grant: sequence.hooks.onGrant ?? hooks.onGrant
+        case .expire: sequence.hooks.onExpire ?? hooks.onExpire
+        }
+    }
+
     /// Whether the table bans at all (and so has the `banned` sets).
     public var bans: Bool { !decoys.isEmpty || sequences.contains { $0.wrongKnocks != nil } }
 
@@ -28,6 +42,11 @@ public struct KnockSpec: Equatable, Sendable {
         self.tableName = tableName
         self.sequences = sequences.sorted { $0.name < $1.name }
     }
+}
+
+/// Which hook an event runs: `on_grant`, or `on_expire` (also for grants that end early).
+public enum HookKind: String, Sendable {
+    case grant, expire
 }
 
 /// Allow and deny lists, each reduced to disjoint prefixes (see `CIDR.covering`).
@@ -64,6 +83,8 @@ public struct KnockSequence: Equatable, Sendable {
     /// Whether any new TCP or UDP packet to a port outside the sequence resets a source's
     /// progress, so a sequential port scan cannot walk the sequence.
     public var strict = false
+    /// Hooks of this sequence alone; each replaces the top level's hook of the same kind.
+    public var hooks = Hooks()
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
                 stepTimeout: Duration = KnockSpec.defaultStepTimeout,

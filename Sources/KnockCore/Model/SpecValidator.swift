@@ -65,6 +65,7 @@ public enum SpecValidator {
             model.from = sequence.from.map { CIDR.covering($0.map(\.value)) }
             model.close = sequence.close.map { $0.map(\.value) }
             model.strict = sequence.strict
+            model.hooks = Hooks(onGrant: sequence.hooks.onGrant?.value, onExpire: sequence.hooks.onExpire?.value)
             model.wrongKnocks = sequence.limits.wrongKnocks?.value ?? parsed.limits.wrongKnocks?.value
             model.banFor = sequence.limits.banFor?.value ?? parsed.limits.banFor?.value ?? KnockSpec.defaultBanFor
             sequences.append(model)
@@ -76,6 +77,8 @@ public enum SpecValidator {
         spec.maxTrackedSources = parsed.maxTrackedSources?.value ?? KnockSpec.defaultMaxTrackedSources
         spec.decoys = parsed.decoys.map(\.value).sorted()
         spec.decoyBanFor = parsed.limits.banFor?.value ?? KnockSpec.defaultBanFor
+        spec.hooks = Hooks(onGrant: parsed.hooks.onGrant?.value, onExpire: parsed.hooks.onExpire?.value)
+        spec.hookTimeout = parsed.hookTimeout?.value ?? HookCommand.defaultTimeout
         return (spec, diagnostics)
     }
 

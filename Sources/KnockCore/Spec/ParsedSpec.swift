@@ -26,6 +26,14 @@ public struct ParsedSpec: Sendable {
     public var maxTrackedSources: Located<Int>?
     public var limits = ParsedLimits()
     public var decoys: [Located<PortRange>] = []
+    public var hooks = ParsedHooks()
+    public var hookTimeout: Located<Duration>?
+}
+
+/// `on_grant` and `on_expire`, at the top level or per sequence: argv arrays the watcher runs.
+public struct ParsedHooks: Sendable {
+    public var onGrant: Located<HookCommand>?
+    public var onExpire: Located<HookCommand>?
 }
 
 /// The timing keys that `defaults` and each sequence share.
@@ -51,6 +59,7 @@ public struct ParsedSequence: Sendable {
     public var from: [Located<CIDR>]?
     public var limits = ParsedLimits()
     public var strict = false
+    public var hooks = ParsedHooks()
     /// The `close` knocks and where the list stands; nil when absent.
     public var close: [Located<Knock>]?
     public var closeLocation: SourceLocation?

@@ -16,9 +16,11 @@ public struct SpecParser {
         return (spec, parser.diagnostics)
     }
 
+    static let hookKeys = ["on_grant", "on_expire"]
     static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"]
+        + hookKeys + ["hook_timeout"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict"]
+    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict"] + hookKeys
     static let limitKeys = ["wrong_knocks", "ban_for"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
@@ -48,6 +50,14 @@ public struct SpecParser {
             spec.table = name(node, kind: .table)
         }
         spec.access = access(topFields)
+        spec.hooks = hooks(topFields)
+        if let node = topFields["hook_timeout"], let timeout = duration(node, key: "hook_timeout") {
+            if timeout.value > HookCommand.longestTimeout {
+                diagnostics.append(Diagnostic(.hookTimeoutTooLong(timeout.value), at: timeout.location))
+            } else {
+                spec.hookTimeout = timeout
+            }
+        }
         spec.limits = limits(topFields["limits"], in: "limits")
         spec.decoys = topFields["decoys"].map { node in
             list(node, what: "decoys").compactMap { item -> Located<PortRange>? in
@@ -89,6 +99,7 @@ public struct SpecParser {
             name: name, knocks: [], knocksLocation: name.location,
             open: [], openLocation: name.location, timings: timings(seqFields))
         sequence.access = access(seqFields)
+        sequence.hooks = hooks(seqFields)
         if let node = seqFields["strict"], let text = expectScalar(node, what: "strict") {
             switch text {
             case "true": sequence.strict = true
@@ -153,6 +164,32 @@ public struct SpecParser {
     private mutating func access(_ fields: [String: Node]) -> ParsedAccess {
         ParsedAccess(allow: fields["allow"].map { cidrs($0, key: "allow") } ?? [],
                      deny: fields["deny"].map { cidrs($0, key: "deny") } ?? [])
+    }
+
+    private mutating func hooks(_ fields: [String: Node]) -> ParsedHooks {
+        ParsedHooks(onGrant: fields["on_grant"].flatMap { hookCommand($0, key: "on_grant") },
+                    onExpire: fields["on_expire"].flatMap { hookCommand($0, key: "on_expire") })
+    }
+
+    /// An argv array, never a shell string: the watcher passes the event in the environment,
+    /// so nothing a packet controls is ever parsed by a shell.
+    private mutating func hookCommand(_ node: Node, key: String) -> Located<HookCommand>? {
+        guard isList(node) else {
+            diagnostics.append(Diagnostic(.hookNotAList(key), at: location(of: node)))
+            return nil
+        }
+        let items = list(node, what: key)
+        var arguments: [String] = []
+        for item in items {
+            guard let text = expectScalar(item, what: "an argument of '\(key)'") else { return nil }
+            arguments.append(text)
+        }
+        do throws(HookCommand.Problem) {
+            return Located(try HookCommand(arguments), at: location(of: node))
+        } catch {
+            diagnostics.append(Diagnostic(.badHook(error, key: key), at: location(of: node)))
+            return nil
+        }
     }
 
     private mutating func cidrs(_ node: Node, key: String) -> [Located<CIDR>] {
@@ -431,6 +468,21 @@ extension Diagnostic.Message {
         case .hostBitsSet(let text, let network):
             .init(.error, "'\(text)' has host bits set; did you mean \(network)?")
         }
+    }
+    static func hookNotAList(_ key: String) -> Self {
+        .init(.error, "'\(key)' must be a command as a list of arguments, as [/usr/local/bin/notify, --grant]; a shell string is not accepted")
+    }
+    static func badHook(_ problem: HookCommand.Problem, key: String) -> Self {
+        switch problem {
+        case .empty: .init(.error, "'\(key)' has no command; give the program and its arguments as a list")
+        case .notAbsolute(let program):
+            .init(.error, "'\(program)' in '\(key)' is not an absolute path; the watcher does not search PATH")
+        case .nulCharacter: .init(.error, "an argument of '\(key)' holds a NUL character")
+        case .tooLong: .init(.error, "'\(key)' is too long; at most \(HookCommand.maxArguments) arguments of \(HookCommand.maxArgumentBytes) bytes")
+        }
+    }
+    static func hookTimeoutTooLong(_ timeout: Duration) -> Self {
+        .init(.error, "'hook_timeout' of \(timeout) is too long; the longest is \(HookCommand.longestTimeout), so a hung hook cannot hold a slot for hours")
     }
     static func badBoolean(_ text: String, key: String) -> Self {
         .init(.error, "'\(text)' is not a value for '\(key)'; expected true or false")
