@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Stages live in KnockCore (spec → model → IR → text); KnockKernel is the only target that
-// touches libnftables; KnockClient sends knocks; `knockc` is the thin command line on top.
+// touches libnftables; KnockClient sends knocks; KnockWatch reports what the kernel did;
+// `knockc` is the thin command line on top.
 let package = Package(
     name: "knockc",
     platforms: [.macOS(.v13)],
@@ -12,6 +13,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // The watcher's log lines on stderr; the one logging API servers in Swift share.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -32,17 +35,23 @@ let package = Package(
         ),
         .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore"]),
         .target(name: "KnockClient", dependencies: ["KnockCore"]),
+        // The watcher: events from reading the sets, hooks, metrics. Never in the packet path.
+        .target(
+            name: "KnockWatch",
+            dependencies: ["KnockCore", "KnockKernel", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "knockc",
             dependencies: [
-                "KnockCore", "KnockKernel", "KnockClient",
+                "KnockCore", "KnockKernel", "KnockClient", "KnockWatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Shared by the test targets: the seeded spec generator.
         .target(name: "KnockTestSupport", dependencies: ["KnockCore"], path: "Tests/KnockTestSupport"),
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden"]),
-        .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockTestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
     ]
 )

@@ -13,10 +13,10 @@ struct LiveStateReader {
     /// megabytes of JSON for a large spec, and an apply must not wait for them.
     /// A table without knockc's catalog (absent, or not made by knockc) gives nil: there is
     /// nothing in it knockc could carry over.
-    func read(table: String) throws(NftError) -> LiveState? {
+    func read(table: String, sets: [String] = Self.stateSets) throws(NftError) -> LiveState? {
         guard try nft.listSet(RulesetLowering.Names.sequenceCatalog, table: table) != nil else { return nil }
         var merged = LiveState()
-        for set in Self.stateSets {
+        for set in sets {
             guard let listing = try nft.listSet(set, table: table) else { continue }
             let state = Self.parse(listing)
             merged.catalog.merge(state.catalog) { first, _ in first }
@@ -29,6 +29,12 @@ struct LiveStateReader {
 
     static let stateSets = [RulesetLowering.Names.sequenceCatalog] + IPFamily.allCases.flatMap {
         [RulesetLowering.Names.progress($0), RulesetLowering.Names.granted($0), RulesetLowering.Names.banned($0)]
+    }
+
+    /// What the watcher reads every interval: not the progress sets, which a flood of first
+    /// knocks can fill, and which no event depends on.
+    static let grantAndBanSets = [RulesetLowering.Names.sequenceCatalog] + IPFamily.allCases.flatMap {
+        [RulesetLowering.Names.granted($0), RulesetLowering.Names.banned($0)]
     }
 
     /// Parses `nft -j list table` output.
@@ -133,10 +139,10 @@ struct LiveStateReader {
             guard value.count == parts.count else { return nil }
         }
 
-        /// Whole seconds, as the JSON listing rounds them; an element with less than a second
-        /// left is about to go and is not carried.
+        /// Whole seconds, as the JSON listing rounds them down: an element with less than a
+        /// second left lists as 0, and still exists (the watcher must see a 1s grant).
         private static func seconds(_ value: Int) -> Duration? {
-            value > 0 ? .seconds(Int64(value)) : nil
+            value >= 0 ? .seconds(Int64(value)) : nil
         }
     }
 }

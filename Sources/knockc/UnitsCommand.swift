@@ -20,8 +20,9 @@ struct UnitsCommand: ParsableCommand {
             are written into the unit, so they must be absolute and free of whitespace, \
             quotes, backslashes, '$' and '%' (which systemd would expand).
 
-            With --watcher, the same for knockc-watch.service instead: it runs `knockc watch` \
-            for the spec's table, restarts it on failure, and starts after knockc.service.
+            With --watcher, the same for knockc-watch.service instead: it runs `knockc watch \
+            SPEC` (events, and the spec's hooks) as Type=notify, restarts it on failure, and \
+            starts after knockc.service.
 
             Exit codes: 0 the unit was printed or installed, 1 the spec has errors or the unit \
             could not be written, 64 a path is not usable in a unit.
@@ -81,7 +82,7 @@ struct UnitsCommand: ParsableCommand {
         let unit: String
         do {
             unit = watcher
-                ? try Template.named(unitName).render(["knockc": knockc, "table": table])
+                ? try Template.named(unitName).render(["knockc": knockc, "spec": spec])
                 : try Template.named(unitName).render(["knockc": knockc, "spec": spec, "table": table])
         } catch {
             Console.error("knockc: \(error)")

@@ -2,77 +2,127 @@ import ArgumentParser
 import Foundation
 import KnockCore
 import KnockKernel
+import KnockWatch
+import Logging
 
 struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
-        abstract: "Report grants, expiries and early ends as JSON lines (never in the packet path).",
+        abstract: "Report grants, expiries and early ends as JSON lines, run hooks, serve metrics (never in the packet path).",
         discussion: """
             Reads the table's granted sets every --interval and prints one JSON object per \
             line on stdout for each change: {"event": "grant"|"expire"|"end", "source", \
-            "family", "ports", "sequences", "expires_at", "time"}. "end" is a grant that went \
-            before its time: a close sequence, `knockc revoke`, or an apply that dropped it. \
-            A log line per event goes to stderr.
+            "family", "ports", "sequences", "expires_at", "time"}, and "reason" for expire \
+            ("timeout") and end ("close", "revoke" or "apply") events. "end" is a grant that \
+            went before its time. The same events go to stderr as log lines.
+
+            With SPEC, the spec's on_grant and on_expire hooks run for each event (on_expire \
+            also for ends), without a shell, with the event in KNOCKC_EVENT, KNOCKC_SOURCE, \
+            KNOCKC_FAMILY, KNOCKC_SEQUENCE, KNOCKC_PORTS, KNOCKC_EXPIRES_AT, KNOCKC_REASON, \
+            KNOCKC_TIME and KNOCKC_TABLE. A hook that runs past hook_timeout is stopped; a \
+            failing hook is logged. The spec is read again whenever an apply replaces the table.
+
+            --metrics ADDR:PORT serves Prometheus text on http://ADDR:PORT/metrics: grants \
+            and closes per sequence and wrong knocks and bans as the kernel counted them, \
+            expiries per sequence, and active grants and bans.
 
             The kernel decides who gets in; killing the watcher changes nothing for knocking. \
             On start it reads the live sets and reports nothing that already existed, and it \
-            keeps working across `knockc apply`. Hooks and metrics come in a later release.
+            keeps working across `knockc apply`. Under systemd (Type=notify) it sends READY=1 \
+            once it has read the table and bound the metrics port.
             """
     )
 
-    @Option(help: "The table, as the spec's `table:` names it.")
-    var table: String = KnockSpec.defaultTableName
+    @Argument(help: "The knock spec whose hooks to run, and whose table to watch.",
+              completion: .file(extensions: ["yaml", "yml"]))
+    var spec: String?
+
+    @Option(help: "The table, as the spec's `table:` names it (default: the spec's, else knockc).")
+    var table: String?
 
     @Option(help: "How often to read the sets, as 250ms; events arrive within this much of the kernel's change.")
     var interval: String = "250ms"
 
+    @Option(help: "Serve Prometheus metrics on this numeric address and port, as 127.0.0.1:9464 or [::1]:9464. Off by default.")
+    var metrics: String?
+
+    @Option(help: "Log level on stderr: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
     func validate() throws {
-        guard NameRules.isValidTableName(table) else { throw ValidationError("'\(table)' is not a table name.") }
+        if let table, !NameRules.isValidTableName(table) { throw ValidationError("'\(table)' is not a table name.") }
         guard let duration = Duration(parsing: interval), duration.milliseconds >= 10, duration <= .seconds(60) else {
             throw ValidationError("'\(interval)' is not an interval from 10ms to 60s.")
         }
+        if let metrics, MetricsServer.Endpoint(metrics) == nil {
+            throw ValidationError("'\(metrics)' is not ADDRESS:PORT with a numeric address, as 127.0.0.1:9464 or [::1]:9464.")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("'\(logLevel)' is not a log level.") }
     }
 
     func run() throws {
-        let watcher: GrantWatcher
-        var previous: GrantSnapshot?
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "knockc.watch")
+
+        var tableName = table ?? KnockSpec.defaultTableName
+        var hookTimeout = HookCommand.defaultTimeout
+        if let spec {
+            let loaded = try SpecOptions(spec: spec).load()
+            if let table, table != loaded.tableName {
+                throw ValidationError("the spec names table '\(loaded.tableName)', not '\(table)'.")
+            }
+            tableName = loaded.tableName
+            hookTimeout = loaded.hookTimeout
+        }
+
+        let watcher: Watcher
+        let live: Int?
         do {
-            watcher = try GrantWatcher(table: table)
-            previous = try watcher.snapshot()
+            watcher = try Watcher(
+                table: tableName, specFile: spec,
+                hooks: spec.map { _ in HookRunner(timeout: hookTimeout, logger: logger) },
+                logger: logger,
+                emit: { line in
+                    // Unbuffered, so a pipe sees each event as it happens.
+                    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+                })
+            live = try watcher.start()
         } catch {
-            Console.error("knockc: cannot read table inet \(table): \(error)")
+            Console.error("knockc: cannot read table inet \(tableName): \(error)")
             throw ExitCode(1)
         }
-        Console.error("knockc watch: watching table inet \(table), \(previous?.expiries.count ?? 0) grants live")
-        let pause = Double(Duration(parsing: interval)!.milliseconds) / 1000
-        while true {
-            Thread.sleep(forTimeInterval: pause)
-            let now = Date()
-            guard let current = try? watcher.snapshot(now: now) else { continue }
-            // A grant that merely carried over an apply keeps its key: no event.
-            for event in current.events(since: previous ?? GrantSnapshot([], at: now), now: now,
-                                        sequencesOpening: watcher.sequencesOpening) {
-                // Unbuffered, so a pipe sees each event as it happens.
-                FileHandle.standardOutput.write(Data((Self.line(event, now: now) + "\n").utf8))
-                Console.error("knockc watch: \(event.kind.rawValue) \(event.source) \(event.ports.map(\.description).joined(separator: ","))")
-            }
-            previous = current
-        }
-    }
 
-    static func line(_ event: GrantEvent, now: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let object: [String: Any] = [
-            "event": event.kind.rawValue,
-            "source": event.source.text,
-            "family": event.family.rawValue,
-            "ports": event.ports.map(\.description),
-            "sequences": event.sequences,
-            "expires_at": formatter.string(from: event.expiresAt),
-            "time": formatter.string(from: now),
-        ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        var server: MetricsServer?
+        if let metrics, let endpoint = MetricsServer.Endpoint(metrics) {
+            let counters = watcher.kernelCounters
+            let state = watcher.metrics
+            do {
+                server = try MetricsServer(endpoint: endpoint) {
+                    PrometheusText.render(state.families(kernelCounters: counters.packets()))
+                }
+            } catch {
+                Console.error("knockc: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        if let live {
+            logger.info("watching table inet \(tableName)", metadata: ["grants": "\(live)", "metrics": "\(server?.endpoint.description ?? "off")"])
+        } else {
+            logger.warning("table inet \(tableName) does not exist yet; watching for it")
+        }
+        SystemdNotifier.notify("READY=1\nSTATUS=watching table inet \(tableName)")
+        watcher.run(interval: Duration(parsing: interval)!)
+    }
+}
+
+extension SpecOptions {
+    init(spec: String) {
+        self.init()
+        self.spec = spec
     }
 }

@@ -61,7 +61,7 @@ struct UnitsTests {
         }
     }
 
-    @Test("--watcher installs knockc-watch.service, which runs knockc watch for the spec's table and restarts on failure")
+    @Test("--watcher installs knockc-watch.service, which runs knockc watch SPEC as Type=notify and restarts on failure")
     func installsTheWatcherUnit() throws {
         try withDirectory { directory in
             let result = try units(["--watcher", "--spec", Self.ssh, "--knockc", Self.knockc, "--install", "--directory", directory.path])
@@ -69,7 +69,9 @@ struct UnitsTests {
             #expect(try contents(of: directory) == ["knockc-watch.service"])
             let unit = try String(contentsOf: directory.appendingPathComponent("knockc-watch.service"), encoding: .utf8)
             let lines = Set(unit.split(separator: "\n").map(String.init))
-            #expect(lines.contains("ExecStart=\(Self.knockc) watch --table knockc"))
+            #expect(lines.contains("ExecStart=\(Self.knockc) watch \(Self.ssh)"))
+            #expect(lines.contains("Type=notify"))
+            #expect(lines.contains("NotifyAccess=main"))
             #expect(lines.contains("Restart=on-failure"))
             #expect(lines.contains("After=knockc.service"))
             #expect(!unit.contains("{{"))

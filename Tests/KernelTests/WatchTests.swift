@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import KnockCore
+import KnockKernel
+@testable import KnockTestSupport
 import Testing
 
 /// `knockc watch` reports; the kernel decides. Killing the watcher must change nothing.
@@ -8,49 +10,15 @@ import Testing
 struct WatchTests {
     static let spec = KnockSemanticsTests.spec.replacingOccurrences(of: "open_for: 1h", with: "open_for: 2s")
 
-    /// A running `knockc watch` in `namespace`, its stdout lines collected as they come.
-    final class Watcher: @unchecked Sendable {
-        let process = Process()
-        private let lock = NSLock()
-        private var buffer = ""
-
-        init(in namespace: NetworkNamespace) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", namespace.name, CommandLineTests.knockc, "watch", "--interval", "100ms"]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let text = String(decoding: handle.availableData, as: UTF8.self)
-                self?.lock.withLock { self?.buffer += text }
-            }
-            try process.run()
-        }
-
-        var events: [[String: Any]] {
-            lock.withLock { buffer }.split(separator: "\n").compactMap {
-                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-            }
-        }
-
-        func kill() {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-
-        deinit { if process.isRunning { kill() } }
-    }
-
     @Test("a grant and its expiry each give one event within a second; an existing grant gives none on start")
     func grantAndExpiryEvents() throws {
         try Testbed.with { bed in
             try bed.apply(Self.spec.replacingOccurrences(of: "open_for: 2s", with: "open_for: 1h"))
             try bed.other.knock(Testbed.serverOtherV4, KnockSemanticsTests.sequence)
             try bed.apply(Self.spec)
-            let watcher = try Watcher(in: bed.server)
+            let watcher = try WatchProcess(in: bed.server)
             defer { watcher.kill() }
-            // Give it time to take its first reading before the knock.
-            Thread.sleep(forTimeInterval: 0.5)
+            #expect(watcher.readyMessage.hasPrefix("READY=1"))
 
             try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
             let knocked = Date()
@@ -72,8 +40,7 @@ struct WatchTests {
         try Testbed.with { bed in
             let listener = try bed.listen(tcpPort: 22)
             try bed.apply(Self.spec)
-            let watcher = try Watcher(in: bed.server)
-            Thread.sleep(forTimeInterval: 0.3)
+            let watcher = try WatchProcess(in: bed.server)
             watcher.kill()
             #expect(!watcher.process.isRunning)
 
@@ -85,4 +52,136 @@ struct WatchTests {
             _ = listener
         }
     }
+
+    /// A spec file in a fresh temporary directory, with hooks that append their environment
+    /// to files there. The scripts are constants; the event reaches them only as variables
+    /// (the last field, `$#`, shows that no argument was added).
+    static func hookSpec(in directory: String, extra: String = "") throws -> String {
+        let record = "printf '%s|%s|%s|%s|%s|%s\\n' \"$KNOCKC_EVENT\" \"$KNOCKC_SOURCE\" \"$KNOCKC_SEQUENCE\" \"$KNOCKC_PORTS\" \"${KNOCKC_REASON:-}\" \"$#\""
+        let yaml = """
+            hook_timeout: 1s
+            on_grant: [/bin/sh, -c, \(YAMLScalar.doubleQuoted(record + " >> \(directory)/grant")), hook]
+            on_expire: [/bin/sh, -c, \(YAMLScalar.doubleQuoted(record + " >> \(directory)/expire")), hook]
+            sequences:
+              ssh:
+                knock: [tcp/7000, udp/9000, tcp/8000]
+                open: [tcp/22]
+                step_timeout: 1s
+                open_for: 2s
+                close: [udp/9000, tcp/7000, tcp/6000]
+              slow:
+                knock: [tcp/7100, udp/9100, tcp/8100]
+                open: [tcp/443]
+                on_grant: [/bin/sleep, "30"]
+            \(extra)
+            """
+        let path = directory + "/spec.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "knockc-watch-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    @Test("hooks run with the event in KNOCKC_* variables; a hung hook is stopped at hook_timeout and holds up nothing")
+    func hooksRunWithTheEventInTheirEnvironment() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let specPath = try Self.hookSpec(in: directory)
+        try Testbed.with { bed in
+            try bed.apply(String(contentsOfFile: specPath, encoding: .utf8))
+            let watcher = try WatchProcess(in: bed.server, arguments: [specPath])
+            defer { watcher.kill() }
+
+            // The slow sequence's hook hangs; the ssh grant's hook must run regardless.
+            try bed.other.knock(Testbed.serverOtherV4, [.tcp(7100), .udp(9100), .tcp(8100)])
+            try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+            #expect(eventually(within: 2) { Self.lines(directory + "/grant") == ["grant|\(Testbed.clientV4)|ssh|tcp/22||0"] },
+                    "\(Self.lines(directory + "/grant")) \(watcher.stderr)")
+            #expect(eventually(within: 4) { Self.lines(directory + "/expire").contains("expire|\(Testbed.clientV4)|ssh|tcp/22|timeout|0") },
+                    "\(Self.lines(directory + "/expire"))")
+            #expect(eventually(within: 4) { watcher.stderr.contains("timed out") }, "\(watcher.stderr)")
+            #expect(watcher.stderr.contains("/bin/sleep"))
+            // Events kept flowing on stdout: both grants and the ssh expiry.
+            #expect(watcher.events("grant").count == 2)
+            #expect(watcher.process.isRunning)
+        }
+    }
+
+    @Test("a close sequence and a revoke each give an end event with its reason; an apply that carries the grant gives none")
+    func endEventsSayWhy() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let specPath = try Self.hookSpec(in: directory)
+        let longer = try String(contentsOfFile: specPath, encoding: .utf8).replacingOccurrences(of: "open_for: 2s", with: "open_for: 1h")
+        try longer.write(toFile: specPath, atomically: true, encoding: .utf8)
+        try Testbed.with { bed in
+            try bed.apply(longer)
+            let watcher = try WatchProcess(in: bed.server, arguments: [specPath])
+            defer { watcher.kill() }
+            func endReasons() -> [String] { watcher.events("end").compactMap { $0["reason"] as? String } }
+
+            try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+            #expect(eventually(within: 2) { watcher.events("grant").count == 1 })
+            try bed.client.knock(Testbed.serverV4, [.udp(9000), .tcp(7000), .tcp(6000)])
+            #expect(eventually(within: 2) { endReasons() == ["close"] }, "\(watcher.stdout)")
+
+            try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+            #expect(eventually(within: 2) { watcher.events("grant").count == 2 })
+            let revoked = try bed.server.perform { try Revoker().revoke(source: IPAddress(Testbed.clientV4, family: .ipv4)!, family: .ipv4, sequence: nil, table: "knockc") }
+            #expect(revoked != nil)
+            #expect(eventually(within: 2) { endReasons() == ["close", "revoke"] }, "\(watcher.stdout)")
+
+            // on_expire ran for each end, with its reason.
+            #expect(eventually(within: 2) { Self.lines(directory + "/expire").map { $0.split(separator: "|", omittingEmptySubsequences: false)[4] } == ["close", "revoke"] },
+                    "\(Self.lines(directory + "/expire"))")
+
+            try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+            #expect(eventually(within: 2) { watcher.events("grant").count == 3 })
+            // A changed spec: the grant is carried over, so it neither ends nor starts again.
+            let changed = longer.replacingOccurrences(of: "open: [tcp/443]", with: "open: [tcp/8443]")
+            try changed.write(toFile: specPath, atomically: true, encoding: .utf8)
+            try bed.apply(changed)
+            #expect(eventually(within: 2) { watcher.stderr.contains("the table was replaced") })
+            #expect(watcher.events("end").count == 2 && watcher.events("grant").count == 3, "\(watcher.stdout)")
+        }
+    }
+
+    @Test("--metrics serves Prometheus text over loopback, with the kernel's counters and the watcher's own")
+    func metricsOverLoopback() throws {
+        try Testbed.with { bed in
+            try bed.apply(Self.spec.replacingOccurrences(of: "open_for: 2s", with: "open_for: 1s"))
+            let watcher = try WatchProcess(in: bed.server, arguments: ["--metrics", "127.0.0.1:9464"])
+            defer { watcher.kill() }
+            func scrape() throws -> String {
+                try runProgram(["ip", "netns", "exec", bed.server.name, "/usr/bin/python3", "-c",
+                                "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode(), end='')"]).output
+            }
+            let before = try scrape()
+            #expect(before.contains("# TYPE knockc_grants_total counter"))
+            #expect(before.contains("knockc_grants_total{sequence=\"ssh\"} 0"))
+            #expect(before.contains("knockc_wrong_knocks_total 0"))
+
+            // A wrong knock (knock 1, then a knock of the sequence out of turn), then the sequence.
+            try bed.client.knock(Testbed.serverV4, [.tcp(7000), .tcp(8000)])
+            try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+            #expect(try eventually(within: 2) { try scrape().contains("knockc_grants_active{family=\"ipv4\"} 1") },
+                    "\((try? scrape()) ?? "") \(watcher.stdout) \(watcher.stderr)")
+            let granted = try scrape()
+            #expect(granted.contains("knockc_grants_total{sequence=\"ssh\"} 1"), "\(granted)")
+            #expect(granted.contains("knockc_wrong_knocks_total 1"), "\(granted)")
+            #expect(try eventually(within: 4) { try scrape().contains("knockc_expiries_total{sequence=\"ssh\"} 1") })
+            #expect(try scrape().contains("knockc_grants_active{family=\"ipv4\"} 0"))
+            #expect(try runProgram(["ip", "netns", "exec", bed.server.name, "/usr/bin/python3", "-c",
+                                    "import urllib.request,sys\ntry: urllib.request.urlopen('http://127.0.0.1:9464/other', timeout=5)\nexcept Exception as e: print(e)"]).output.contains("404"))
+        }
+    }
 }
+

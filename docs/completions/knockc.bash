@@ -323,8 +323,8 @@ _knockc_watch() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
     repeating_options=()
-    non_repeating_options=(--table --interval)
-    __knockc_offer_flags_options 0
+    non_repeating_options=(--table --interval --metrics --log-level)
+    __knockc_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
@@ -332,6 +332,20 @@ _knockc_watch() {
         return
         ;;
     '--interval')
+        return
+        ;;
+    '--metrics')
+        return
+        ;;
+    '--log-level')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __knockc_add_completions -o plusdirs -fX '!*.@(yaml|yml)'
         return
         ;;
     esac

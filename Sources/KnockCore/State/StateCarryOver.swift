@@ -22,6 +22,12 @@ public struct StateCarryOver: Equatable, Sendable {
     }
 
     public static func plan(_ live: LiveState, into spec: KnockSpec) -> StateCarryOver {
+        // Less than a second left (listed as 0): about to go, and nft cannot add an element
+        // that expires at once.
+        var live = live
+        live.progress.removeAll { $0.expires.milliseconds <= 0 }
+        live.grants.removeAll { $0.expires.milliseconds <= 0 }
+        live.bans.removeAll { $0.expires.milliseconds <= 0 }
         var newTags: [SequenceIdentity: (tags: StageTags, machine: KnockMachine)] = [:]
         for machine in KnockMachine.all(in: spec) {
             newTags[machine.identity] = (StageTags(sequenceIndex: machine.tagIndex, family: .ipv4), machine)

@@ -1,0 +1,204 @@
+import Foundation
+import KnockCore
+import KnockKernel
+import Logging
+
+/// Why a grant went: it ran out, or something ended it early.
+public enum EndReason: String, Sendable {
+    /// Its time was up.
+    case timeout
+    /// The source knocked the sequence's `close` knocks.
+    case close
+    /// Removed from the set by `knockc revoke` (or by hand with nft).
+    case revoke
+    /// An apply replaced the table and did not carry the grant over.
+    case apply
+}
+
+/// A grant event as the watcher reports it: with the reason, for expiries and ends.
+public struct ReportedEvent: Sendable {
+    public var event: GrantEvent
+    public var reason: EndReason?
+    public var time: Date
+}
+
+/// The watcher's loop: read the sets, compare with the reading before, and report each
+/// change as a JSON line, a log line, a hook run and a metric. The kernel decides who gets
+/// in; everything here happens after the fact and may stop at any time without effect on
+/// knocking.
+public final class Watcher {
+    public let table: String
+    private let reader: GrantWatcher
+    private let counters: KernelCounters
+    private let specFile: String?
+    private var spec: KnockSpec?
+    private let hooks: HookRunner?
+    public let metrics: WatchMetrics
+    private let logger: Logger
+    private let emit: (String) -> Void
+    private var previous: GrantSnapshot?
+    private var closeCounts: [String: UInt64] = [:]
+
+    /// - Parameters:
+    ///   - specFile: the spec whose hooks to run; read again whenever the table is replaced,
+    ///     so an apply of a changed spec brings its hooks along.
+    ///   - emit: receives each JSON line (stdout in `knockc watch`).
+    public init(table: String, specFile: String?, hooks: HookRunner?, metrics: WatchMetrics = WatchMetrics(),
+                logger: Logger, emit: @escaping (String) -> Void) throws(NftError) {
+        self.table = table
+        reader = try GrantWatcher(table: table)
+        counters = try KernelCounters(table: table)
+        self.specFile = specFile
+        self.hooks = hooks
+        self.metrics = metrics
+        self.logger = logger
+        self.emit = emit
+        if specFile != nil { reloadSpec() }
+    }
+
+    /// Reads the live table once without reporting anything: what already exists when the
+    /// watcher starts gives no event. Returns the number of live grants, nil without a table.
+    @discardableResult
+    public func start(now: Date = Date()) throws(NftError) -> Int? {
+        let reading = try reader.read(now: now)
+        previous = reading?.grants
+        closeCounts = closeCounters()
+        if let reading { metrics.record([], grants: reading.grants, bans: reading.bans) }
+        return reading?.grants.expiries.count
+    }
+
+    /// One reading: reports what changed since the last one.
+    @discardableResult
+    public func poll(now: Date = Date()) -> [ReportedEvent] {
+        let reading: GrantWatcher.Reading?
+        do {
+            reading = try reader.read(now: now)
+        } catch {
+            metrics.recordReadError()
+            logger.warning("cannot read the table: \(error)", metadata: ["table": "\(table)"])
+            return []
+        }
+        // No table (between a delete and an apply): keep the last reading, so grants that the
+        // next table carries over give no event.
+        guard let reading else { return [] }
+        if reading.tableReplaced {
+            logger.info("the table was replaced (an apply)", metadata: ["table": "\(table)"])
+            if specFile != nil { reloadSpec() }
+        }
+        let events = reading.grants.events(since: previous ?? GrantSnapshot([], at: now), now: now,
+                                           sequencesOpening: reader.sequencesOpening)
+        previous = reading.grants
+        let reported = events.map { ReportedEvent(event: $0, reason: reason(for: $0, reading: reading), time: now) }
+        for event in reported {
+            emit(EventLine.json(event))
+            logger.info("\(event.event.kind.rawValue)", metadata: EventLine.metadata(event))
+            runHooks(for: event)
+        }
+        metrics.record(reported, grants: reading.grants, bans: reading.bans)
+        if let hooks { metrics.record(hooks: hooks.counts) }
+        return reported
+    }
+
+    /// Polls every `interval`, for ever.
+    public func run(interval: Duration) -> Never {
+        let pause = Double(interval.milliseconds) / 1000
+        while true {
+            Thread.sleep(forTimeInterval: pause)
+            poll()
+        }
+    }
+
+    /// The text of `--metrics`, with the kernel's counters read now.
+    public func metricsText() -> String {
+        PrometheusText.render(metrics.families(kernelCounters: counters.packets()))
+    }
+
+    /// The counters for the metrics server's thread, which must not share this one's context.
+    public var kernelCounters: KernelCounters { counters }
+
+    // MARK: Reasons and hooks
+
+    private func reason(for event: GrantEvent, reading: GrantWatcher.Reading) -> EndReason? {
+        switch event.kind {
+        case .grant: return nil
+        case .expire: return .timeout
+        case .end:
+            if reading.tableReplaced { return .apply }
+            // A close knock bumps its sequence's counter in the same rule that deletes the
+            // grant; a revoke bumps nothing.
+            let now = closeCounters()
+            defer { closeCounts = now }
+            let closed = event.sequences.contains { now[$0, default: 0] > closeCounts[$0, default: 0] }
+            return closed ? .close : .revoke
+        }
+    }
+
+    /// Close counters by sequence name.
+    private func closeCounters() -> [String: UInt64] {
+        let prefix = RulesetLowering.Names.closesCounterPrefix
+        var result: [String: UInt64] = [:]
+        for (name, packets) in counters.packets() where name.hasPrefix(prefix) {
+            result[String(name.dropFirst(prefix.count))] = packets
+        }
+        return result
+    }
+
+    private func runHooks(for reported: ReportedEvent) {
+        guard let hooks, let spec else { return }
+        let event = reported.event
+        let kind: HookKind = event.kind == .grant ? .grant : .expire
+        // The kernel does not record which sequence granted; every sequence that opens these
+        // ports is a candidate. Each distinct command runs once, naming its sequences.
+        var commands: [HookCommand: [String]] = [:]
+        let candidates = spec.sequences.filter { event.sequences.contains($0.name) }
+        if candidates.isEmpty {
+            if let command = kind == .grant ? spec.hooks.onGrant : spec.hooks.onExpire { commands[command] = [] }
+        }
+        for sequence in candidates {
+            if let command = spec.hook(kind, for: sequence) { commands[command, default: []].append(sequence.name) }
+        }
+        for (command, sequences) in commands.sorted(by: { $0.value.joined() < $1.value.joined() }) {
+            var environment = EventLine.environment(reported)
+            environment["KNOCKC_SEQUENCE"] = sequences.joined(separator: " ")
+            environment["KNOCKC_TABLE"] = table
+            hooks.submit(.init(command: command, environment: environment,
+                               label: "\(kind == .grant ? "on_grant" : "on_expire") for \(event.source)"))
+        }
+    }
+
+    private func reloadSpec() {
+        guard let specFile else { return }
+        guard let text = try? String(contentsOfFile: specFile, encoding: .utf8) else {
+            logger.error("cannot read the spec; hooks keep their last version", metadata: ["spec": "\(specFile)"])
+            return
+        }
+        let (loaded, diagnostics) = Pipeline.check(text, file: specFile)
+        guard let loaded else {
+            logger.error("the spec has errors; hooks keep their last version",
+                         metadata: ["spec": "\(specFile)", "first": "\(diagnostics.first.map { "\($0)" } ?? "")"])
+            return
+        }
+        if loaded.tableName != table {
+            logger.warning("the spec names table \(loaded.tableName), the watcher reads \(table)")
+        }
+        spec = loaded
+    }
+}
+
+/// The table's named counters, behind a lock: the metrics thread reads them while the loop
+/// reads the close counters.
+public final class KernelCounters: @unchecked Sendable {
+    private let lock = NSLock()
+    private let reader: CounterReader
+
+    public init(table: String) throws(NftError) {
+        reader = try CounterReader(table: table)
+    }
+
+    /// Packets per counter name; empty when the table is absent or cannot be read.
+    public func packets() -> [String: UInt64] {
+        lock.lock()
+        defer { lock.unlock() }
+        return (try? reader.packets()) ?? [:]
+    }
+}
