@@ -53,5 +53,6 @@ let package = Package(
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
+        .testTarget(name: "KnockWatchTests", dependencies: ["KnockWatch", "KnockCore", .product(name: "Logging", package: "swift-log")]),
     ]
 )

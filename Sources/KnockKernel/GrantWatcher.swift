@@ -11,56 +11,141 @@ import KnockCore
 /// the packet path nothing (no log statement in a knock rule), and survives a watcher
 /// restart, since the sets are the truth. The price is latency up to one interval.
 public final class GrantWatcher {
-    private let json: NftContext
+    private let dump: NetlinkDump
     public let table: String
-    private var tableHandle: Int?
+    private var tableHandle: UInt64?
     private var opening: [Opening: Set<String>] = [:]
+    /// The grants of the last reading, by the kernel's bytes, each with its spelled-out key:
+    /// a reading formats only the grants that are new.
+    private var live: [RawGrant: TimedGrant] = [:]
 
-    /// One reading of the live table.
+    /// One reading of the live table, compared with the one before.
     public struct Reading: Sendable {
-        public var grants: GrantSnapshot
-        /// Banned sources, per family.
+        public var changes: GrantChanges
+        /// Granted (source, port) pairs now, per family.
+        public var grants: [IPFamily: Int]
+        /// Banned sources now, per family.
         public var bans: [IPFamily: Int]
         /// True when the table was replaced (an apply) since the reading before.
         public var tableReplaced: Bool
     }
 
     public init(table: String) throws(NftError) {
-        json = try NftContext(output: .json)
+        do {
+            dump = try NetlinkDump()
+        } catch {
+            throw NftError(command: "netlink", message: error.description)
+        }
         self.table = table
     }
 
-    /// The current grants and bans, or nil when the table is absent (between a delete and
-    /// an apply).
+    /// Reads the granted and banned sets, or returns nil when the table is absent (between a
+    /// delete and an apply); the reading before is then kept.
     public func read(now: Date = Date()) throws(NftError) -> Reading? {
-        // Every apply creates the table anew, with a new handle: a cheap way to notice one.
-        guard let handle = try currentTableHandle(),
-              let state = try LiveStateReader(nft: json).read(table: table, sets: LiveStateReader.grantAndBanSets) else {
-            return nil
+        do {
+            // Every apply creates the table anew, with a new handle: a cheap way to notice one.
+            guard let handle = try dump.tableHandle(table) else { return nil }
+            let replaced = tableHandle != nil && handle != tableHandle
+            if handle != tableHandle {
+                // Learn again which sequences open which ports. The rules are read only now,
+                // without set contents, since the table's listing can be large; and through a
+                // context of its own, freed at once: libnftables keeps what a listing fetched
+                // (every grant included) in its context's cache, 2 KiB a grant.
+                tableHandle = handle
+                opening = try NftContext(output: .json).listTable(table, elements: false)
+                    .map { KnockRuleSummary.parse($0).opening } ?? [:]
+            }
+            var next: [RawGrant: TimedGrant] = [:]
+            next.reserveCapacity(live.count)
+            var added: [TimedGrant] = []
+            var grants: [IPFamily: Int] = [:]
+            var bans: [IPFamily: Int] = [:]
+            for family in IPFamily.allCases {
+                var count = 0
+                let found = try dump.forEachElement(table: table, set: RulesetLowering.Names.granted(family)) { key, _, expires in
+                    guard let raw = RawGrant(key, family: family), let expires else { return }
+                    count += 1
+                    let expiry = now.addingTimeInterval(Double(expires) / 1000)
+                    // Taken out of `live`: what is left there afterwards has gone.
+                    if var known = live.removeValue(forKey: raw) {
+                        known.expiry = expiry
+                        next[raw] = known
+                    } else if let spelled = raw.spelled() {
+                        let grant = TimedGrant(key: spelled, expiry: expiry)
+                        next[raw] = grant
+                        added.append(grant)
+                    }
+                }
+                guard found else {
+                    // The table went away mid-reading: keep the last reading whole.
+                    live.merge(next) { kept, _ in kept }
+                    return nil
+                }
+                grants[family] = count
+                var banned = 0
+                _ = try dump.forEachElement(table: table, set: RulesetLowering.Names.banned(family)) { _, _, _ in banned += 1 }
+                bans[family] = banned
+            }
+            let removed = Array(live.values)
+            live = next
+            return Reading(changes: GrantChanges(added: added, removed: removed), grants: grants, bans: bans, tableReplaced: replaced)
+        } catch let error as NetlinkDump.Failure {
+            throw NftError(command: "netlink dump of table inet \(table)", message: error.description)
+        } catch let error as NftError {
+            throw error
+        } catch {
+            throw NftError(command: "read table inet \(table)", message: "\(error)")
         }
-        let replaced = tableHandle != nil && handle != tableHandle
-        if handle != tableHandle {
-            // Learn again which sequences open which ports. The rules are read only now,
-            // since the table's listing can be large.
-            tableHandle = handle
-            opening = try json.listTable(table).map { KnockRuleSummary.parse($0).opening } ?? [:]
-        }
-        return Reading(grants: GrantSnapshot(state.grants, at: now),
-                       bans: Dictionary(grouping: state.bans, by: \.family).mapValues(\.count),
-                       tableReplaced: replaced)
-    }
-
-    /// The kernel's handle of the table (`list tables` lists no contents), nil without one.
-    private func currentTableHandle() throws(NftError) -> Int? {
-        let listing = try json.run("list tables inet")
-        guard let root = try? JSONSerialization.jsonObject(with: Data(listing.utf8)) as? [String: Any],
-              let objects = root["nftables"] as? [[String: Any]] else { return nil }
-        return objects.lazy.compactMap { $0["table"] as? [String: Any] }
-            .first { $0["name"] as? String == self.table }?["handle"] as? Int
     }
 
     /// The sequences of the live table that open `port` in `family`.
     public func sequencesOpening(_ family: IPFamily, _ port: TransportPort) -> [String] {
         opening[Opening(family: family, port: port)]?.sorted() ?? []
+    }
+}
+
+/// A granted element as the kernel stores it: `source . protocol . port`, each part padded
+/// to 4 bytes. Integers only, so comparing two readings of 10,000 grants is cheap.
+struct RawGrant: Hashable {
+    var family: IPFamily
+    var high: UInt64
+    var low: UInt64
+    var proto: UInt8
+    var port: UInt16
+
+    /// Two words into the hasher rather than five fields: a reading hashes every grant twice.
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(high ^ low.byteSwapped)
+        hasher.combine(UInt64(port) << 16 | UInt64(proto) << 8 | (family == .ipv4 ? 4 : 6) | low << 32)
+    }
+
+    init?(_ key: UnsafeRawBufferPointer, family: IPFamily) {
+        let size = family == .ipv4 ? 4 : 16
+        guard key.count == size + 8 else { return nil }
+        self.family = family
+        if family == .ipv4 {
+            high = 0
+            low = UInt64(key.loadUnaligned(as: UInt32.self))
+        } else {
+            high = key.loadUnaligned(as: UInt64.self)
+            low = key.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        }
+        proto = key[size]
+        port = UInt16(key[size + 4]) << 8 | UInt16(key[size + 5])
+    }
+
+    /// The key with the address as text (the form nft prints); nil for anything knockc
+    /// would not have written.
+    func spelled() -> GrantSnapshot.Key? {
+        guard port > 0, let transport = TransportProtocol.allCases.first(where: { $0.number == proto }) else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        withUnsafeBytes(of: high) { bytes.replaceSubrange(0..<8, with: $0) }
+        withUnsafeBytes(of: low) { bytes.replaceSubrange(8..<16, with: $0) }
+        let address = family == .ipv4 ? Array(bytes[8..<12]) : bytes
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(family == .ipv4 ? AF_INET : AF_INET6, address, &text, socklen_t(text.count)) != nil,
+              let source = IPAddress(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), family: family)
+        else { return nil }
+        return GrantSnapshot.Key(family: family, source: source, port: TransportPort(transport, port))
     }
 }

@@ -40,9 +40,13 @@ public final class NftContext {
     }
 
     /// `list table inet TABLE` in this context's output format, or nil when the table does
-    /// not exist.
-    public func listTable(_ table: String) throws(NftError) -> String? {
+    /// not exist. Without `elements` (nft's --terse), sets are listed without their
+    /// contents: reading the rules must not cost a listing of every grant.
+    public func listTable(_ table: String, elements: Bool = true) throws(NftError) -> String? {
         precondition(NameRules.isValidTableName(table), "not a table name: \(table)")
+        let flags = nft_ctx_output_get_flags(context)
+        if !elements { nft_ctx_output_set_flags(context, flags | UInt32(NFT_CTX_OUTPUT_TERSE)) }
+        defer { nft_ctx_output_set_flags(context, flags) }
         do {
             return try run("list table inet \(table)")
         } catch where error.isMissingObject {

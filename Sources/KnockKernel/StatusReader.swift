@@ -129,16 +129,22 @@ public struct StatusReader {
     }
 
     /// The status of `table` (family inet), or nil when there is no such table.
+    ///
+    /// The rules come from a listing without set contents and the state from the state sets
+    /// alone: one listing of everything took seconds for a large spec with many grants.
     public func readStatus(table: String) throws(NftError) -> TableStatus? {
-        guard let listing = try json.listTable(table) else { return nil }
-        return Self.parse(listing, table: table)
+        guard let rules = try json.listTable(table, elements: false),
+              let state = try LiveStateReader(nft: json).read(table: table) else { return nil }
+        return Self.status(state: state, rules: KnockRuleSummary.parse(rules), table: table)
     }
 
-    /// Builds the status from one `nft -j list table` listing, so sets and rules are read in
-    /// the same snapshot. Anything that does not look as knockc wrote it is skipped.
+    /// Builds the status from one `nft -j list table` listing. Anything that does not look
+    /// as knockc wrote it is skipped.
     static func parse(_ listing: String, table: String) -> TableStatus {
-        let state = LiveStateReader.parse(listing)
-        let rules = KnockRuleSummary.parse(listing)
+        status(state: LiveStateReader.parse(listing), rules: KnockRuleSummary.parse(listing), table: table)
+    }
+
+    static func status(state: LiveState, rules: KnockRuleSummary, table: String) -> TableStatus {
         let grants = state.grants.map { grant in
             TableStatus.Grant(
                 family: grant.family, source: grant.source, port: grant.port,

@@ -33,6 +33,13 @@ public final class HookRunner: @unchecked Sendable {
         public var timedOut = 0
         /// Jobs dropped because the queue was full.
         public var dropped = 0
+
+        public init(succeeded: Int = 0, failed: Int = 0, timedOut: Int = 0, dropped: Int = 0) {
+            self.succeeded = succeeded
+            self.failed = failed
+            self.timedOut = timedOut
+            self.dropped = dropped
+        }
     }
 
     private let timeout: Duration
@@ -78,6 +85,13 @@ public final class HookRunner: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return tally
+    }
+
+    /// Whether a hook is running now.
+    var isRunningAny: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return running > 0
     }
 
     /// Waits until no hook is queued or running, or until `deadline`; true when idle.

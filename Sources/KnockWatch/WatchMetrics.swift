@@ -18,7 +18,7 @@ public final class WatchMetrics: @unchecked Sendable {
     public init() {}
 
     /// Records one reading's events and levels.
-    public func record(_ events: [ReportedEvent], grants: GrantSnapshot, bans: [IPFamily: Int]) {
+    public func record(_ events: [ReportedEvent], grants: [IPFamily: Int], bans: [IPFamily: Int]) {
         lock.lock()
         defer { lock.unlock() }
         for event in events {
@@ -31,7 +31,7 @@ public final class WatchMetrics: @unchecked Sendable {
                 }
             }
         }
-        activeGrants = Dictionary(grouping: grants.expiries.keys, by: \.family).mapValues(\.count)
+        activeGrants = grants
         activeBans = bans
     }
 

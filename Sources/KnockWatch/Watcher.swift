@@ -36,7 +36,6 @@ public final class Watcher {
     public let metrics: WatchMetrics
     private let logger: Logger
     private let emit: (String) -> Void
-    private var previous: GrantSnapshot?
     private var closeCounts: [String: UInt64] = [:]
 
     /// - Parameters:
@@ -61,10 +60,11 @@ public final class Watcher {
     @discardableResult
     public func start(now: Date = Date()) throws(NftError) -> Int? {
         let reading = try reader.read(now: now)
-        previous = reading?.grants
         closeCounts = closeCounters()
-        if let reading { metrics.record([], grants: reading.grants, bans: reading.bans) }
-        return reading?.grants.expiries.count
+        guard let reading else { return nil }
+        HeapTrim.release()
+        metrics.record([], grants: reading.grants, bans: reading.bans)
+        return reading.grants.values.reduce(0, +)
     }
 
     /// One reading: reports what changed since the last one.
@@ -85,9 +85,7 @@ public final class Watcher {
             logger.info("the table was replaced (an apply)", metadata: ["table": "\(table)"])
             if specFile != nil { reloadSpec() }
         }
-        let events = reading.grants.events(since: previous ?? GrantSnapshot([], at: now), now: now,
-                                           sequencesOpening: reader.sequencesOpening)
-        previous = reading.grants
+        let events = reading.changes.events(now: now, sequencesOpening: reader.sequencesOpening)
         let reported = events.map { ReportedEvent(event: $0, reason: reason(for: $0, reading: reading), time: now) }
         for event in reported {
             emit(EventLine.json(event))
@@ -95,6 +93,7 @@ public final class Watcher {
             runHooks(for: event)
         }
         metrics.record(reported, grants: reading.grants, bans: reading.bans)
+        if reading.changes.added.count + reading.changes.removed.count > 1000 { HeapTrim.release() }
         if let hooks { metrics.record(hooks: hooks.counts) }
         return reported
     }

@@ -41,7 +41,7 @@ struct WatchCommand: ParsableCommand {
     var table: String?
 
     @Option(help: "How often to read the sets, as 250ms; events arrive within this much of the kernel's change.")
-    var interval: String = "250ms"
+    var interval: String = "500ms"
 
     @Option(help: "Serve Prometheus metrics on this numeric address and port, as 127.0.0.1:9464 or [::1]:9464. Off by default.")
     var metrics: String?

@@ -38,7 +38,8 @@ struct FuzzCheckTests {
             let started = ContinuousClock.now
             let outcome = Self.checkOne(text, label: label, unusualComments: &unusualComments)
             let elapsed = ContinuousClock.now - started
-            #expect(elapsed < .seconds(2), "\(label) took \(elapsed):\n\(text)")
+            // A guard against a hang (Yams once looped on an alias key), not a speed target.
+            #expect(elapsed < .seconds(10), "\(label) took \(elapsed):\n\(text)")
             tally["\(kind.rawValue) \(outcome.accepted ? "accepted" : "refused")", default: 0] += 1
             switch kind {
             case .valid:

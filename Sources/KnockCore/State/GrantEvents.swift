@@ -30,6 +30,12 @@ public struct GrantSnapshot: Equatable, Sendable {
         public var family: IPFamily
         public var source: IPAddress
         public var port: TransportPort
+
+        public init(family: IPFamily, source: IPAddress, port: TransportPort) {
+            self.family = family
+            self.source = source
+            self.port = port
+        }
     }
 
     public var expiries: [Key: Date]
@@ -45,8 +51,42 @@ public struct GrantSnapshot: Equatable, Sendable {
     /// sequence opening several ports is one event.
     public func events(since previous: GrantSnapshot, now: Date, sequencesOpening: (IPFamily, TransportPort) -> [String],
                        slack: TimeInterval = 1.5) -> [GrantEvent] {
+        GrantChanges(
+            added: expiries.filter { previous.expiries[$0.key] == nil }.map { TimedGrant(key: $0.key, expiry: $0.value) },
+            removed: previous.expiries.filter { expiries[$0.key] == nil }.map { TimedGrant(key: $0.key, expiry: $0.value) }
+        ).events(now: now, sequencesOpening: sequencesOpening, slack: slack)
+    }
+}
+
+/// A grant and when it runs out.
+public struct TimedGrant: Equatable, Sendable {
+    public var key: GrantSnapshot.Key
+    public var expiry: Date
+
+    public init(key: GrantSnapshot.Key, expiry: Date) {
+        self.key = key
+        self.expiry = expiry
+    }
+}
+
+/// The grants that appeared and vanished between two readings. The watcher computes these
+/// itself, on the kernel's bytes, so a reading of 10,000 unchanged grants costs no text.
+public struct GrantChanges: Equatable, Sendable {
+    public var added: [TimedGrant]
+    public var removed: [TimedGrant]
+
+    public init(added: [TimedGrant], removed: [TimedGrant]) {
+        self.added = added
+        self.removed = removed
+    }
+
+    /// Added grants are grant events; removed ones expiries (when their time had come,
+    /// within `slack`) or ends. Grouped per source and kind, so one sequence opening several
+    /// ports is one event.
+    public func events(now: Date, sequencesOpening: (IPFamily, TransportPort) -> [String],
+                       slack: TimeInterval = 1.5) -> [GrantEvent] {
         var groups: [String: GrantEvent] = [:]
-        func add(_ kind: GrantEvent.Kind, _ key: Key, _ expiry: Date) {
+        func add(_ kind: GrantEvent.Kind, _ key: GrantSnapshot.Key, _ expiry: Date) {
             let sequences = sequencesOpening(key.family, key.port)
             let id = "\(kind.rawValue) \(key.family.rawValue) \(key.source) \(sequences.joined(separator: ","))"
             var event = groups[id] ?? GrantEvent(kind: kind, family: key.family, source: key.source, ports: [],
@@ -55,11 +95,11 @@ public struct GrantSnapshot: Equatable, Sendable {
             event.expiresAt = max(event.expiresAt, expiry)
             groups[id] = event
         }
-        for (key, expiry) in expiries where previous.expiries[key] == nil {
-            add(.grant, key, expiry)
+        for grant in added {
+            add(.grant, grant.key, grant.expiry)
         }
-        for (key, expiry) in previous.expiries where expiries[key] == nil {
-            add(expiry.timeIntervalSince(now) <= slack ? .expire : .end, key, expiry)
+        for grant in removed {
+            add(grant.expiry.timeIntervalSince(now) <= slack ? .expire : .end, grant.key, grant.expiry)
         }
         return groups.values.map { event in
             var sorted = event

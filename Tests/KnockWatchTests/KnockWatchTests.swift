@@ -1,0 +1,143 @@
+import Foundation
+@testable import KnockCore
+@testable import KnockWatch
+import Logging
+import Testing
+
+/// The watcher's parts that need no kernel: event lines, metrics text, hooks.
+struct EventLineTests {
+    let event = ReportedEvent(
+        event: GrantEvent(kind: .end, family: .ipv6, source: IPAddress("2001:db8::2", family: .ipv6)!,
+                          ports: [TransportPort(.tcp, 22), TransportPort(.udp, 53)], sequences: ["ssh", "dns-x"],
+                          expiresAt: Date(timeIntervalSince1970: 1_795_000_000.5)),
+        reason: .close, time: Date(timeIntervalSince1970: 1_795_000_000.031))
+
+    @Test("the JSON line holds every field, parses, and spells times as RFC 3339 UTC with milliseconds")
+    func jsonLine() throws {
+        let line = EventLine.json(event)
+        #expect(!line.contains("\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["event"] as? String == "end")
+        #expect(object["reason"] as? String == "close")
+        #expect(object["source"] as? String == "2001:db8::2")
+        #expect(object["family"] as? String == "ipv6")
+        #expect(object["ports"] as? [String] == ["tcp/22", "udp/53"])
+        #expect(object["sequences"] as? [String] == ["ssh", "dns-x"])
+        #expect(object["expires_at"] as? String == "2026-11-18T11:06:40.500Z")
+        #expect(object["time"] as? String == "2026-11-18T11:06:40.031Z")
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        #expect(formatter.date(from: object["time"] as! String) == Date(timeIntervalSince1970: 1_795_000_000.031))
+        // Keys in sorted order, as before the serializer was replaced.
+        #expect(line.hasPrefix("{\"event\":\"end\",\"expires_at\":"))
+    }
+
+    @Test("hooks get the same fields, lists separated by spaces")
+    func environment() {
+        let environment = EventLine.environment(event)
+        #expect(environment["KNOCKC_EVENT"] == "end")
+        #expect(environment["KNOCKC_SOURCE"] == "2001:db8::2")
+        #expect(environment["KNOCKC_PORTS"] == "tcp/22 udp/53")
+        #expect(environment["KNOCKC_SEQUENCE"] == "ssh dns-x")
+        #expect(environment["KNOCKC_REASON"] == "close")
+        #expect(environment["KNOCKC_EXPIRES_AT"] == "2026-11-18T11:06:40.500Z")
+    }
+
+    @Test func quotingEscapes() {
+        #expect(EventLine.quoted("a\"b\\c\n") == "\"a\\\"b\\\\c\\u000a\"")
+    }
+}
+
+struct PrometheusTextTests {
+    @Test("families render with HELP, TYPE, escaped labels and integral values")
+    func render() {
+        let text = PrometheusText.render([
+            MetricFamily("knockc_grants_total", .counter, help: "Grants.\nBy sequence.",
+                         samples: [.init([("sequence", "s\"1\\")], 3)]),
+            MetricFamily("knockc_bans_active", .gauge, help: "Bans.", samples: [.init([], 0)]),
+        ])
+        #expect(text == """
+            # HELP knockc_grants_total Grants.\\nBy sequence.
+            # TYPE knockc_grants_total counter
+            knockc_grants_total{sequence="s\\"1\\\\"} 3
+            # HELP knockc_bans_active Bans.
+            # TYPE knockc_bans_active gauge
+            knockc_bans_active 0
+
+            """)
+    }
+
+    @Test("kernel counters become per-sequence families; the watcher's own counts are added")
+    func families() {
+        let metrics = WatchMetrics()
+        let families = metrics.families(kernelCounters: ["grants_ssh": 4, "grants_web": 1, "wrong_knocks": 7, "bans": 2, "closes_ssh": 1])
+        let text = PrometheusText.render(families)
+        #expect(text.contains("knockc_grants_total{sequence=\"ssh\"} 4\nknockc_grants_total{sequence=\"web\"} 1\n"))
+        #expect(text.contains("knockc_wrong_knocks_total 7\n"))
+        #expect(text.contains("knockc_bans_total 2\n"))
+        #expect(text.contains("knockc_closes_total{sequence=\"ssh\"} 1\n"))
+        #expect(text.contains("knockc_grants_active{family=\"ipv4\"} 0\n"))
+    }
+
+    @Test("--metrics takes numeric addresses with a port, IPv6 in brackets")
+    func endpoints() {
+        #expect(MetricsServer.Endpoint("127.0.0.1:9464")?.description == "127.0.0.1:9464")
+        #expect(MetricsServer.Endpoint("[::1]:9464")?.isIPv6 == true)
+        for bad in ["localhost:9464", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "::1:9464", "[::1]", ":9464", "[127.0.0.1]:1"] {
+            #expect(MetricsServer.Endpoint(bad) == nil, "\(bad)")
+        }
+    }
+}
+
+struct HookRunnerTests {
+    static let logger = Logger(label: "test")
+
+    func command(_ arguments: String...) -> HookCommand { try! HookCommand(arguments) }
+
+    @Test("a hook gets the event in its environment and nothing in its arguments")
+    func environmentReachesTheHook() throws {
+        let output = NSTemporaryDirectory() + "knockc-hook-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let runner = HookRunner(timeout: .seconds(5), logger: Self.logger)
+        runner.submit(.init(command: command("/bin/sh", "-c", "printf '%s %s %s' \"$KNOCKC_SOURCE\" \"$#\" \"$PATH\" > \(output)"),
+                            environment: ["KNOCKC_SOURCE": "192.0.2.2; reboot"], label: "test"))
+        #expect(runner.waitUntilIdle(deadline: Date().addingTimeInterval(10)))
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        #expect(text.hasPrefix("192.0.2.2; reboot 0 /"))
+        #expect(runner.counts == HookRunner.Tally(succeeded: 1))
+    }
+
+    @Test("a hung hook is stopped at its timeout; a failing or missing one is counted; others run meanwhile")
+    func failuresAreContained() {
+        let runner = HookRunner(timeout: .init(milliseconds: 300), slots: 2, logger: Self.logger)
+        let started = Date()
+        runner.submit(.init(command: command("/bin/sleep", "30"), environment: [:], label: "hang"))
+        runner.submit(.init(command: command("/bin/false"), environment: [:], label: "fail"))
+        runner.submit(.init(command: command("/nonexistent/hook"), environment: [:], label: "missing"))
+        runner.submit(.init(command: command("/bin/true"), environment: [:], label: "ok"))
+        #expect(runner.waitUntilIdle(deadline: Date().addingTimeInterval(10)))
+        #expect(Date().timeIntervalSince(started) < 5, "the hung hook was not stopped in time")
+        #expect(runner.counts == HookRunner.Tally(succeeded: 1, failed: 2, timedOut: 1))
+    }
+
+    @Test("past the queue limit, jobs are dropped and counted, not kept")
+    func queueIsBounded() {
+        let runner = HookRunner(timeout: .seconds(1), slots: 1, queueLimit: 2, logger: Self.logger)
+        runner.submit(.init(command: command("/bin/sleep", "0.5"), environment: [:], label: "busy"))
+        // Let the one slot take it, so the queue holds exactly what follows.
+        #expect(waitFor { runner.counts.dropped == 0 && runner.isRunningAny })
+        for _ in 0..<5 { runner.submit(.init(command: command("/bin/true"), environment: [:], label: "queued")) }
+        #expect(runner.counts.dropped == 3)
+        #expect(runner.waitUntilIdle(deadline: Date().addingTimeInterval(10)))
+        #expect(runner.counts.succeeded == 3)
+    }
+
+    func waitFor(_ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(5_000)
+        }
+        return condition()
+    }
+}
