@@ -27,20 +27,7 @@ public enum EventLine {
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 
-    /// A JSON string. The values are addresses, ports and sequence names, which need no
-    /// escaping; anything else is escaped all the same.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    private static func quoted(_ text: String) -> String { NftJSONRenderer.jsonString(text) }
 
     public static func metadata(_ reported: ReportedEvent) -> Logger.Metadata {
         var metadata: Logger.Metadata = [

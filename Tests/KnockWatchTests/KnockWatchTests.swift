@@ -43,9 +43,7 @@ struct EventLineTests {
         #expect(environment["KNOCKC_EXPIRES_AT"] == "2026-11-18T11:06:40.500Z")
     }
 
-    @Test func quotingEscapes() {
-        #expect(EventLine.quoted("a\"b\\c\n") == "\"a\\\"b\\\\c\\u000a\"")
-    }
+
 }
 
 struct PrometheusTextTests {

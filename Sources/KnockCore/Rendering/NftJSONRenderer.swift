@@ -42,6 +42,10 @@ public enum NftJSONRenderer {
         }
     }
 
+    /// `text` as a JSON string, escaped as the renderer escapes; the watcher's event lines
+    /// use it too.
+    public static func jsonString(_ text: String) -> String { JSON.quoted(text) }
+
     public static func render(_ table: TableIR) throws(UnrepresentableTimeout) -> String {
         try checkTimeouts(table)
         let tableObject = JSON.object([("family", "inet"), ("name", .string(table.name))])
