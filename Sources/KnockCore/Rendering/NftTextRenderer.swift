@@ -1,37 +1,36 @@
 /// Stage 4: `RulesetIR` to nft text. Spells out what lowering decided, in the order it
 /// decided it; no choices are made here, so the same IR always gives the same bytes.
 ///
-/// Everything is appended to one growing string: a 10,000-sequence table is 26 MB of text,
-/// and building it from joined arrays of lines copied it several times over.
+/// Everything is appended to one byte buffer: a 10,000-sequence table is 26 MB of text, made
+/// of millions of short pieces, so the cost of each append is what counts.
 public enum NftTextRenderer {
     /// The table's definition: `table inet NAME { ... }`. Blocks (sets, maps, chains) are
     /// indented by one tab and separated by an empty line.
     public static func render(_ table: TableIR) -> String {
-        var text = ""
-        text.reserveCapacity(estimatedSize(table))
-        text += "table inet "
-        text += table.name
-        text += " {\n"
+        var text = TextBuffer(capacity: estimatedSize(table))
+        text.append("table inet ")
+        text.append(table.name)
+        text.append(" {\n")
+        // Blocks are separated by an empty line.
         var blocks = 0
-        func beginBlock() {
-            if blocks > 0 { text += "\n" }
-            blocks += 1
-        }
         for set in table.sets {
-            beginBlock()
+            if blocks > 0 { text.append("\n") }
+            blocks += 1
             write(set, to: &text)
         }
         for map in table.maps {
-            beginBlock()
+            if blocks > 0 { text.append("\n") }
+            blocks += 1
             write(map, to: &text)
         }
         for chain in table.chains {
-            beginBlock()
+            if blocks > 0 { text.append("\n") }
+            blocks += 1
             write(chain, to: &text)
         }
-        if blocks == 0 { text += "\n" }
-        text += "}"
-        return text
+        if blocks == 0 { text.append("\n") }
+        text.append("}")
+        return text.string
     }
 
     /// Enough room for the whole table in most cases, so the text is not copied as it grows.
@@ -49,245 +48,245 @@ public enum NftTextRenderer {
         return size
     }
 
-    private static func write(_ set: SetIR, to text: inout String) {
-        text += "\tset "
-        text += set.name
-        text += " {\n\t\ttype "
+    private static func write(_ set: SetIR, to text: inout TextBuffer) {
+        text.append("\tset ")
+        text.append(set.name)
+        text.append(" {\n\t\ttype ")
         write(set.key, to: &text)
-        text += "\n"
+        text.append("\n")
         switch set.contents {
         case .dynamic(let size):
-            text += "\t\tsize "
-            text += String(size)
-            text += "\n\t\tflags dynamic,timeout\n"
+            text.append("\t\tsize ")
+            text.append(size)
+            text.append("\n\t\tflags dynamic,timeout\n")
             writeComment(set.comment, to: &text)
         case .intervals(let elements):
-            text += "\t\tflags interval\n"
+            text.append("\t\tflags interval\n")
             writeComment(set.comment, to: &text)
             if !elements.isEmpty {
-                text += "\t\telements = {\n"
+                text.append("\t\telements = {\n")
                 for element in elements {
-                    text += "\t\t\t"
+                    text.append("\t\t\t")
                     write(element, to: &text)
-                    text += ",\n"
+                    text.append(",\n")
                 }
-                text += "\t\t}\n"
+                text.append("\t\t}\n")
             }
         case .constant(let elements):
             writeComment(set.comment, to: &text)
             if !elements.isEmpty {
-                text += "\t\telements = {\n"
+                text.append("\t\telements = {\n")
                 for element in elements {
-                    text += "\t\t\t"
+                    text.append("\t\t\t")
                     write(element.key, to: &text)
-                    text += " comment "
+                    text.append(" comment ")
                     write(quoted: element.comment, to: &text)
-                    text += ",\n"
+                    text.append(",\n")
                 }
-                text += "\t\t}\n"
+                text.append("\t\t}\n")
             }
         }
-        text += "\t}\n"
+        text.append("\t}\n")
     }
 
-    private static func write(_ map: VerdictMapIR, to text: inout String) {
-        text += "\tmap "
-        text += map.name
-        text += " {\n\t\ttype "
+    private static func write(_ map: VerdictMapIR, to text: inout TextBuffer) {
+        text.append("\tmap ")
+        text.append(map.name)
+        text.append(" {\n\t\ttype ")
         write(map.key, to: &text)
-        text += " : verdict\n"
+        text.append(" : verdict\n")
         writeComment(map.comment, to: &text)
         if !map.elements.isEmpty {
-            text += "\t\telements = {\n"
+            text.append("\t\telements = {\n")
             for element in map.elements {
-                text += "\t\t\t"
+                text.append("\t\t\t")
                 write(element.key, to: &text)
-                text += " : "
+                text.append(" : ")
                 write(element.verdict, to: &text)
-                text += ",\n"
+                text.append(",\n")
             }
-            text += "\t\t}\n"
+            text.append("\t\t}\n")
         }
-        text += "\t}\n"
+        text.append("\t}\n")
     }
 
-    private static func write(_ chain: ChainIR, to text: inout String) {
-        text += "\tchain "
-        text += chain.name
-        text += " {\n"
+    private static func write(_ chain: ChainIR, to text: inout TextBuffer) {
+        text.append("\tchain ")
+        text.append(chain.name)
+        text.append(" {\n")
         if let hook = chain.hook {
-            text += "\t\ttype filter hook "
-            text += hook.hook
-            text += " priority "
-            text += String(hook.priority)
-            text += "; policy accept;\n"
+            text.append("\t\ttype filter hook ")
+            text.append(hook.hook)
+            text.append(" priority ")
+            text.append(hook.priority)
+            text.append("; policy accept;\n")
         }
         for rule in chain.rules {
-            text += "\t\t"
+            text.append("\t\t")
             write(rule, to: &text)
-            text += "\n"
+            text.append("\n")
         }
-        text += "\t}\n"
+        text.append("\t}\n")
     }
 
-    private static func writeComment(_ comment: String, to text: inout String) {
-        text += "\t\tcomment "
+    private static func writeComment(_ comment: String, to text: inout TextBuffer) {
+        text.append("\t\tcomment ")
         write(quoted: comment, to: &text)
-        text += "\n"
+        text.append("\n")
     }
 
-    private static func write(_ key: [KeyType], to text: inout String) {
+    private static func write(_ key: [KeyType], to text: inout TextBuffer) {
         for (index, type) in key.enumerated() {
-            if index > 0 { text += " . " }
-            text += type.rawValue
+            if index > 0 { text.append(" . ") }
+            text.append(type.rawValue)
         }
     }
 
     /// Values joined by ` . `, as a concatenated key.
-    private static func write(_ values: [Value], to text: inout String) {
+    private static func write(_ values: [Value], to text: inout TextBuffer) {
         for (index, constant) in values.enumerated() {
-            if index > 0 { text += " . " }
+            if index > 0 { text.append(" . ") }
             write(constant, to: &text)
         }
     }
 
     /// The statements, then the comment, separated by spaces.
-    static func write(_ rule: RuleIR, to text: inout String) {
+    static func write(_ rule: RuleIR, to text: inout TextBuffer) {
         for (index, statement) in rule.statements.enumerated() {
-            if index > 0 { text += " " }
+            if index > 0 { text.append(" ") }
             write(statement, to: &text)
         }
         if let comment = rule.comment {
-            if !rule.statements.isEmpty { text += " " }
-            text += "comment "
+            if !rule.statements.isEmpty { text.append(" ") }
+            text.append("comment ")
             write(quoted: comment, to: &text)
         }
     }
 
-    static func write(_ statement: Statement, to text: inout String) {
+    static func write(_ statement: Statement, to text: inout TextBuffer) {
         switch statement {
         case .equals(let expr, let constant):
             write(expr, to: &text)
-            text += " "
+            text.append(" ")
             write(constant, to: &text)
         case .notEquals(let expr, let constant):
             write(expr, to: &text)
-            text += " != "
+            text.append(" != ")
             write(constant, to: &text)
-        case .isTCPSyn(true): text += "tcp flags & (syn | ack) == syn"
-        case .isTCPSyn(false): text += "tcp flags & (syn | ack) != syn"
-        case .connectionEstablished: text += "ct state established,related"
+        case .isTCPSyn(true): text.append("tcp flags & (syn | ack) == syn")
+        case .isTCPSyn(false): text.append("tcp flags & (syn | ack) != syn")
+        case .connectionEstablished: text.append("ct state established,related")
         case .inSet(let expr, let set):
             write(expr, to: &text)
-            text += " @"
-            text += set
+            text.append(" @")
+            text.append(set)
         case .notInSet(let expr, let set):
             write(expr, to: &text)
-            text += " != @"
-            text += set
+            text.append(" != @")
+            text.append(set)
         case .setElement(let operation, let set, let key, let timeout):
-            text += operation.rawValue
-            text += " @"
-            text += set
-            text += " { "
+            text.append(operation.rawValue)
+            text.append(" @")
+            text.append(set)
+            text.append(" { ")
             write(key, inSetElement: true, to: &text)
             if let timeout {
-                text += " timeout "
-                text += timeout.description
+                text.append(" timeout ")
+                text.append(timeout.description)
             }
-            text += " }"
+            text.append(" }")
         case .rateOver(let set, let key, let timeout, let rate):
-            text += "update @"
-            text += set
-            text += " { "
+            text.append("update @")
+            text.append(set)
+            text.append(" { ")
             write(key, inSetElement: true, to: &text)
-            text += " timeout \(timeout) limit rate over \(rate) burst \(rate.count) packets }"
+            text.append(" timeout \(timeout) limit rate over \(rate) burst \(rate.count) packets }")
         case .verdictMap(let expr, let map):
             write(expr, to: &text)
-            text += " vmap @"
-            text += map
+            text.append(" vmap @")
+            text.append(map)
         case .inlineVerdictMap(let expr, let elements):
             write(expr, to: &text)
-            text += " vmap { "
+            text.append(" vmap { ")
             for (index, element) in elements.enumerated() {
-                if index > 0 { text += ", " }
+                if index > 0 { text.append(", ") }
                 write(element.key, to: &text)
-                text += " : "
+                text.append(" : ")
                 write(element.verdict, to: &text)
             }
-            text += " }"
-        case .isEchoRequest(.ipv4): text += "icmp type echo-request"
-        case .isEchoRequest(.ipv6): text += "icmpv6 type echo-request"
+            text.append(" }")
+        case .isEchoRequest(.ipv4): text.append("icmp type echo-request")
+        case .isEchoRequest(.ipv6): text.append("icmpv6 type echo-request")
         case .verdict(let outcome): write(outcome, to: &text)
-        case .reject(.tcpReset): text += "reject with tcp reset"
-        case .reject(.portUnreachable(.ipv4)): text += "reject with icmp port-unreachable"
-        case .reject(.portUnreachable(.ipv6)): text += "reject with icmpv6 port-unreachable"
+        case .reject(.tcpReset): text.append("reject with tcp reset")
+        case .reject(.portUnreachable(.ipv4)): text.append("reject with icmp port-unreachable")
+        case .reject(.portUnreachable(.ipv6)): text.append("reject with icmpv6 port-unreachable")
         }
     }
 
     /// Inside `{ }` of a set statement nft's grammar reads a bare `tcp` as the start of a
     /// `tcp` expression, so protocols are spelled as numbers there.
-    static func write(_ expr: Expr, inSetElement: Bool = false, to text: inout String) {
+    static func write(_ expr: Expr, inSetElement: Bool = false, to text: inout TextBuffer) {
         switch expr {
-        case .constant(.proto(let proto)) where inSetElement: text += String(proto.number)
-        case .sourceAddress(.ipv4): text += "ip saddr"
-        case .sourceAddress(.ipv6): text += "ip6 saddr"
-        case .destinationPort: text += "th dport"
-        case .ipLength(.ipv4): text += "ip length"
-        case .ipLength(.ipv6): text += "ip6 length"
-        case .nfproto: text += "meta nfproto"
-        case .l4proto: text += "meta l4proto"
-        case .inputInterface: text += "iif"
+        case .constant(.proto(let proto)) where inSetElement: text.append(proto.number)
+        case .sourceAddress(.ipv4): text.append("ip saddr")
+        case .sourceAddress(.ipv6): text.append("ip6 saddr")
+        case .destinationPort: text.append("th dport")
+        case .ipLength(.ipv4): text.append("ip length")
+        case .ipLength(.ipv6): text.append("ip6 length")
+        case .nfproto: text.append("meta nfproto")
+        case .l4proto: text.append("meta l4proto")
+        case .inputInterface: text.append("iif")
         case .concat(let parts):
             for (index, part) in parts.enumerated() {
-                if index > 0 { text += " . " }
+                if index > 0 { text.append(" . ") }
                 write(part, inSetElement: inSetElement, to: &text)
             }
         case .constant(let constant): write(constant, to: &text)
         case .stageTag(let family, let tag):
             write(.sourceAddress(family), to: &text)
-            text += " & "
-            text += family.zeroAddress
-            text += " | "
+            text.append(" & ")
+            text.append(family.zeroAddress)
+            text.append(" | ")
             family.writeAddress(tag, to: &text)
         }
     }
 
-    static func write(_ value: Value, to text: inout String) {
+    static func write(_ value: Value, to text: inout TextBuffer) {
         switch value {
-        case .family(let family): text += family.rawValue
-        case .proto(let proto): text += proto.rawValue
-        case .port(let port): text += String(port)
-        case .integer(let number): text += String(number)
-        case .interface(let name): text += name
+        case .family(let family): text.append(family.rawValue)
+        case .proto(let proto): text.append(proto.rawValue)
+        case .port(let port): text.append(port)
+        case .integer(let number): text.append(number)
+        case .interface(let name): text.append(name)
         case .tag(let tag): IPFamily.ipv4.writeAddress(tag, to: &text)
-        case .prefix(let cidr): text += cidr.description
+        case .prefix(let cidr): text.append(cidr.description)
         case .portRange(let first, let last):
-            text += String(first)
+            text.append(first)
             if first != last {
-                text += "-"
-                text += String(last)
+                text.append("-")
+                text.append(last)
             }
         }
     }
 
-    static func write(_ verdict: Verdict, to text: inout String) {
+    static func write(_ verdict: Verdict, to text: inout TextBuffer) {
         switch verdict {
-        case .accept: text += "accept"
-        case .return: text += "return"
+        case .accept: text.append("accept")
+        case .return: text.append("return")
         case .jump(let chain):
-            text += "jump "
-            text += chain
+            text.append("jump ")
+            text.append(chain)
         }
     }
 
     /// nft has no escapes inside a quoted string, so lowering only ever passes text made of
     /// validated names, digits and plain words; this refuses anything else loudly.
-    static func write(quoted comment: String, to text: inout String) {
+    static func write(quoted comment: String, to text: inout TextBuffer) {
         precondition(isSafeInQuotes(comment), "unsafe nft comment: \(comment)")
-        text += "\""
-        text += comment
-        text += "\""
+        text.append("\"")
+        text.append(comment)
+        text.append("\"")
     }
 
     /// No quote, no backslash, no line break. Printable ASCII is decided byte by byte; only
@@ -312,19 +311,95 @@ extension IPFamily {
 
     /// A 32-bit tag written as an address of this family: 0.0.1.2, or ::0.0.1.2.
     public func address(_ tag: UInt32) -> String {
-        var text = ""
+        var text = TextBuffer()
         writeAddress(tag, to: &text)
-        return text
+        return text.string
     }
 
-    func writeAddress(_ tag: UInt32, to text: inout String) {
-        if self == .ipv6 { text += "::" }
-        text += String(tag >> 24)
-        text += "."
-        text += String((tag >> 16) & 0xff)
-        text += "."
-        text += String((tag >> 8) & 0xff)
-        text += "."
-        text += String(tag & 0xff)
+    func writeAddress(_ tag: UInt32, to text: inout TextBuffer) {
+        if self == .ipv6 { text.append("::") }
+        text.append(tag >> 24)
+        text.append(".")
+        text.append((tag >> 16) & 0xff)
+        text.append(".")
+        text.append((tag >> 8) & 0xff)
+        text.append(".")
+        text.append(tag & 0xff)
     }
+}
+
+/// UTF-8 text under construction, in memory it owns: an append is a bounds check and a
+/// copy, with none of the bookkeeping (uniqueness, counts, flags, small forms) that
+/// appending to a `String` or an `Array` does. Millions of short appends make that count.
+struct TextBuffer: ~Copyable {
+    private var start: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
+
+    init(capacity: Int = 64) {
+        self.capacity = max(capacity, 64)
+        start = .allocate(capacity: self.capacity)
+    }
+
+    deinit { start.deallocate() }
+
+    private mutating func reserve(_ extra: Int) {
+        guard count + extra > capacity else { return }
+        var grown = capacity * 2
+        while grown < count + extra { grown *= 2 }
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+        moved.update(from: start, count: count)
+        start.deallocate()
+        start = moved
+        capacity = grown
+    }
+
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        reserve(bytes.count)
+        (start + count).update(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    mutating func append(_ literal: StaticString) {
+        literal.withUTF8Buffer { append($0) }
+    }
+
+    mutating func append(_ text: String) {
+        let copied: Void? = text.utf8.withContiguousStorageIfAvailable { append($0) }
+        if copied == nil {
+            for byte in text.utf8 { append(byte: byte) }
+        }
+    }
+
+    mutating func append(byte: UInt8) {
+        reserve(1)
+        start[count] = byte
+        count += 1
+    }
+
+    /// In decimal, as `String(number)` writes it.
+    mutating func append(_ number: some BinaryInteger) {
+        reserve(21)
+        if number < 0 {
+            start[count] = UInt8(ascii: "-")
+            count += 1
+        }
+        var rest = UInt64(number.magnitude)
+        var digits = 1
+        var scale: UInt64 = 10
+        while digits < 20 && rest >= scale {
+            digits += 1
+            scale = scale &* 10
+        }
+        var position = count + digits
+        count = position
+        repeat {
+            position -= 1
+            start[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        } while rest > 0
+    }
+
+    var string: String { String(decoding: UnsafeBufferPointer(start: start, count: count), as: UTF8.self) }
 }
