@@ -23,10 +23,10 @@ struct TextBufferTests {
         var text = TextBuffer(capacity: 1)
         let large = String(repeating: "knock ", count: 1000)
         text.append("table ")
-        text.append("s0001")
-        text.append(large)
-        text.append("é🔥")
-        text.append("" as String)
+        text.append(contentsOf: "s0001")
+        text.append(contentsOf: large)
+        text.append(contentsOf: "é🔥")
+        text.append(contentsOf: "")
         #expect(text.string == "table s0001" + large + "é🔥")
     }
 }

@@ -9,7 +9,7 @@ public enum NftTextRenderer {
     public static func render(_ table: TableIR) -> String {
         var text = TextBuffer(capacity: estimatedSize(table))
         text.append("table inet ")
-        text.append(table.name)
+        text.append(contentsOf: table.name)
         text.append(" {\n")
         // Blocks are separated by an empty line.
         var blocks = 0
@@ -50,7 +50,7 @@ public enum NftTextRenderer {
 
     private static func write(_ set: SetIR, to text: inout TextBuffer) {
         text.append("\tset ")
-        text.append(set.name)
+        text.append(contentsOf: set.name)
         text.append(" {\n\t\ttype ")
         write(set.key, to: &text)
         text.append("\n")
@@ -91,7 +91,7 @@ public enum NftTextRenderer {
 
     private static func write(_ map: VerdictMapIR, to text: inout TextBuffer) {
         text.append("\tmap ")
-        text.append(map.name)
+        text.append(contentsOf: map.name)
         text.append(" {\n\t\ttype ")
         write(map.key, to: &text)
         text.append(" : verdict\n")
@@ -112,11 +112,11 @@ public enum NftTextRenderer {
 
     private static func write(_ chain: ChainIR, to text: inout TextBuffer) {
         text.append("\tchain ")
-        text.append(chain.name)
+        text.append(contentsOf: chain.name)
         text.append(" {\n")
         if let hook = chain.hook {
             text.append("\t\ttype filter hook ")
-            text.append(hook.hook)
+            text.append(contentsOf: hook.hook)
             text.append(" priority ")
             text.append(hook.priority)
             text.append("; policy accept;\n")
@@ -138,7 +138,7 @@ public enum NftTextRenderer {
     private static func write(_ key: [KeyType], to text: inout TextBuffer) {
         for (index, type) in key.enumerated() {
             if index > 0 { text.append(" . ") }
-            text.append(type.rawValue)
+            text.append(contentsOf: type.rawValue)
         }
     }
 
@@ -179,32 +179,32 @@ public enum NftTextRenderer {
         case .inSet(let expr, let set):
             write(expr, to: &text)
             text.append(" @")
-            text.append(set)
+            text.append(contentsOf: set)
         case .notInSet(let expr, let set):
             write(expr, to: &text)
             text.append(" != @")
-            text.append(set)
+            text.append(contentsOf: set)
         case .setElement(let operation, let set, let key, let timeout):
-            text.append(operation.rawValue)
+            text.append(contentsOf: operation.rawValue)
             text.append(" @")
-            text.append(set)
+            text.append(contentsOf: set)
             text.append(" { ")
             write(key, inSetElement: true, to: &text)
             if let timeout {
                 text.append(" timeout ")
-                text.append(timeout.description)
+                text.append(contentsOf: timeout.description)
             }
             text.append(" }")
         case .rateOver(let set, let key, let timeout, let rate):
             text.append("update @")
-            text.append(set)
+            text.append(contentsOf: set)
             text.append(" { ")
             write(key, inSetElement: true, to: &text)
-            text.append(" timeout \(timeout) limit rate over \(rate) burst \(rate.count) packets }")
+            text.append(contentsOf: " timeout \(timeout) limit rate over \(rate) burst \(rate.count) packets }")
         case .verdictMap(let expr, let map):
             write(expr, to: &text)
             text.append(" vmap @")
-            text.append(map)
+            text.append(contentsOf: map)
         case .inlineVerdictMap(let expr, let elements):
             write(expr, to: &text)
             text.append(" vmap { ")
@@ -246,7 +246,7 @@ public enum NftTextRenderer {
         case .stageTag(let family, let tag):
             write(.sourceAddress(family), to: &text)
             text.append(" & ")
-            text.append(family.zeroAddress)
+            text.append(contentsOf: family.zeroAddress)
             text.append(" | ")
             family.writeAddress(tag, to: &text)
         }
@@ -254,13 +254,13 @@ public enum NftTextRenderer {
 
     static func write(_ value: Value, to text: inout TextBuffer) {
         switch value {
-        case .family(let family): text.append(family.rawValue)
-        case .proto(let proto): text.append(proto.rawValue)
+        case .family(let family): text.append(contentsOf: family.rawValue)
+        case .proto(let proto): text.append(contentsOf: proto.rawValue)
         case .port(let port): text.append(port)
         case .integer(let number): text.append(number)
-        case .interface(let name): text.append(name)
+        case .interface(let name): text.append(contentsOf: name)
         case .tag(let tag): IPFamily.ipv4.writeAddress(tag, to: &text)
-        case .prefix(let cidr): text.append(cidr.description)
+        case .prefix(let cidr): text.append(contentsOf: cidr.description)
         case .portRange(let first, let last):
             text.append(first)
             if first != last {
@@ -276,7 +276,7 @@ public enum NftTextRenderer {
         case .return: text.append("return")
         case .jump(let chain):
             text.append("jump ")
-            text.append(chain)
+            text.append(contentsOf: chain)
         }
     }
 
@@ -285,17 +285,16 @@ public enum NftTextRenderer {
     static func write(quoted comment: String, to text: inout TextBuffer) {
         precondition(isSafeInQuotes(comment), "unsafe nft comment: \(comment)")
         text.append("\"")
-        text.append(comment)
+        text.append(contentsOf: comment)
         text.append("\"")
     }
 
     /// No quote, no backslash, no line break. Printable ASCII is decided byte by byte; only
     /// other text pays for a look at its characters.
     static func isSafeInQuotes(_ text: String) -> Bool {
-        var plain = true
-        for byte in text.utf8 {
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
-            if byte < 0x20 || byte > 0x7e { plain = false }
+        var text = text
+        let plain = text.withUTF8 { bytes in
+            bytes.allSatisfy { (0x20...0x7e).contains($0) && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
         }
         return plain || !text.contains { $0 == "\"" || $0 == "\\" || $0.isNewline }
     }
@@ -365,7 +364,7 @@ struct TextBuffer: ~Copyable {
         literal.withUTF8Buffer { append($0) }
     }
 
-    mutating func append(_ text: String) {
+    mutating func append(contentsOf text: String) {
         let copied: Void? = text.utf8.withContiguousStorageIfAvailable { append($0) }
         if copied == nil {
             for byte in text.utf8 { append(byte: byte) }
