@@ -77,6 +77,16 @@ struct SpecCheckTests {
         #expect(diagnostics.first?.notes.first?.location.line == 2)
     }
 
+    /// knockc reads every key as text, so a quoted and a plain key with the same text (which
+    /// YAML's default types tell apart as bool and string) are one name said twice.
+    @Test func quotedAndPlainKeysWithTheSameTextAreDuplicates() {
+        let yaml = "sequences:\n  true:\n    knock: [tcp/1, udp/3, tcp/2]\n    open: [tcp/22]\n"
+            + "  \"true\":\n    knock: [tcp/5, udp/7, tcp/6]\n    open: [tcp/23]"
+        let diagnostics = Pipeline.check(yaml, file: "spec.yaml").1
+        #expect(diagnostics.map(\.message) == [.duplicateKey("true")])
+        #expect(diagnostics.first?.location.line == 5)
+    }
+
     @Test func knockThatIsAnOpenPort() {
         let diagnostics = Pipeline.check(Self.valid.replacingOccurrences(of: "tcp/22", with: "tcp/8000"), file: "spec.yaml").1
         #expect(diagnostics.map(\.message) == [.knockIsOpenPort(.tcp(8000))])

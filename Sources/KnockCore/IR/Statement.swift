@@ -27,7 +27,7 @@ public enum Value: Equatable, Sendable {
 }
 
 /// An expression read from the packet or built from it.
-public indirect enum Expr: Equatable, Sendable {
+public enum Expr: Equatable, Sendable {
     case sourceAddress(IPFamily)
     case destinationPort
     /// The IP header's length field: the whole packet for IPv4, the payload for IPv6.

@@ -16,26 +16,30 @@ extension RulesetLowering {
     static func knockRules(for knock: Knock, family: IPFamily, users: [KnockMachine],
                            access: AccessSets, bans: BanRules, strict: StrictRules) -> [RuleIR] {
         var rules: [RuleIR] = []
+        let progress = Names.progress(family)
         for machine in users {
             let sequence = machine.sequence
             // Sources outside `from`, or in the sequence's `deny`, are not seen at all.
             guard let gate = access.knockGate(for: sequence) else { continue }
             let tags = StageTags(sequenceIndex: machine.tagIndex, family: family)
-            let progress = Names.progress(family)
-            let count = machine.knocks.count
-            let name = machine.purpose == .grant ? sequence.name : "\(sequence.name) close"
-            for transition in KnockStateMachine.transitions(for: knock, in: machine.knocks) {
-                var statements: [Statement]
+            let knocks = machine.knocks
+            let count = knocks.count
+            // Comments are built by appending: this runs for every rule of every knock chain.
+            let name = machine.purpose == .grant ? sequence.name : sequence.name + " close"
+            let ofCount = " of " + String(count)
+            for transition in KnockStateMachine.transitions(for: knock, in: knocks) {
+                var statements = gate
+                statements.reserveCapacity(gate.count + count + 4)
                 if transition.stage == 0 {
                     // "No progress yet" is the absence of every stage tag of the sequence.
-                    statements = (1..<count).map { .notInSet(tags.key($0), set: progress) }
+                    for stage in 1..<count {
+                        statements.append(.notInSet(tags.key(stage), set: progress))
+                    }
                 } else {
-                    statements = [
-                        .inSet(tags.key(transition.stage), set: progress),
-                        .setElement(.delete, set: progress, key: tags.key(transition.stage), timeout: nil),
-                    ]
+                    statements.append(.inSet(tags.key(transition.stage), set: progress))
+                    statements.append(.setElement(.delete, set: progress, key: tags.key(transition.stage), timeout: nil))
                 }
-                let comment: String
+                var comment = name
                 switch transition.action {
                 case .advance(let next):
                     statements.append(.setElement(.add, set: progress, key: tags.key(next), timeout: sequence.stepTimeout))
@@ -45,24 +49,26 @@ extension RulesetLowering {
                         statements.append(.count(counter: Names.wrongKnocksCounter))
                         statements += bans.wrongKnockStatements(sequence)
                     }
-                    comment = next == transition.stage + 1
-                        ? "\(name): knock \(next) of \(count)"
-                        : "\(name): knock 1 of \(count) again, from stage \(transition.stage)"
+                    if next == transition.stage + 1 {
+                        comment += ": knock " + String(next) + ofCount
+                    } else {
+                        comment += ": knock 1" + ofCount + " again, from stage " + String(transition.stage)
+                    }
                 case .grant where machine.purpose == .close:
                     statements += closeStatements(sequence, family: family)
                     statements.append(.count(counter: Names.closesCounter(sequence)))
-                    comment = "\(name): knock \(count) of \(count), end the grant"
+                    comment += ": knock " + String(count) + ofCount + ", end the grant"
                 case .grant:
                     statements += grantStatements(sequence, family: family)
                     // After the update, which stops the rule when the granted set is full.
                     statements.append(.count(counter: Names.grantsCounter(sequence)))
-                    comment = "\(sequence.name): knock \(count) of \(count), grant"
+                    comment = sequence.name + ": knock " + String(count) + ofCount + ", grant"
                 case .reset:
                     statements.append(.count(counter: Names.wrongKnocksCounter))
                     statements += bans.wrongKnockStatements(sequence)
-                    comment = "\(name): wrong knock at stage \(transition.stage), reset"
+                    comment += ": wrong knock at stage " + String(transition.stage) + ", reset"
                 }
-                rules.append(RuleIR(gate + statements, comment: comment))
+                rules.append(RuleIR(statements, comment: comment))
             }
         }
         return rules

@@ -30,7 +30,12 @@ public struct SpecParser {
         }
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // Every value is read as text, so no scalar needs YAML's implicit types. The
+            // default resolver runs a set of regular expressions on every scalar, again each
+            // time a mapping key is hashed for the duplicate check: most of the parse time.
+            // Without it, two keys are duplicates exactly when their text is the same, as
+            // knockc reads them (`true:` and `"true":` name the same sequence).
+            root = try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             diagnostics.append(yamlDiagnostic(error, text: text))
             return nil
@@ -357,6 +362,8 @@ public struct SpecParser {
 /// it, which nested aliases turn into an effectively endless hash.
 enum AliasFinder {
     static func firstAlias(in text: String) -> (line: Int, column: Int)? {
+        // Most specs have no `*` at all; only those pay for a walk over the characters.
+        guard text.utf8.contains(UInt8(ascii: "*")) else { return nil }
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var quote: Character?
             var previous: Character = " "
