@@ -125,6 +125,9 @@ struct NftJSONRendererTests {
             case .intervals(let elements):
                 #expect(set["flags"] as? [String] == ["interval"])
                 #expect((set["elem"] as? [Any])?.count == elements.count)
+            case .plain(let elements):
+                #expect(set["flags"] == nil)
+                #expect((set["elem"] as? [Any])?.count == elements.count)
             }
         }
 

@@ -61,6 +61,9 @@ public struct SetIR: Equatable, Sendable {
         case constant([Element])
         /// Fixed prefixes (or prefixes concatenated with other values), disjoint.
         case intervals([[Value]])
+        /// Fixed values without comments or flags, so the kernel may store a small key
+        /// (a port) as a bitmap, the cheapest lookup it has.
+        case plain([[Value]])
     }
 
     public struct Element: Equatable, Sendable {

@@ -69,6 +69,18 @@ public enum RulesetLowering {
             }
         }
 
+        // Before the dispatch, after everything else (strict, echo knocks): one bitmap lookup on
+        // the port lets ordinary traffic leave before the dearer three-part dispatch lookup.
+        let ports = Set(dispatch.compactMap { element -> UInt16? in
+            if case .port(let port) = element.key.last { return port }
+            return nil
+        }).sorted()
+        sets.append(SetIR(name: Names.portSet, key: [.inetService], contents: .plain(ports.map { [.port($0)] }),
+                          comment: "every knock port and guarded port, of any protocol and family"))
+        input.rules.insert(RuleIR([.notInSet(.destinationPort, set: Names.portSet), .verdict(.accept)],
+                                  comment: "not a knock port nor a guarded port"),
+                           at: input.rules.count - 1)
+
         sets.append(sequenceCatalog(spec))
         if let decoys = BanRules.decoySet(spec) {
             sets.append(decoys)
@@ -102,6 +114,7 @@ public enum RulesetLowering {
     public enum Names {
         public static let inputChain = "input"
         public static let dispatchMap = "dispatch"
+        public static let portSet = "ports"
         public static let sequenceCatalog = "sequences"
         public static let decoyChain = "decoy"
         public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }

@@ -93,6 +93,11 @@ public enum NftJSONRenderer {
                 if !elements.isEmpty {
                     fields.append(("elem", .array(elements.map { value($0) })))
                 }
+            case .plain(let elements):
+                fields.append(("comment", .string(set.comment)))
+                if !elements.isEmpty {
+                    fields.append(("elem", .array(elements.map { value($0) })))
+                }
             case .constant(let elements):
                 fields.append(("comment", .string(set.comment)))
                 if !elements.isEmpty {

@@ -48,7 +48,7 @@ public enum NftTextRenderer {
         for set in table.sets {
             switch set.contents {
             case .dynamic: size += 256
-            case .intervals(let elements): size += 256 + 64 * elements.count
+            case .intervals(let elements), .plain(let elements): size += 256 + 64 * elements.count
             case .constant(let elements): size += 256 + 64 * elements.count
             }
         }
@@ -71,6 +71,17 @@ public enum NftTextRenderer {
             writeComment(set.comment, to: &text)
         case .intervals(let elements):
             text.append("\t\tflags interval\n")
+            writeComment(set.comment, to: &text)
+            if !elements.isEmpty {
+                text.append("\t\telements = {\n")
+                for element in elements {
+                    text.append("\t\t\t")
+                    write(element, to: &text)
+                    text.append(",\n")
+                }
+                text.append("\t\t}\n")
+            }
+        case .plain(let elements):
             writeComment(set.comment, to: &text)
             if !elements.isEmpty {
                 text.append("\t\telements = {\n")
