@@ -62,8 +62,8 @@ public final class GrantWatcher {
             var bans: [IPFamily: Int] = [:]
             for family in IPFamily.allCases {
                 var count = 0
-                let found = try dump.forEachElement(table: table, set: RulesetLowering.Names.granted(family)) { key, _, expires in
-                    guard let raw = RawGrant(key, family: family), let expires else { return }
+                let found = try dump.forEachElement(table: table, set: RulesetLowering.Names.granted(family)) { element in
+                    guard let raw = RawGrant(element.key, family: family), let expires = element.expires else { return }
                     count += 1
                     let expiry = now.addingTimeInterval(Double(expires) / 1000)
                     // Taken out of `live`: what is left there afterwards has gone.
@@ -83,7 +83,7 @@ public final class GrantWatcher {
                 }
                 grants[family] = count
                 var banned = 0
-                _ = try dump.forEachElement(table: table, set: RulesetLowering.Names.banned(family)) { _, _, _ in banned += 1 }
+                _ = try dump.forEachElement(table: table, set: RulesetLowering.Names.banned(family)) { _ in banned += 1 }
                 bans[family] = banned
             }
             let removed = Array(live.values)
@@ -142,10 +142,7 @@ struct RawGrant: Hashable {
         withUnsafeBytes(of: high) { bytes.replaceSubrange(0..<8, with: $0) }
         withUnsafeBytes(of: low) { bytes.replaceSubrange(8..<16, with: $0) }
         let address = family == .ipv4 ? Array(bytes[8..<12]) : bytes
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        guard inet_ntop(family == .ipv4 ? AF_INET : AF_INET6, address, &text, socklen_t(text.count)) != nil,
-              let source = IPAddress(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), family: family)
-        else { return nil }
+        guard let source = address.withUnsafeBytes({ NetlinkDump.address($0, family: family) }) else { return nil }
         return GrantSnapshot.Key(family: family, source: source, port: TransportPort(transport, port))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import CNftables
+import KnockCore
 import Glibc
 
 /// Reads set elements and counters straight from nf_tables over netlink, for the watcher's
@@ -57,11 +58,21 @@ final class NetlinkDump {
         return found ? handle : nil
     }
 
-    /// Calls `body` with each element of `set` in `inet table`: the key's bytes (valid only
-    /// during the call), its timeout and its time left in milliseconds. False when the table
-    /// or the set is missing. Nothing is copied on the way.
-    func forEachElement(table: String, set: String,
-                        _ body: (UnsafeRawBufferPointer, UInt64?, UInt64?) -> Void) throws(Failure) -> Bool {
+    /// One element as the dump gives it; the bytes are valid only during the call.
+    struct ElementView {
+        /// The key as the kernel stores it: each part of a concatenation padded to 4 bytes.
+        var key: UnsafeRawBufferPointer
+        /// Milliseconds.
+        var timeout: UInt64?
+        /// Milliseconds left.
+        var expires: UInt64?
+        /// The element's comment, if it has one.
+        var comment: String?
+    }
+
+    /// Calls `body` with each element of `set` in `inet table`. False when the table or the
+    /// set is missing. Nothing is copied on the way.
+    func forEachElement(table: String, set: String, _ body: (ElementView) -> Void) throws(Failure) -> Bool {
         try request(type: Self.getSetElement, dump: true, attributes: [(1, Self.cString(table)), (2, Self.cString(set))]) { kind, list in
             // NFTA_SET_ELEM_LIST_ELEMENTS, a list of NFTA_LIST_ELEM.
             guard kind == 3 else { return }
@@ -69,18 +80,47 @@ final class NetlinkDump {
                 var key: UnsafeRawBufferPointer?
                 var timeout: UInt64?
                 var expires: UInt64?
+                var comment: String?
                 Self.forEachAttribute(item) { field, value in
                     switch field {
                     case 1: // NFTA_SET_ELEM_KEY, holding NFTA_DATA_VALUE
                         Self.forEachAttribute(value) { inner, data in if inner == 1 { key = data } }
                     case 4 where value.count == 8: timeout = Self.bigEndian64(value)
                     case 5 where value.count == 8: expires = Self.bigEndian64(value)
+                    case 6: comment = Self.comment(userdata: value) // NFTA_SET_ELEM_USERDATA
                     default: break
                     }
                 }
-                if let key { body(key, timeout, expires) }
+                if let key { body(ElementView(key: key, timeout: timeout, expires: expires, comment: comment)) }
             }
         }
+    }
+
+    /// The comment in libnftnl's user data: records of a type byte, a length byte and the
+    /// value; a comment is type 0, NUL-terminated.
+    static func comment(userdata: UnsafeRawBufferPointer) -> String? {
+        var offset = 0
+        while offset + 2 <= userdata.count {
+            let type = userdata[offset]
+            let length = Int(userdata[offset + 1])
+            guard offset + 2 + length <= userdata.count else { return nil }
+            if type == 0 {
+                let bytes = userdata[(offset + 2)..<(offset + 2 + length)].prefix { $0 != 0 }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            offset += 2 + length
+        }
+        return nil
+    }
+
+    /// An address of `family` from its bytes, as nft prints it (inet_ntop).
+    static func address(_ bytes: UnsafeRawBufferPointer, family: IPFamily) -> IPAddress? {
+        let size = family == .ipv4 ? 4 : 16
+        guard bytes.count >= size else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(family == .ipv4 ? AF_INET : AF_INET6, bytes.baseAddress, &text, socklen_t(text.count)) != nil
+        else { return nil }
+        return IPAddress(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), family: family)
     }
 
     /// Packets counted by each named counter of `inet table`, by name; nil without the table.

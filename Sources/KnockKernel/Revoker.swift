@@ -25,7 +25,7 @@ public struct Revoker {
         var attempt = 0
         while true {
             attempt += 1
-            guard let live = try LiveStateReader(nft: json).read(table: table),
+            guard let live = try LiveStateReader().read(table: table),
                   let status = try StatusReader().readStatus(table: table) else { return nil }
             let plan = Self.plan(live: live, status: status, source: source, family: family, sequence: sequence)
             let commands = plan.deleteCommands(table: table)

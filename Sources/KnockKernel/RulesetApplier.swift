@@ -22,7 +22,7 @@ public struct RulesetApplier {
     /// reading the state and committing may need repeating; nothing else is lost.
     @discardableResult
     public func apply(_ spec: KnockSpec) throws(NftError) -> Report {
-        let live = try LiveStateReader(nft: json).read(table: spec.tableName) ?? LiveState()
+        let live = try LiveStateReader().read(table: spec.tableName) ?? LiveState()
         let carried = StateCarryOver.plan(live, into: spec)
         try apply(Pipeline.nftScript(for: spec) + carried.commands(table: spec.tableName))
         return Report(grantsKept: carried.grants.count, progressKept: carried.progress.count,

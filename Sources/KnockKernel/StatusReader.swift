@@ -134,7 +134,7 @@ public struct StatusReader {
     /// alone: one listing of everything took seconds for a large spec with many grants.
     public func readStatus(table: String) throws(NftError) -> TableStatus? {
         guard let rules = try json.listTable(table, elements: false),
-              let state = try LiveStateReader(nft: json).read(table: table) else { return nil }
+              let state = try LiveStateReader().read(table: table) else { return nil }
         return Self.status(state: state, rules: KnockRuleSummary.parse(rules), table: table)
     }
 

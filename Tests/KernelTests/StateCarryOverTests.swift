@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KnockCore
+import KnockKernel
 import Testing
 
 /// Re-applying a spec, changed or not, keeps grants and knocks in progress.
@@ -51,6 +52,19 @@ struct StateCarryOverTests {
             }
             #expect(closed, "the grant took the new open_for of 1h")
             _ = listener
+        }
+    }
+
+    @Test("the time a grant has left is carried to the millisecond, not rounded to whole seconds")
+    func grantTimeCarriedToTheMillisecond() throws {
+        try Testbed.with { bed in
+            try bed.apply(Self.spec)
+            // 1.5 s left: whole seconds would carry 1 s (or drop it), losing half a second.
+            try bed.applyScript("add element inet knockc granted4 { 192.0.2.9 . 6 . 22 timeout 1h expires 1500ms }\n")
+            try bed.apply(Self.spec)
+            let left = try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.grants.first?.expires }
+            let milliseconds = try #require(left).milliseconds
+            #expect((1000...1500).contains(milliseconds) && milliseconds % 1000 != 0, "\(milliseconds) ms left")
         }
     }
 
