@@ -18,6 +18,11 @@ public struct CounterReader {
 
     /// Packets counted by each counter, by name; empty when the table does not exist.
     public func packets() throws(NftError) -> [String: UInt64] {
+        try values().mapValues(\.packets)
+    }
+
+    /// Packets and bytes of each counter, by name; empty when the table does not exist.
+    public func values() throws(NftError) -> [String: (packets: UInt64, bytes: UInt64)] {
         do {
             return try dump.counters(table: table) ?? [:]
         } catch {

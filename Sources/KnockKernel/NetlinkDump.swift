@@ -123,24 +123,28 @@ final class NetlinkDump {
         return IPAddress(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), family: family)
     }
 
-    /// Packets counted by each named counter of `inet table`, by name; nil without the table.
-    func counters(table: String) throws(Failure) -> [String: UInt64]? {
-        var counts: [String: UInt64] = [:]
+    /// Packets and bytes counted by each named counter of `inet table`, by name; nil without
+    /// the table.
+    func counters(table: String) throws(Failure) -> [String: (packets: UInt64, bytes: UInt64)]? {
+        var counts: [String: (packets: UInt64, bytes: UInt64)] = [:]
         let type = withUnsafeBytes(of: Self.objectCounter.bigEndian) { Array($0) }
         var name: String?
         var packets: UInt64?
+        var bytes: UInt64 = 0
         let found = try request(type: Self.getObject, dump: true, attributes: [(1, Self.cString(table)), (3, type)],
                                 messageEnd: {
-                                    if let name, let packets { counts[name] = packets }
+                                    if let name, let packets { counts[name] = (packets, bytes) }
                                     name = nil
                                     packets = nil
+                                    bytes = 0
                                 }) { kind, value in
             switch kind {
             case 2: // NFTA_OBJ_NAME
                 name = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
-            case 4: // NFTA_OBJ_DATA, holding NFTA_COUNTER_PACKETS
+            case 4: // NFTA_OBJ_DATA: NFTA_COUNTER_BYTES (1), NFTA_COUNTER_PACKETS (2)
                 Self.forEachAttribute(value) { field, data in
                     if field == 2, data.count == 8 { packets = Self.bigEndian64(data) }
+                    if field == 1, data.count == 8 { bytes = Self.bigEndian64(data) }
                 }
             default: break
             }

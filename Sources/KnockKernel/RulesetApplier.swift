@@ -24,7 +24,9 @@ public struct RulesetApplier {
     public func apply(_ spec: KnockSpec) throws(NftError) -> Report {
         let live = try LiveStateReader().read(table: spec.tableName) ?? LiveState()
         let carried = StateCarryOver.plan(live, into: spec)
-        try apply(Pipeline.nftScript(for: spec) + carried.commands(table: spec.tableName))
+        // What the kernel counted so far goes on counting in the new table.
+        let counters = try CounterReader(table: spec.tableName).values()
+        try apply(Pipeline.nftScript(for: spec, counters: counters) + carried.commands(table: spec.tableName))
         return Report(grantsKept: carried.grants.count, progressKept: carried.progress.count,
                       progressDropped: carried.droppedProgress)
     }

@@ -68,6 +68,18 @@ struct StateCarryOverTests {
         }
     }
 
+    @Test("the table's counters carry over an apply: grants counted before it are not lost")
+    func countersCarryOver() throws {
+        try Testbed.with { bed in
+            try bed.apply(Self.spec)
+            try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+            func grants() throws -> UInt64? { try bed.server.perform { try CounterReader(table: "knockc").packets()["grants_ssh"] } }
+            #expect(try grants() == 1)
+            try bed.apply(Self.specWithAnotherSequence)
+            #expect(try grants() == 1)
+        }
+    }
+
     @Test("a knock in progress survives an apply that moves its stage tags")
     func progressSurvivesApply() throws {
         try Testbed.with { bed in
