@@ -149,12 +149,18 @@ public enum RulesetLowering {
                      comment: "stage tag of each sequence: name and knock fingerprint")
     }
 
-    /// Loopback first: the host's own traffic never needs a knock. Then one dispatch lookup.
+    /// Loopback first: the host's own traffic never needs a knock. Decoys see every packet;
+    /// then TCP segments after the first leave, and the rest makes one dispatch lookup (after
+    /// the bitmap lookup of the port that `lower` puts before it).
     static func inputChain(hasDecoys: Bool) -> ChainIR {
         var rules = [RuleIR([.equals(.inputInterface, .interface("lo")), .verdict(.accept)])]
         if hasDecoys {
             rules.append(RuleIR([.inSet(.concat([.l4proto, .destinationPort]), set: "decoys"), .verdict(.jump(Names.decoyChain))]))
         }
+        // A TCP knock is a connection's first segment (SYN); every later segment, the bulk of
+        // ordinary traffic and all of an established connection's (which outlives its grant),
+        // leaves here, at the price of one comparison.
+        rules.append(RuleIR([.isTCPSyn(false), .verdict(.accept)], comment: "tcp segments after a connection's first"))
         rules.append(RuleIR([.verdictMap(.concat([.nfproto, .l4proto, .destinationPort]), map: Names.dispatchMap)]))
         return ChainIR(name: Names.inputChain, hook: .init(hook: "input", priority: -10), rules: rules)
     }
@@ -163,11 +169,8 @@ public enum RulesetLowering {
     /// exactly as the host answers a closed port.
     static func guardChain(_ family: IPFamily, guardsUDP: Bool, access: AccessSets) -> ChainIR {
         let source = Expr.sourceAddress(family)
-        var rules = [
-            // Not a SYN: part of an established connection (which must outlive its grant), or
-            // a stray segment the stack answers with a RST, as it would on a closed port.
-            RuleIR([.isTCPSyn(false), .verdict(.accept)], comment: "tcp segments of established connections"),
-        ]
+        // TCP segments other than SYNs never get here: the input chain lets them through.
+        var rules: [RuleIR] = []
         if guardsUDP {
             // UDP has no SYN; conntrack is what tells a reply flow from a new one. Only specs
             // that guard a UDP port pay for conntrack.

@@ -35,7 +35,7 @@ struct StrictRules {
         var rules = [
             RuleIR([.notEquals(.l4proto, .proto(.tcp)), .notEquals(.l4proto, .proto(.udp)), .verdict(.return)],
                    comment: "neither tcp nor udp"),
-            RuleIR([.equals(.l4proto, .proto(.tcp)), .isTCPSyn(false), .verdict(.return)], comment: "not a new connection"),
+            // TCP segments after a connection's first never get here (see the input chain).
         ]
         for machine in machines {
             let tags = StageTags(sequenceIndex: machine.tagIndex, family: family)
