@@ -24,7 +24,7 @@ public struct CounterReader {
     /// Packets and bytes of each counter, by name; empty when the table does not exist.
     public func values() throws(NftError) -> [String: (packets: UInt64, bytes: UInt64)] {
         do {
-            return try dump.counters(table: table) ?? [:]
+            return try dump.counters(table: table)
         } catch {
             throw NftError(command: "netlink dump of the counters of table inet \(table)", message: error.description)
         }

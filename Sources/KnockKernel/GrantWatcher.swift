@@ -64,6 +64,8 @@ public final class GrantWatcher {
                 var count = 0
                 let found = try dump.forEachElement(table: table, set: RulesetLowering.Names.granted(family)) { element in
                     guard let raw = RawGrant(element.key, family: family), let expires = element.expires else { return }
+                    // A dump can repeat an element (see `NetlinkDump.containsElement`).
+                    guard next[raw] == nil else { return }
                     count += 1
                     let expiry = now.addingTimeInterval(Double(expires) / 1000)
                     // Taken out of `live`: what is left there afterwards has gone.
@@ -86,7 +88,18 @@ public final class GrantWatcher {
                 _ = try dump.forEachElement(table: table, set: RulesetLowering.Names.banned(family)) { _ in banned += 1 }
                 bans[family] = banned
             }
-            let removed = Array(live.values)
+            // What the dumps did not list and whose time has not come may only have been
+            // skipped: ask the kernel for each before reporting it gone.
+            var removed: [TimedGrant] = []
+            for (raw, grant) in live {
+                if grant.expiry > now,
+                   try dump.containsElement(table: table, set: RulesetLowering.Names.granted(raw.family), key: raw.keyBytes) {
+                    next[raw] = grant
+                    grants[raw.family, default: 0] += 1
+                } else {
+                    removed.append(grant)
+                }
+            }
             live = next
             return Reading(changes: GrantChanges(added: added, removed: removed), grants: grants, bans: bans, tableReplaced: replaced)
         } catch let error as NetlinkDump.Failure {
@@ -132,6 +145,18 @@ struct RawGrant: Hashable {
         }
         proto = key[size]
         port = UInt16(key[size + 4]) << 8 | UInt16(key[size + 5])
+    }
+
+    /// The key as the kernel stores it.
+    var keyBytes: [UInt8] {
+        var bytes: [UInt8] = []
+        if family == .ipv4 {
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: low)) { bytes += $0 }
+        } else {
+            withUnsafeBytes(of: high) { bytes += $0 }
+            withUnsafeBytes(of: low) { bytes += $0 }
+        }
+        return bytes + [proto, 0, 0, 0, UInt8(port >> 8), UInt8(port & 0xff), 0, 0]
     }
 
     /// The key with the address as text (the form nft prints); nil for anything knockc

@@ -96,6 +96,31 @@ final class NetlinkDump {
         }
     }
 
+    /// Whether `set` holds an element with exactly `key` (the kernel's bytes), asked of the
+    /// kernel for that element alone.
+    ///
+    /// A dump of a large set comes in batches, and the kernel resumes each batch by skipping
+    /// as many elements as it has sent; when elements time out or arrive in between, a dump
+    /// can miss some that never left. The watcher asks again for each one before calling it
+    /// gone.
+    func containsElement(table: String, set: String, key: [UInt8]) throws(Failure) -> Bool {
+        let nested: UInt16 = 0x8000
+        let element = Self.attribute(1 | nested, Self.attribute(1, key)) // NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }
+        let list = Self.attribute(1 | nested, element)                     // NFTA_LIST_ELEM
+        return try request(type: Self.getSetElement, dump: false,
+                           attributes: [(1, Self.cString(table)), (2, Self.cString(set)), (3 | nested, list)]) { _, _ in }
+    }
+
+    /// One attribute: length, type, value, padded to 4 bytes.
+    private static func attribute(_ kind: UInt16, _ value: [UInt8]) -> [UInt8] {
+        var bytes = [UInt8]()
+        append16(&bytes, UInt16(4 + value.count))
+        append16(&bytes, kind)
+        bytes += value
+        bytes += [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
+        return bytes
+    }
+
     /// The comment in libnftnl's user data: records of a type byte, a length byte and the
     /// value; a comment is type 0, NUL-terminated.
     static func comment(userdata: UnsafeRawBufferPointer) -> String? {
@@ -123,15 +148,15 @@ final class NetlinkDump {
         return IPAddress(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), family: family)
     }
 
-    /// Packets and bytes counted by each named counter of `inet table`, by name; nil without
-    /// the table.
-    func counters(table: String) throws(Failure) -> [String: (packets: UInt64, bytes: UInt64)]? {
+    /// Packets and bytes counted by each named counter of `inet table`, by name; empty
+    /// without the table (the kernel filters an object dump by table rather than refusing it).
+    func counters(table: String) throws(Failure) -> [String: (packets: UInt64, bytes: UInt64)] {
         var counts: [String: (packets: UInt64, bytes: UInt64)] = [:]
         let type = withUnsafeBytes(of: Self.objectCounter.bigEndian) { Array($0) }
         var name: String?
         var packets: UInt64?
         var bytes: UInt64 = 0
-        let found = try request(type: Self.getObject, dump: true, attributes: [(1, Self.cString(table)), (3, type)],
+        _ = try request(type: Self.getObject, dump: true, attributes: [(1, Self.cString(table)), (3, type)],
                                 messageEnd: {
                                     if let name, let packets { counts[name] = (packets, bytes) }
                                     name = nil
@@ -149,7 +174,7 @@ final class NetlinkDump {
             default: break
             }
         }
-        return found ? counts : nil
+        return counts
     }
 
     // MARK: Netlink
