@@ -48,33 +48,26 @@ public struct StateCarryOver: Equatable, Sendable {
         return plan
     }
 
-    /// Elements per `add element` command. An apply over a million live grants took 56 s
-    /// with one command per set, where `nft -f` of the same grants in commands of 5,000 took
-    /// 6 s; the commands are still one transaction.
-    static let elementsPerCommand = 5000
-
     /// `add element` commands for the new table; empty when there is nothing to carry.
     public func commands(table: String) -> String {
         var lines: [String] = []
-        func add(_ set: String, _ elements: [String]) {
-            var start = 0
-            while start < elements.count {
-                let end = min(start + Self.elementsPerCommand, elements.count)
-                lines.append("add element inet \(table) \(set) { \(elements[start..<end].joined(separator: ", ")) }")
-                start = end
-            }
-        }
         for family in IPFamily.allCases {
             let progress = self.progress.filter { $0.family == family }.map {
                 "\($0.source) . \(family.address($0.tag)) timeout \($0.expires) expires \($0.expires)"
             }
-            add(RulesetLowering.Names.progress(family), progress)
+            if !progress.isEmpty {
+                lines.append("add element inet \(table) \(RulesetLowering.Names.progress(family)) { \(progress.joined(separator: ", ")) }")
+            }
             let grants = self.grants.filter { $0.family == family }.map {
                 "\($0.source) . \($0.port.proto.number) . \($0.port.port) timeout \($0.timeout) expires \($0.expires)"
             }
-            add(RulesetLowering.Names.granted(family), grants)
+            if !grants.isEmpty {
+                lines.append("add element inet \(table) \(RulesetLowering.Names.granted(family)) { \(grants.joined(separator: ", ")) }")
+            }
             let bans = self.bans.filter { $0.family == family }.map { "\($0.source) timeout \($0.expires) expires \($0.expires)" }
-            add(RulesetLowering.Names.banned(family), bans)
+            if !bans.isEmpty {
+                lines.append("add element inet \(table) \(RulesetLowering.Names.banned(family)) { \(bans.joined(separator: ", ")) }")
+            }
         }
         return lines.map { $0 + "\n" }.joined()
     }
