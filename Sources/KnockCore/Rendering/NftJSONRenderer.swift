@@ -92,12 +92,8 @@ public enum NftJSONRenderer {
             switch set.contents {
             case .dynamic(let size):
                 fields += [("size", .int(size)), ("flags", .array(["timeout"])), ("comment", .string(set.comment))]
-            case .intervals(let elements):
-                fields += [("flags", .array(["interval"])), ("comment", .string(set.comment))]
-                if !elements.isEmpty {
-                    fields.append(("elem", .array(elements.map { value($0) })))
-                }
-            case .plain(let elements):
+            case .intervals(let elements), .plain(let elements):
+                if case .intervals = set.contents { fields.append(("flags", .array(["interval"]))) }
                 fields.append(("comment", .string(set.comment)))
                 if !elements.isEmpty {
                     fields.append(("elem", .array(elements.map { value($0) })))

@@ -72,19 +72,8 @@ public enum NftTextRenderer {
             text.append(size)
             text.append("\n\t\tflags dynamic,timeout\n")
             writeComment(set.comment, to: &text)
-        case .intervals(let elements):
-            text.append("\t\tflags interval\n")
-            writeComment(set.comment, to: &text)
-            if !elements.isEmpty {
-                text.append("\t\telements = {\n")
-                for element in elements {
-                    text.append("\t\t\t")
-                    write(element, to: &text)
-                    text.append(",\n")
-                }
-                text.append("\t\t}\n")
-            }
-        case .plain(let elements):
+        case .intervals(let elements), .plain(let elements):
+            if case .intervals = set.contents { text.append("\t\tflags interval\n") }
             writeComment(set.comment, to: &text)
             if !elements.isEmpty {
                 text.append("\t\telements = {\n")
