@@ -62,7 +62,9 @@ public final class HookRunner: @unchecked Sendable {
         self.logger = logger
         self.queueLimit = queueLimit
         for index in 0..<max(1, slots) {
-            let thread = Thread { [unowned self] in self.work() }
+            // The workers keep the runner alive: they wait on its condition for as long as
+            // the process runs (a runner is made once, by `knockc watch`).
+            let thread = Thread { [self] in self.work() }
             thread.name = "knockc-hook-\(index)"
             thread.start()
         }
