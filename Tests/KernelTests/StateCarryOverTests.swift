@@ -59,12 +59,15 @@ struct StateCarryOverTests {
     func grantTimeCarriedToTheMillisecond() throws {
         try Testbed.with { bed in
             try bed.apply(Self.spec)
-            // 1.5 s left: whole seconds would carry 1 s (or drop it), losing half a second.
-            try bed.applyScript("add element inet knockc granted4 { 192.0.2.9 . 6 . 22 timeout 1h expires 1500ms }\n")
+            // 3,570.5 s left. Rounded down to whole seconds, the carried time would lose the half
+            // second; carried to the millisecond, it loses only the time that passed.
+            let added = Date()
+            try bed.applyScript("add element inet knockc granted4 { 192.0.2.9 . 6 . 22 timeout 1h expires 59m30s500ms }\n")
             try bed.apply(Self.spec)
             let left = try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.grants.first?.expires }
+            let passed = Int64(Date().timeIntervalSince(added) * 1000)
             let milliseconds = try #require(left).milliseconds
-            #expect((1000...1500).contains(milliseconds) && milliseconds % 1000 != 0, "\(milliseconds) ms left")
+            #expect((3_570_500 - passed - 50)...3_570_500 ~= milliseconds, "\(milliseconds) ms left after \(passed) ms")
         }
     }
 
