@@ -62,7 +62,6 @@ public final class Watcher {
         let reading = try reader.read(now: now)
         closeCounts = closeCounters()
         guard let reading else { return nil }
-        HeapTrim.release()
         metrics.record([], grants: reading.grants, bans: reading.bans)
         return reading.grants.values.reduce(0, +)
     }
@@ -93,7 +92,6 @@ public final class Watcher {
             runHooks(for: event)
         }
         metrics.record(reported, grants: reading.grants, bans: reading.bans)
-        if reading.changes.added.count + reading.changes.removed.count > 1000 { HeapTrim.release() }
         if let hooks { metrics.record(hooks: hooks.counts) }
         return reported
     }
