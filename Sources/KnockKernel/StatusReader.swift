@@ -138,12 +138,7 @@ public struct StatusReader {
         return Self.status(state: state, rules: KnockRuleSummary.parse(rules), table: table)
     }
 
-    /// Builds the status from one `nft -j list table` listing. Anything that does not look
-    /// as knockc wrote it is skipped.
-    static func parse(_ listing: String, table: String) -> TableStatus {
-        status(state: LiveStateReader.parse(listing), rules: KnockRuleSummary.parse(listing), table: table)
-    }
-
+    /// Builds the status from the live state and what the rules say about each sequence.
     static func status(state: LiveState, rules: KnockRuleSummary, table: String) -> TableStatus {
         let grants = state.grants.map { grant in
             TableStatus.Grant(

@@ -101,18 +101,9 @@ struct StatusParsingTests {
         return #"{"rule": {"family": "inet", "table": "knockc", "chain": "knock4_tcp_8000", "comment": "\#(comment)", "expr": [\#(updates.joined(separator: ", "))]}}"#
     }
 
-    static let listing = """
+    /// The rules part of a `nft -j list table` listing, as `KnockRuleSummary` reads it.
+    static let rules = """
         {"nftables": [{"metainfo": {"version": "1.0.6"}},
-        {"set": {"family": "inet", "name": "progress4", "table": "knockc", "elem": [
-          {"elem": {"val": {"concat": ["192.0.2.10", "0.0.1.2"]}, "timeout": 3, "expires": 2}},
-          {"elem": {"val": {"concat": ["192.0.2.9", "0.0.9.1"]}, "timeout": 3, "expires": 2}}]}},
-        {"set": {"family": "inet", "name": "granted4", "table": "knockc", "elem": [
-          {"elem": {"val": {"concat": ["192.0.2.10", "tcp", 22]}, "timeout": 3600, "expires": 599}},
-          {"elem": {"val": {"concat": ["192.0.2.9", "udp", 53]}, "timeout": 30, "expires": 7}},
-          {"elem": {"val": {"concat": ["192.0.2.9", "tcp", 2222]}, "timeout": 30, "expires": 7}}]}},
-        {"set": {"family": "inet", "name": "sequences", "table": "knockc", "elem": [
-          {"elem": {"val": "0.0.1.0", "comment": "alt 9fe6a677a97ef285"}},
-          {"elem": {"val": "0.0.2.0", "comment": "ssh 9fe6a677a97ef286"}}]}},
         {"rule": {"family": "inet", "table": "knockc", "chain": "knock4_tcp_7000", "comment": "alt: knock 1 of 4", "expr": []}},
         \(grantRule("ssh: knock 3 of 3, grant", [("tcp", 22)])),
         \(grantRule("alt: knock 4 of 4, grant", [("tcp", 22), ("udp", 53)])),
@@ -121,9 +112,26 @@ struct StatusParsingTests {
         \(grantRule("granted sources", [("tcp", 2222)]))]}
         """
 
+    /// The state the netlink reader would give for such a table.
+    static let state: LiveState = {
+        func address(_ text: String) -> IPAddress { IPAddress(text, family: .ipv4)! }
+        return LiveState(
+            catalog: [0x100: SequenceIdentity(catalogComment: "alt 9fe6a677a97ef285")!,
+                      0x200: SequenceIdentity(catalogComment: "ssh 9fe6a677a97ef286")!],
+            progress: [ProgressElement(family: .ipv4, source: address("192.0.2.10"), tag: 0x102, expires: .seconds(2)),
+                       ProgressElement(family: .ipv4, source: address("192.0.2.9"), tag: 0x901, expires: .seconds(2))],
+            grants: [GrantElement(family: .ipv4, source: address("192.0.2.10"), port: TransportPort(.tcp, 22), timeout: .seconds(3600), expires: .seconds(599)),
+                     GrantElement(family: .ipv4, source: address("192.0.2.9"), port: TransportPort(.udp, 53), timeout: .seconds(30), expires: .seconds(7)),
+                     GrantElement(family: .ipv4, source: address("192.0.2.9"), port: TransportPort(.tcp, 2222), timeout: .seconds(30), expires: .seconds(7))])
+    }()
+
+    static var status: TableStatus {
+        StatusReader.status(state: state, rules: KnockRuleSummary.parse(rules), table: "knockc")
+    }
+
     @Test("grants list every sequence opening their port; unknown tags keep their stage")
     func parses() {
-        let status = StatusReader.parse(Self.listing, table: "knockc")
+        let status = Self.status
         // Numeric address order (.9 before .10), then tcp before udp.
         #expect(status.grants.map(\.source.text) == ["192.0.2.9", "192.0.2.9", "192.0.2.10"])
         #expect(status.grants.map(\.port.description) == ["tcp/2222", "udp/53", "tcp/22"])
@@ -149,7 +157,7 @@ struct StatusParsingTests {
     func json() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let status = StatusReader.parse(Self.listing, table: "knockc")
+        let status = Self.status
         let text = String(decoding: try encoder.encode(status), as: UTF8.self)
         #expect(text.hasPrefix(#"{"bans":[],"grants":[{"expires_in_seconds":7,"family":"ipv4","port":"tcp/2222","sequences":[],"source":"192.0.2.9","timeout_seconds":30}"#))
         #expect(text.contains(#""progress":[{"expires_in_seconds":2,"family":"ipv4","of":null,"sequence":null,"source":"192.0.2.9","stage":1}"#))
