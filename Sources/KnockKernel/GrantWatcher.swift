@@ -2,7 +2,7 @@ import Foundation
 import KnockCore
 
 /// Reads what `knockc watch` reports on: the granted and banned sets, each reading compared
-/// with the one before (see `GrantSnapshot`). It only reads; the kernel decides who gets in
+/// with the one before (see `GrantChanges`). It only reads; the kernel decides who gets in
 /// whether or not a watcher runs.
 ///
 /// Why reading the sets rather than NFLOG: the kernel sends no netlink event for elements
@@ -161,13 +161,13 @@ struct RawGrant: Hashable {
 
     /// The key with the address as text (the form nft prints); nil for anything knockc
     /// would not have written.
-    func spelled() -> GrantSnapshot.Key? {
+    func spelled() -> GrantKey? {
         guard port > 0, let transport = TransportProtocol.allCases.first(where: { $0.number == proto }) else { return nil }
         var bytes = [UInt8](repeating: 0, count: 16)
         withUnsafeBytes(of: high) { bytes.replaceSubrange(0..<8, with: $0) }
         withUnsafeBytes(of: low) { bytes.replaceSubrange(8..<16, with: $0) }
         let address = family == .ipv4 ? Array(bytes[8..<12]) : bytes
         guard let source = address.withUnsafeBytes({ NetlinkDump.address($0, family: family) }) else { return nil }
-        return GrantSnapshot.Key(family: family, source: source, port: TransportPort(transport, port))
+        return GrantKey(family: family, source: source, port: TransportPort(transport, port))
     }
 }

@@ -24,46 +24,25 @@ public struct GrantEvent: Equatable, Sendable {
     public var expiresAt: Date
 }
 
-/// One reading of the granted sets: each grant and when it runs out.
-public struct GrantSnapshot: Equatable, Sendable {
-    public struct Key: Hashable, Sendable {
-        public var family: IPFamily
-        public var source: IPAddress
-        public var port: TransportPort
+/// One granted (source, port) pair, as the granted sets hold it.
+public struct GrantKey: Hashable, Sendable {
+    public var family: IPFamily
+    public var source: IPAddress
+    public var port: TransportPort
 
-        public init(family: IPFamily, source: IPAddress, port: TransportPort) {
-            self.family = family
-            self.source = source
-            self.port = port
-        }
-    }
-
-    public var expiries: [Key: Date]
-
-    public init(_ grants: [GrantElement], at now: Date) {
-        expiries = Dictionary(grants.map {
-            (Key(family: $0.family, source: $0.source, port: $0.port), now.addingTimeInterval(Double($0.expires.milliseconds) / 1000))
-        }, uniquingKeysWith: max)
-    }
-
-    /// Events from `previous` to `self`: new keys are grants, vanished keys expiries (when
-    /// their time had come, within `slack`) or ends. Grouped per source and kind, so one
-    /// sequence opening several ports is one event.
-    public func events(since previous: GrantSnapshot, now: Date, sequencesOpening: (IPFamily, TransportPort) -> [String],
-                       slack: TimeInterval = 1.5) -> [GrantEvent] {
-        GrantChanges(
-            added: expiries.filter { previous.expiries[$0.key] == nil }.map { TimedGrant(key: $0.key, expiry: $0.value) },
-            removed: previous.expiries.filter { expiries[$0.key] == nil }.map { TimedGrant(key: $0.key, expiry: $0.value) }
-        ).events(now: now, sequencesOpening: sequencesOpening, slack: slack)
+    public init(family: IPFamily, source: IPAddress, port: TransportPort) {
+        self.family = family
+        self.source = source
+        self.port = port
     }
 }
 
 /// A grant and when it runs out.
 public struct TimedGrant: Equatable, Sendable {
-    public var key: GrantSnapshot.Key
+    public var key: GrantKey
     public var expiry: Date
 
-    public init(key: GrantSnapshot.Key, expiry: Date) {
+    public init(key: GrantKey, expiry: Date) {
         self.key = key
         self.expiry = expiry
     }
@@ -86,7 +65,7 @@ public struct GrantChanges: Equatable, Sendable {
     public func events(now: Date, sequencesOpening: (IPFamily, TransportPort) -> [String],
                        slack: TimeInterval = 1.5) -> [GrantEvent] {
         var groups: [String: GrantEvent] = [:]
-        func add(_ kind: GrantEvent.Kind, _ key: GrantSnapshot.Key, _ expiry: Date) {
+        func add(_ kind: GrantEvent.Kind, _ key: GrantKey, _ expiry: Date) {
             let sequences = sequencesOpening(key.family, key.port)
             let id = "\(kind.rawValue) \(key.family.rawValue) \(key.source) \(sequences.joined(separator: ","))"
             var event = groups[id] ?? GrantEvent(kind: kind, family: key.family, source: key.source, ports: [],
