@@ -41,6 +41,12 @@ public struct RulesetApplier {
         try nft.run(script, dryRun: true)
     }
 
+    /// The live definition of `table` without the state the packet path writes (see
+    /// `NftContext.listDefinitions`), or nil when there is no such table.
+    public func listDefinitions(_ table: String) throws(NftError) -> String? {
+        try nft.listDefinitions(table)
+    }
+
     /// The live definition of `table`, or nil when there is no such table.
     public func listTable(_ table: String) throws(NftError) -> String? {
         try nft.listTable(table)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import KnockCore
 import KnockKernel
 
@@ -11,13 +12,19 @@ struct ApplyCommand: ParsableCommand {
             One transaction replaces knockc's table; other tables are never touched. Grants and \
             knocks in progress carry over, except the progress of sequences that were removed or \
             whose knocks changed. When the kernel refuses the ruleset, nothing changes and the \
-            refused line is printed. Needs CAP_NET_ADMIN (root).
+            refused line is printed. Needs CAP_NET_ADMIN (root); without it, exits 6.
 
             With --confirm 60s, the new table stays only if `knockc confirm` runs within 60 \
             seconds, for example from a new SSH session. Otherwise the previous table comes back \
             exactly, grants and knocks in progress included, and apply exits 5. The revert runs \
-            in a process of its own session, so it happens even when the terminal or the SSH \
-            connection that started the apply is gone.
+            in a process of its own session, started before the new table is installed, so it \
+            happens even when the terminal or the SSH connection that started the apply is gone. \
+            The window is measured on the boot clock: setting the wall clock does not move it. \
+            If that process is killed, the next apply, confirm or status notices and restores \
+            the previous table at once.
+
+            While an apply --confirm is pending, a plain apply is refused; --force ends the \
+            pending confirm (nothing is reverted) and applies.
             """
     )
 
@@ -26,22 +33,60 @@ struct ApplyCommand: ParsableCommand {
     @Option(help: "Revert unless `knockc confirm` runs within this time, as 60s or 5m.")
     var confirm: String?
 
+    @Flag(help: "End a pending apply --confirm of this table (it will not revert) and apply.")
+    var force = false
+
     static let reverted = ExitCode(5)
 
     func validate() throws {
-        if let confirm, Duration(parsing: confirm) == nil {
-            throw ValidationError("'\(confirm)' is not a duration; expected a number and a unit: 60s, 5m.")
+        if let confirm {
+            guard let window = Duration(parsing: confirm) else {
+                throw ValidationError("'\(confirm)' is not a duration; expected a number and a unit: 60s, 5m.")
+            }
+            guard window <= .maximum else { throw ValidationError("--confirm \(confirm) is longer than \(Duration.maximum).") }
         }
     }
 
     func run() throws {
         let spec = try options.load()
+        try Privilege.requireNetAdmin("apply")
         let specText = try String(contentsOfFile: options.spec, encoding: .utf8)
         if let confirm, let window = Duration(parsing: confirm) {
             try applyPendingConfirmation(spec, specText: specText, window: window)
         } else {
-            try install(spec)
-            try? PendingApply(table: spec.tableName).record(specText: specText)
+            try applyNow(spec, specText: specText)
+        }
+    }
+
+    /// A plain apply. The record it leaves is what a later `--confirm` restores; when it cannot
+    /// be written the table is still applied, and the warning says what that costs.
+    private func applyNow(_ spec: KnockSpec, specText: String) throws {
+        var pending: PendingConfirm?
+        do {
+            pending = PendingConfirm(store: try ConfirmStore(table: spec.tableName, root: ConfirmSupport.root))
+        } catch {
+            Console.error("knockc: warning: \(error); this apply is not recorded, so a later `apply --confirm` will refuse to start")
+        }
+        if let pending {
+            ConfirmSupport.report(pending.recoverOrphan(), table: spec.tableName)
+            if let record = pending.livePending() {
+                guard force else {
+                    Console.error("knockc: table inet \(spec.tableName) has an apply --confirm waiting for confirmation "
+                        + "(it reverts in \(pending.secondsLeft(record))s). Run `knockc confirm\(tableOption(spec))` to keep it, "
+                        + "wait for it to revert, or run this apply with --force to end it without a revert; nothing was changed")
+                    throw ExitCode(1)
+                }
+                if try pending.end("ended by `knockc apply --force`, which applied \(options.spec)") != nil {
+                    Console.error("knockc: ended the pending apply --confirm of table inet \(spec.tableName); it will not revert")
+                }
+            }
+        }
+        try install(spec)
+        guard let pending else { return }
+        do {
+            try pending.store.record(specText: specText)
+        } catch {
+            Console.error("knockc: warning: \(error); the table is applied, but a later `apply --confirm` cannot restore it")
         }
     }
 
@@ -59,51 +104,70 @@ struct ApplyCommand: ParsableCommand {
               + (report.progressDropped > 0 ? "; dropped \(report.progressDropped) of removed or changed sequences" : ""))
     }
 
+    private func tableOption(_ spec: KnockSpec) -> String {
+        spec.tableName == KnockSpec.defaultTableName ? "" : " --table \(spec.tableName)"
+    }
+
+    /// Arms the revert, installs, then waits for the outcome. See `PendingConfirm`.
     private func applyPendingConfirmation(_ spec: KnockSpec, specText: String, window: Duration) throws {
-        let pending = try PendingApply(table: spec.tableName)
-        let previous = try previousSpec(pending, table: spec.tableName)
-        try pending.locked {
-            if case .pending = pending.state() {
-                throw ValidationErrorText("another apply of table inet \(spec.tableName) is waiting for confirmation")
-            }
-            if let previous {
-                try previous.write(to: pending.previousURL, atomically: true, encoding: .utf8)
-            } else {
-                try? FileManager.default.removeItem(at: pending.previousURL)
-            }
-            try pending.setState(.pending(deadline: Date().addingTimeInterval(Double(window.milliseconds) / 1000)))
+        let pending = try ConfirmSupport.pending(table: spec.tableName)
+        ConfirmSupport.report(pending.recoverOrphan(), table: spec.tableName)
+        let previous = try previousSpec(pending)
+        do {
+            try pending.arm(previousSpec: previous, candidateSpec: specText, windowMilliseconds: Int(window.milliseconds))
+        } catch {
+            Console.error("knockc: \(error); nothing was changed")
+            throw (error as? SystemError)?.isPermission == true ? ExitCodes.notPermitted : ExitCode(1)
+        }
+        let knockc = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let started = try? Subprocess.run("/usr/bin/setsid", ["--fork", knockc, "revert-pending", "--table", spec.tableName])
+        guard started?.status == 0, pending.awaitReverter(timeout: 10) else {
+            _ = try? pending.end("the reverter did not start")
+            Console.error("knockc: could not start the process that reverts the table, so nothing was changed\(started.map { $0.errors.isEmpty ? "" : ": \($0.errors)" } ?? "")")
+            throw ExitCode(1)
         }
         do {
             try install(spec)
         } catch {
-            try pending.setState(.none)
+            _ = try? pending.end("the kernel refused the new table")
             throw error
         }
-        try pending.record(specText: specText)
-        let knockc = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let started = try Subprocess.run("/usr/bin/setsid", ["--fork", knockc, "revert-pending", "--table", spec.tableName])
-        guard started.status == 0 else {
-            try RevertPendingCommand.restore(previous: previous, table: spec.tableName, pending: pending)
-            try pending.setState(.reverted)
-            throw ValidationErrorText("could not start the reverter, so the previous table was restored: \(started.errors)")
-        }
-        print("run `knockc confirm\(spec.tableName == KnockSpec.defaultTableName ? "" : " --table \(spec.tableName)")` within \(window) to keep it; otherwise the previous table comes back")
+        print("run `knockc confirm\(tableOption(spec))` within \(window) to keep it; otherwise the previous table comes back")
+        // Whoever reads this through a pipe (a script, ssh -T) needs it now, not at exit.
+        fflush(nil)
+        try awaitOutcome(pending, window: window)
+    }
 
+    /// Waits for a confirm, a revert or an end. Never forever: a reverter that dies is noticed
+    /// within a poll, and one that is alive but has not reverted a minute after its deadline
+    /// (stopped, say) is killed and the revert done here.
+    private func awaitOutcome(_ pending: PendingConfirm, window: Duration) throws {
         while true {
-            switch pending.state() {
-            case .pending:
-                Thread.sleep(forTimeInterval: 0.05)
+            guard let record = pending.store.confirmRecord() else { return }
+            switch record.phase {
+            case .arming, .pending:
+                if record.reverter?.isAlive != true {
+                    // The record then tells what the recovery did.
+                    _ = pending.recoverOrphan()
+                    continue
+                }
+                if pending.clock() > record.deadline + 60_000_000_000, let reverter = record.reverter {
+                    Console.error("knockc: the reverter (\(reverter)) has not reverted a minute past the deadline; stopping it and reverting here")
+                    if reverter.isAlive { kill(reverter.pid, SIGKILL) }
+                    continue
+                }
+                usleep(50_000)
             case .confirmed:
                 print("confirmed: keeping the new table")
-                try pending.setState(.none)
                 return
             case .reverted:
-                Console.error("knockc: not confirmed within \(window): the previous table is restored")
+                Console.error("knockc: \(record.detail ?? "not confirmed within \(window)"): the previous table is restored")
                 throw Self.reverted
-            case .failed(let why):
-                Console.error("knockc: not confirmed within \(window), and restoring the previous table failed: \(why)")
+            case .failed:
+                Console.error("knockc: \(record.detail ?? "restoring the previous table failed")")
                 throw Self.reverted
-            case .none:
+            case .ended:
+                Console.error("knockc: the pending apply was \(record.detail ?? "ended"); nothing will be reverted")
                 return
             }
         }
@@ -112,12 +176,13 @@ struct ApplyCommand: ParsableCommand {
     /// The spec that restores the live table exactly, or nil when there is no table. Refuses
     /// when knockc cannot promise an exact restore: a live table that is not what the
     /// recorded spec compiles to.
-    private func previousSpec(_ pending: PendingApply, table: String) throws -> String? {
-        guard let live = try RulesetApplier().listTable(table) else { return nil }
-        guard let recorded = pending.recordedSpec() else {
+    private func previousSpec(_ pending: PendingConfirm) throws -> String? {
+        let table = pending.table
+        guard let live = try RulesetApplier().listDefinitions(table) else { return nil }
+        guard let recorded = pending.store.recordedSpec() else {
             throw ValidationErrorText("table inet \(table) exists, but knockc has no record of the spec it came from in this network namespace; apply once without --confirm first")
         }
-        let compiled = try ThrowawayNamespace.runKnockc(["scratch-apply", pending.recordURL.path, "--list"])
+        let compiled = try ThrowawayNamespace.runKnockc(["scratch-apply", pending.store.recordPath, "--list"])
         guard compiled.status == 0,
               ListingNormalizer.definitions(compiled.output) == ListingNormalizer.definitions(live) else {
             throw ValidationErrorText("the live table inet \(table) is not what knockc last applied here (see `knockc diff`), so it cannot be restored exactly; apply without --confirm, or restore it first")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KnockCore
+import KnockKernel
 
 struct ConfirmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,7 +9,9 @@ struct ConfirmCommand: ParsableCommand {
         discussion: """
             Run it from a new session (for example a new SSH login through the port the new \
             table guards) to prove the new table lets you in. Exits 0 when a pending apply was \
-            confirmed, 1 when there was nothing to confirm (none pending, or already reverted).
+            confirmed, 1 when there was nothing to confirm (none pending, already reverted, or \
+            its reverter had died and the deadline had passed, in which case the previous table \
+            is restored now), 6 when not permitted (it needs root).
             """
     )
 
@@ -20,16 +23,27 @@ struct ConfirmCommand: ParsableCommand {
     }
 
     func run() throws {
-        let pending = try PendingApply(table: table)
-        let confirmed = try pending.locked { () throws -> Bool in
-            guard case .pending = pending.state() else { return false }
-            try pending.setState(.confirmed)
-            return true
+        let pending = try ConfirmSupport.pending(table: table)
+        let outcome: PendingConfirm.Confirmation
+        do {
+            outcome = try pending.confirm()
+        } catch {
+            Console.error("knockc: cannot confirm: \(error)")
+            throw (error as? SystemError)?.isPermission == true ? ExitCodes.notPermitted : ExitCode(1)
         }
-        guard confirmed else {
+        switch outcome {
+        case .confirmed:
+            print("confirmed table inet \(table)")
+        case .confirmedWithoutReverter(let reverter):
+            print("confirmed table inet \(table)")
+            Console.error("knockc: note: its reverter (\(reverter)) had died, so nothing would have reverted it")
+        case .tooLate(let recovery):
+            ConfirmSupport.report(recovery, table: table)
+            Console.error("knockc: too late to confirm: the deadline had passed")
+            throw ExitCode(1)
+        case .nothingPending:
             Console.error("knockc: no apply of table inet \(table) is waiting for confirmation in this network namespace")
             throw ExitCode(1)
         }
-        print("confirmed table inet \(table)")
     }
 }

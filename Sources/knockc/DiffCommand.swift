@@ -27,7 +27,7 @@ struct DiffCommand: ParsableCommand {
 
         let live: String
         do {
-            live = try RulesetApplier().listTable(spec.tableName) ?? ""
+            live = try RulesetApplier().listDefinitions(spec.tableName) ?? ""
         } catch {
             Console.error("knockc: cannot read the live ruleset: \(error)")
             throw Self.trouble
@@ -46,18 +46,14 @@ struct DiffCommand: ParsableCommand {
     }
 }
 
-/// diff(1) -u between two texts; nil when they are equal.
+/// diff(1) -u between two texts; nil when they are equal. Both texts reach diff(1) as
+/// in-memory files it inherits (`/dev/fd/N`): the live table's knock ports never touch a
+/// path another user could read or plant.
 enum UnifiedDiff {
     static func between(_ old: String, labelled oldLabel: String, and new: String, labelled newLabel: String) throws -> String? {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("knockc-diff-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let oldFile = directory.appendingPathComponent("old")
-        let newFile = directory.appendingPathComponent("new")
-        try (old.isEmpty ? "" : old + "\n").write(to: oldFile, atomically: true, encoding: .utf8)
-        try (new + "\n").write(to: newFile, atomically: true, encoding: .utf8)
-
-        let result = try Subprocess.run("/usr/bin/diff", ["-u", "--label", oldLabel, "--label", newLabel, oldFile.path, newFile.path])
+        let oldFile = try MemoryFile("knockc-diff-old", contents: old.isEmpty ? "" : old + "\n", inheritable: true)
+        let newFile = try MemoryFile("knockc-diff-new", contents: new + "\n", inheritable: true)
+        let result = try Subprocess.run("/usr/bin/diff", ["-u", "--label", oldLabel, "--label", newLabel, oldFile.childPath, newFile.childPath])
         switch result.status {
         case 0: return nil
         case 1: return result.output

@@ -13,7 +13,8 @@ struct Knockc: ParsableCommand {
 
             Exit codes: 0 success, 1 the spec has errors, 3 the kernel refused the ruleset \
             (nothing was changed), 4 a knock could not be sent, 5 an apply --confirm was not \
-            confirmed and the previous table is back, 64 bad command-line usage.
+            confirmed and the previous table is back, 6 not permitted (needs root, CAP_NET_ADMIN), \
+            64 bad command-line usage.
             """,
         subcommands: [
             CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, ConfirmCommand.self,
@@ -28,4 +29,6 @@ enum ExitCodes {
     static let specErrors = ExitCode(1)
     static let kernelRefused = ExitCode(3)
     static let knockFailed = ExitCode(4)
+    /// Root (CAP_NET_ADMIN) is needed, or a file under /run/knockc may not be written.
+    static let notPermitted = ExitCode(6)
 }

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
-import KnockCore
+import Glibc
 import KnockKernel
 
 /// The detached half of `apply --confirm`: started in a session of its own, so it outlives
-/// the terminal and the SSH connection that ran the apply. At the deadline, unless the apply
-/// was confirmed, it restores the previous table. Hidden from help.
+/// the terminal and the SSH connection that ran the apply. It takes the record over before
+/// the new table is installed, and at the deadline, unless the apply was confirmed or ended,
+/// restores the previous table. Hidden from help.
 struct RevertPendingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "revert-pending",
@@ -15,43 +16,16 @@ struct RevertPendingCommand: ParsableCommand {
 
     @Option var table: String
 
-
     func run() throws {
-        let pending = try PendingApply(table: table)
-        defer { try? FileManager.default.removeItem(at: pending.previousURL) }
-        while true {
-            switch pending.state() {
-            case .pending(let deadline) where Date() < deadline:
-                Thread.sleep(forTimeInterval: min(0.05, max(deadline.timeIntervalSinceNow, 0)))
-                continue
-            case .pending:
-                try pending.locked {
-                    guard case .pending = pending.state() else { return }
-                    do {
-                        try Self.restore(previous: try? String(contentsOf: pending.previousURL, encoding: .utf8), table: table, pending: pending)
-                        try pending.setState(.reverted)
-                    } catch {
-                        try pending.setState(.failed("\(error)".replacingOccurrences(of: "\n", with: " ")))
-                    }
-                }
-            default:
-                break
+        let pending = try ConfirmSupport.pending(table: table)
+        guard try pending.takeOver(), let me = ProcessIdentity.current() else { return }
+        while let record = pending.store.confirmRecord(), record.phase == .pending, record.reverter == me {
+            let now = pending.clock()
+            guard now < record.deadline else {
+                try pending.revertAtDeadline(by: me)
+                return
             }
-            return
+            usleep(UInt32(min(50_000_000, record.deadline - now) / 1000))
         }
-    }
-
-    /// Applies the previous spec (carrying today's grants and progress back into it), or
-    /// deletes the table when there was none.
-    static func restore(previous: String?, table: String, pending: PendingApply) throws {
-        guard let previous else {
-            try RulesetApplier().apply("table inet \(table) {}\ndelete table inet \(table)\n")
-            pending.forgetRecord()
-            return
-        }
-        let (spec, diagnostics) = Pipeline.check(previous, file: pending.recordURL.path)
-        guard let spec else { throw DiagnosticsError(diagnostics) }
-        try RulesetApplier().apply(spec)
-        try pending.record(specText: previous)
     }
 }

@@ -25,7 +25,7 @@ struct ScratchApplyCommand: ParsableCommand {
         do {
             let applier = try RulesetApplier()
             try applier.apply(Pipeline.nftScript(for: spec))
-            if list { print(try applier.listTable(spec.tableName) ?? "", terminator: "") }
+            if list { print(try applier.listDefinitions(spec.tableName) ?? "", terminator: "") }
         } catch {
             Console.error("\(error)")
             throw ExitCodes.kernelRefused

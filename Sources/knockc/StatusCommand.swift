@@ -47,6 +47,7 @@ struct StatusCommand: ParsableCommand {
     }
 
     func run() throws {
+        reportPendingConfirm()
         let status: TableStatus?
         do {
             status = try StatusReader().readStatus(table: table)
@@ -64,6 +65,17 @@ struct StatusCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(status), as: UTF8.self))
         } else {
             print(Self.render(status), terminator: "")
+        }
+    }
+
+    /// A pending `apply --confirm` is said on stderr, and one whose reverter died is
+    /// recovered here, so that the state never claims a revert nobody will do.
+    private func reportPendingConfirm() {
+        guard let store = try? ConfirmStore(table: table, root: ConfirmSupport.root) else { return }
+        let pending = PendingConfirm(store: store)
+        ConfirmSupport.report(pending.recoverOrphan(), table: table)
+        if let record = pending.livePending() {
+            Console.error("knockc: an apply --confirm of table inet \(table) is waiting for confirmation: the previous table comes back in \(pending.secondsLeft(record))s unless `knockc confirm` runs")
         }
     }
 

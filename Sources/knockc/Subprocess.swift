@@ -1,10 +1,11 @@
 import Foundation
 import Glibc
+import KnockKernel
 
 /// Runs a program to completion with posix_spawn and waitpid. Foundation's Process waits
 /// through a run-loop socket that was seen to fail after a second child here, hanging the
-/// command; this has no such moving parts. Output goes through unlinked temporary files, so
-/// no pipe can fill up and stall the child.
+/// command; this has no such moving parts. Output goes into in-memory files, so no pipe can
+/// fill up and stall the child, and nothing is left on disk.
 enum Subprocess {
     struct Result {
         var status: Int32
@@ -13,8 +14,8 @@ enum Subprocess {
     }
 
     static func run(_ executable: String, _ arguments: [String]) throws -> Result {
-        let output = try CapturedFile()
-        let errors = try CapturedFile()
+        let output = try MemoryFile("knockc-out")
+        let errors = try MemoryFile("knockc-err")
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -31,25 +32,6 @@ enum Subprocess {
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return Result(status: exitStatus, output: output.contents(), errors: errors.contents())
-    }
-
-    /// A temporary file that is unlinked at once and read back from its descriptor.
-    private final class CapturedFile {
-        let fd: Int32
-
-        init() throws {
-            var template = Array("/tmp/knockc-out-XXXXXX".utf8CString)
-            fd = mkstemp(&template)
-            guard fd >= 0 else { throw ValidationErrorText("cannot create a temporary file") }
-            unlink(template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
-        }
-
-        func contents() -> String {
-            lseek(fd, 0, SEEK_SET)
-            return String(decoding: FileHandle(fileDescriptor: fd, closeOnDealloc: false).readDataToEndOfFile(), as: UTF8.self)
-        }
-
-        deinit { close(fd) }
     }
 }
 

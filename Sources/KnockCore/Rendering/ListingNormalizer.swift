@@ -4,11 +4,12 @@ import Foundation
 /// listings can be compared line by line: the elements of dynamic sets (knocks in progress,
 /// grants, bans) and the values of named counters are dropped, and the elements of constant
 /// sets and maps, which the kernel lists in hash order, are written one per line, sorted.
+/// Every function here reads each line once: a listing of 65,536 elements is linear work.
 public enum ListingNormalizer {
     public static func definitions(_ listing: String) -> String {
         var output: [String] = []
         var inDynamicSet = false
-        var lines = listing.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)[...]
+        var lines = listing.split(separator: "\n", omittingEmptySubsequences: false)[...]
         while let line = lines.popFirst() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             let words = trimmed.split(separator: " ")
@@ -20,15 +21,17 @@ public enum ListingNormalizer {
             // Named counters run; their values are not part of the definition.
             if trimmed.hasPrefix("packets "), trimmed.contains(" bytes ") { continue }
             guard trimmed.hasPrefix("elements = {") else {
-                output.append(line)
+                output.append(String(line))
                 continue
             }
-            // Gather the whole element list, which may wrap over several lines.
-            var text = String(trimmed.dropFirst("elements = {".count))
-            while !text.contains("}"), let next = lines.popFirst() {
-                text += " " + next.trimmingCharacters(in: .whitespaces)
+            // Gather the whole element list, which may wrap over several lines; only the line
+            // just read is searched for the closing brace.
+            var pieces = [trimmed.dropFirst("elements = {".count)]
+            while !pieces[pieces.count - 1].contains("}"), let next = lines.popFirst() {
+                pieces.append(next.trimmingCharacters(in: .whitespaces)[...])
             }
             if inDynamicSet { continue }
+            let text = pieces.joined(separator: " ")
             let indent = String(line.prefix { $0 == "\t" || $0 == " " })
             let elements = text.prefix { $0 != "}" }.split(separator: ",")
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.sorted()
@@ -37,5 +40,75 @@ public enum ListingNormalizer {
             output.append(indent + "}")
         }
         return output.joined(separator: "\n")
+    }
+
+    /// `table inet NAME { ... }` out of a ruleset listing; nil when it is not there.
+    public static func tableBlock(_ table: String, in ruleset: String) -> String? {
+        var block: [Substring] = []
+        for line in ruleset.split(separator: "\n", omittingEmptySubsequences: false) {
+            if block.isEmpty {
+                if line == "table inet \(table) {" { block.append(line) }
+                continue
+            }
+            block.append(line)
+            if line == "}" { return block.joined(separator: "\n") + "\n" }
+        }
+        return nil
+    }
+
+    /// One member of a listed table: a set, map, chain, counter, as `\tKIND NAME {` to `\t}`.
+    public struct Member: Hashable, Sendable {
+        public var kind: String
+        public var name: String
+        /// Its lines, from the opening line to the closing brace.
+        public var text: String
+        /// A set or map the packet path never writes: its elements are definition.
+        public var isConstantSet: Bool
+
+        public static func == (lhs: Member, rhs: Member) -> Bool { lhs.kind == rhs.kind && lhs.name == rhs.name }
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(kind)
+            hasher.combine(name)
+        }
+    }
+
+    /// The members of the one table in `listing`, in listing order.
+    public static func members(of listing: String) -> [Member] {
+        var members: [Member] = []
+        var current: (kind: String, name: String, lines: [Substring], dynamic: Bool)?
+        for line in listing.split(separator: "\n", omittingEmptySubsequences: false) {
+            if var member = current {
+                member.lines.append(line)
+                if line.hasPrefix("\t\tflags "), line.contains("dynamic") { member.dynamic = true }
+                if line == "\t}" {
+                    members.append(Member(kind: member.kind, name: member.name, text: member.lines.joined(separator: "\n"),
+                                          isConstantSet: ["set", "map"].contains(member.kind) && !member.dynamic))
+                    current = nil
+                } else {
+                    current = member
+                }
+                continue
+            }
+            let words = line.split(separator: " ")
+            if line.hasPrefix("\t"), !line.hasPrefix("\t\t"), words.count == 3, words[2] == "{" {
+                current = (words[0].trimmingCharacters(in: .whitespaces), String(words[1]), [line], false)
+            }
+        }
+        return members
+    }
+
+    /// `listing` with the named members' text replaced.
+    public static func replacingMembers(of listing: String, with replacements: [Member: String]) -> String {
+        guard !replacements.isEmpty else { return listing }
+        var output: [String] = []
+        var cursor = listing.startIndex
+        for member in members(of: listing) {
+            guard let replacement = replacements[member], let range = listing.range(of: member.text, range: cursor..<listing.endIndex) else { continue }
+            output.append(String(listing[cursor..<range.lowerBound]))
+            output.append(replacement)
+            cursor = range.upperBound
+        }
+        output.append(String(listing[cursor...]))
+        return output.joined()
     }
 }
