@@ -65,7 +65,7 @@ public struct Revoker {
         while true {
             attempt += 1
             guard let live = try LiveStateReader().read(table: table),
-                  let status = try StatusReader().readStatus(table: table) else { return .noTable }
+                  let status = try StatusReader().readStatus(table: table, hidingEnded: false) else { return .noTable }
             if let sequence {
                 let known = Set(live.catalog.values.map(\.name))
                 guard known.contains(sequence) else { return .noSuchSequence(known: known.sorted()) }

@@ -170,7 +170,9 @@ final class FirstKnockFlood: @unchecked Sendable {
         if wasRunning { finished.wait() }
     }
 
-    private static func sendSYN(from source: String, to host: String, port: UInt16) -> Bool {
+    /// One SYN from `source`, an address of this namespace's (which may be another host's:
+    /// that is how a forged packet is sent here), abandoned at once.
+    static func sendSYN(from source: String, to host: String, port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
