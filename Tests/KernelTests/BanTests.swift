@@ -79,6 +79,12 @@ struct BanTests {
             try bed.apply(Self.decoySpec.replacingOccurrences(of: "udp/161]", with: "udp/161, udp/162]"))
             try bed.client.knock(Testbed.serverV4, Self.knocks)
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused, "the ban survived the apply")
+            try bed.client.knock(Testbed.serverV6, Self.knocks)
+            #expect(try bed.client.connect(to: Testbed.serverV6, port: 22) == .refused, "the IPv6 ban survived the apply")
+            // The new table still lets an unbanned source in: `other` over IPv6 has no grant yet.
+            #expect(try bed.other.connect(to: Testbed.serverOtherV6, port: 22) == .refused)
+            try bed.other.knock(Testbed.serverOtherV6, Self.knocks)
+            #expect(try bed.other.connect(to: Testbed.serverOtherV6, port: 22) == .connected, "the re-applied table lets no one in")
             _ = (listener, listener6)
         }
     }

@@ -15,7 +15,10 @@ struct EchoKnockTests {
             step_timeout: 3s
         """
 
-    @Test("ping -s LEN counts as the knock, and a ping of another size resets", arguments: [IPFamily.ipv4, .ipv6])
+    /// An echo request of another size is no knock of the sequence, so, like a packet to a port
+    /// the sequence does not knock on, it is ignored: it neither counts nor resets (README,
+    /// "Ports that are not in the sequence are ignored").
+    @Test("ping -s LEN counts as the knock; a ping of another size does not count and is ignored", arguments: [IPFamily.ipv4, .ipv6])
     func pingKnocks(family: IPFamily) throws {
         try Testbed.with { bed in
             let listener = try bed.listen(tcpPort: 22, family: family)
@@ -30,10 +33,12 @@ struct EchoKnockTests {
             try bed.client.knock(server, [.udp(8000)])
             #expect(try bed.client.connect(to: server, port: 22) == .refused, "a default ping is not the knock")
 
+            // A ping of another size between the knocks changes nothing.
             try bed.client.knock(server, [.tcp(7000)])
             try ping(100)
+            try ping(56)
             try bed.client.knock(server, [.udp(8000)])
-            #expect(try bed.client.connect(to: server, port: 22) == .connected)
+            #expect(try bed.client.connect(to: server, port: 22) == .connected, "a default ping was not ignored")
             _ = listener
         }
     }

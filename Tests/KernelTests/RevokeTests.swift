@@ -23,6 +23,8 @@ struct RevokeTests {
     func revokeSource() throws {
         try Testbed.with { bed in
             let ssh = try bed.listen(tcpPort: 22)
+            // Something listens on 443, so a refusal there is the firewall's, not a closed port's.
+            let web = try bed.listen(tcpPort: 443)
             try bed.apply(Self.spec)
             try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
             try bed.other.knock(Testbed.serverOtherV4, KnockSemanticsTests.sequence)
@@ -40,6 +42,10 @@ struct RevokeTests {
             // The progress is gone too: the rest of the web sequence opens nothing.
             try bed.client.knock(Testbed.serverV4, [.tcp(5000), .udp(4000)])
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 443) == .refused)
+            // The whole web sequence still opens 443: the refusal was for the lost progress.
+            try bed.client.knock(Testbed.serverV4, [.udp(6000), .tcp(5000), .udp(4000)])
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 443) == .connected)
+            _ = web
         }
     }
 
