@@ -35,11 +35,41 @@ public struct Knocker: Sendable {
     /// once for the whole sequence because a name with several addresses would otherwise
     /// spread one sequence over several hosts. Stops at the first knock that fails; the
     /// knocks after it are not sent.
+    ///
+    /// Before the first knock it checks that every knock can be sent (`checkSendable`): a
+    /// sequence that fails part-way leaves the server holding the knocks before the failure.
     public func send(_ knocks: [Knock], to target: ResolvedHost) throws(KnockError) {
+        try Self.checkSendable(knocks, to: target)
         for (index, knock) in knocks.enumerated() {
             if index > 0 { Self.pause(for: delay) }
             try Self.sendOne(knock, to: target)
         }
+    }
+
+    /// Throws, having sent nothing, when a knock of `knocks` could not be sent from this
+    /// process. Only an ICMP knock needs a privilege: a raw socket (root or CAP_NET_RAW), or a
+    /// ping socket, which net.ipv4.ping_group_range allows per group. TCP and UDP sockets need
+    /// none, so their knocks are not tried ahead.
+    public static func checkSendable(_ knocks: [Knock], to target: ResolvedHost) throws(KnockError) {
+        for knock in knocks {
+            guard case .icmpEcho = knock else { continue }
+            let descriptor = try openEchoSocket(target, knock: knock)
+            _ = Glibc.close(descriptor)
+            return
+        }
+    }
+
+    /// A socket for echo requests to `target`'s family: a ping socket when the caller's group
+    /// may have one, otherwise a raw socket.
+    private static func openEchoSocket(_ target: ResolvedHost, knock: Knock) throws(KnockError) -> Int32 {
+        let proto = target.socketAddress.family == AF_INET ? Int32(IPPROTO_ICMP) : Int32(IPPROTO_ICMPV6)
+        let ping = socket(target.socketAddress.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto)
+        if ping >= 0 { return ping }
+        let pingErrno = errno
+        let raw = socket(target.socketAddress.family, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto)
+        if raw >= 0 { return raw }
+        let rawErrno = errno
+        throw .echoNotPermitted(knock: knock, address: target.address, pingErrno: pingErrno, rawErrno: rawErrno)
     }
 
     private static func sendOne(_ knock: Knock, to target: ResolvedHost) throws(KnockError) {
@@ -60,14 +90,7 @@ public struct Knocker: Sendable {
     /// needs root or CAP_NET_RAW.
     private static func sendEcho(to target: ResolvedHost, payloadLength: Int, knock: Knock) throws(KnockError) {
         let isIPv4 = target.socketAddress.family == AF_INET
-        let proto = isIPv4 ? Int32(IPPROTO_ICMP) : Int32(IPPROTO_ICMPV6)
-        var descriptor = socket(target.socketAddress.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto)
-        if descriptor < 0 {
-            descriptor = socket(target.socketAddress.family, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto)
-        }
-        guard descriptor >= 0 else {
-            throw .sendFailed(knock: knock, address: target.address, call: "socket (ICMP knocks need root or CAP_NET_RAW)", errno: errno)
-        }
+        let descriptor = try openEchoSocket(target, knock: knock)
         defer { _ = Glibc.close(descriptor) }
         // Type, code, checksum, identifier, sequence, then the payload. A ping socket sets
         // the identifier and checksum itself; for ICMPv6 the kernel always sums the packet.

@@ -71,11 +71,77 @@ struct LiveStateReader {
         return state
     }
 
+    /// The sources of `table`'s top-level `allow` list, read from its interval sets; empty when
+    /// the table has no such list.
+    func readAllowed(table: String) throws(NftError) -> AddressIntervals {
+        var allowed = AddressIntervals()
+        do {
+            for family in IPFamily.allCases {
+                let size = family == .ipv4 ? 4 : 16
+                var bounds: [AddressIntervals.Bound] = []
+                _ = try dump.forEachElement(table: table, set: RulesetLowering.Names.allowed(family)) { element in
+                    guard element.key.count == size else { return }
+                    bounds.append(.init(key: Array(element.key), isEnd: element.flags & NetlinkDump.ElementView.intervalEnd != 0))
+                }
+                allowed.add(bounds, family: family)
+            }
+        } catch {
+            throw NftError(command: "netlink dump of table inet \(table)", message: error.description)
+        }
+        return allowed
+    }
+
     private static func duration(_ milliseconds: UInt64) -> Duration {
         Duration(milliseconds: Int64(clamping: milliseconds))
     }
 
     static let stateSets = [RulesetLowering.Names.sequenceCatalog] + IPFamily.allCases.flatMap {
         [RulesetLowering.Names.progress($0), RulesetLowering.Names.granted($0), RulesetLowering.Names.banned($0)]
+    }
+}
+
+/// The addresses an interval set holds, from the elements the kernel lists for it.
+///
+/// An interval set of addresses (`flags interval`, one field) is kept by the kernel as bounds:
+/// an element for the first address of each interval, and one flagged as an interval end for
+/// the first address past it (none when the interval runs to the last address). The dump
+/// lists them in no promised order, and may start with an end bound at the zero address.
+struct AddressIntervals {
+    struct Bound {
+        var key: [UInt8]
+        var isEnd: Bool
+    }
+
+    /// Per family, half-open `[start, end)` ranges of address bytes; a nil end runs to the
+    /// last address.
+    private var ranges: [IPFamily: [(start: [UInt8], end: [UInt8]?)]] = [:]
+
+    var isEmpty: Bool { ranges.values.allSatisfy(\.isEmpty) }
+
+    mutating func add(_ bounds: [Bound], family: IPFamily) {
+        // Ends before starts at the same key, so adjacent intervals [a, b) [b, c) pair up.
+        let sorted = bounds.sorted { lhs, rhs in
+            lhs.key == rhs.key ? lhs.isEnd && !rhs.isEnd : lhs.key.lexicographicallyPrecedes(rhs.key)
+        }
+        var open: [UInt8]?
+        for bound in sorted {
+            if bound.isEnd {
+                if let start = open { ranges[family, default: []].append((start, bound.key)) }
+                open = nil
+            } else if open == nil {
+                open = bound.key
+            }
+        }
+        if let start = open { ranges[family, default: []].append((start, nil)) }
+    }
+
+    /// Whether `address` lies in one of the intervals of its family.
+    func contains(_ address: IPAddress, family: IPFamily) -> Bool {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(family == .ipv4 ? AF_INET : AF_INET6, address.text, &bytes) == 1 else { return false }
+        let key = Array(bytes.prefix(family == .ipv4 ? 4 : 16))
+        return (ranges[family] ?? []).contains { range in
+            !key.lexicographicallyPrecedes(range.start) && (range.end.map { key.lexicographicallyPrecedes($0) } ?? true)
+        }
     }
 }

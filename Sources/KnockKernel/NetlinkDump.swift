@@ -68,6 +68,11 @@ final class NetlinkDump {
         var expires: UInt64?
         /// The element's comment, if it has one.
         var comment: String?
+        /// NFTA_SET_ELEM_FLAGS; in an interval set, `intervalEnd` marks the first key past an
+        /// interval.
+        var flags: UInt32 = 0
+
+        static let intervalEnd: UInt32 = 1 // NFT_SET_ELEM_INTERVAL_END
     }
 
     /// Calls `body` with each element of `set` in `inet table`. False when the table or the
@@ -81,17 +86,20 @@ final class NetlinkDump {
                 var timeout: UInt64?
                 var expires: UInt64?
                 var comment: String?
+                var flags: UInt32 = 0
                 Self.forEachAttribute(item) { field, value in
                     switch field {
                     case 1: // NFTA_SET_ELEM_KEY, holding NFTA_DATA_VALUE
                         Self.forEachAttribute(value) { inner, data in if inner == 1 { key = data } }
+                    case 3 where value.count == 4: // NFTA_SET_ELEM_FLAGS
+                        flags = UInt32(value[0]) << 24 | UInt32(value[1]) << 16 | UInt32(value[2]) << 8 | UInt32(value[3])
                     case 4 where value.count == 8: timeout = Self.bigEndian64(value)
                     case 5 where value.count == 8: expires = Self.bigEndian64(value)
                     case 6: comment = Self.comment(userdata: value) // NFTA_SET_ELEM_USERDATA
                     default: break
                     }
                 }
-                if let key { body(ElementView(key: key, timeout: timeout, expires: expires, comment: comment)) }
+                if let key { body(ElementView(key: key, timeout: timeout, expires: expires, comment: comment, flags: flags)) }
             }
         }
     }

@@ -17,22 +17,65 @@ public struct Revoker {
         public var progress: Int
     }
 
+    /// Why a revoke did not run.
+    public enum Failure: Error, Sendable, CustomStringConvertible {
+        /// libnftables or the netlink dump failed.
+        case kernel(NftError)
+        /// `--sequence` named no sequence of the live table; `known` are the ones it has.
+        case noSuchSequence(String, known: [String])
+
+        public var description: String {
+            switch self {
+            case .kernel(let error):
+                return error.description
+            case .noSuchSequence(let name, let known):
+                return "no sequence '\(name)' in the table; it has " + (known.isEmpty ? "none" : known.joined(separator: ", "))
+            }
+        }
+    }
+
     /// Removes every grant and every knock in progress of `source`, or only those of
     /// `sequence`: its progress, and grants of the ports it opens. Nil when there is no table.
-    public func revoke(source: IPAddress, family: IPFamily, sequence: String?, table: String) throws(NftError) -> Outcome? {
+    /// A `sequence` the table does not have is an error, not an empty outcome: a mistyped name
+    /// must not look like a source that had nothing.
+    public func revoke(source: IPAddress, family: IPFamily, sequence: String?, table: String) throws(Failure) -> Outcome? {
+        let result: Attempt
+        do {
+            result = try deleteElements(source: source, family: family, sequence: sequence, table: table)
+        } catch {
+            throw .kernel(error)
+        }
+        switch result {
+        case .noTable: return nil
+        case .noSuchSequence(let known): throw .noSuchSequence(sequence ?? "", known: known)
+        case .revoked(let outcome): return outcome
+        }
+    }
+
+    private enum Attempt {
+        case noTable
+        case noSuchSequence(known: [String])
+        case revoked(Outcome)
+    }
+
+    private func deleteElements(source: IPAddress, family: IPFamily, sequence: String?, table: String) throws(NftError) -> Attempt {
         // An element can time out between the read and the delete, which fails the whole
         // transaction; reading again and retrying settles it.
         var attempt = 0
         while true {
             attempt += 1
             guard let live = try LiveStateReader().read(table: table),
-                  let status = try StatusReader().readStatus(table: table) else { return nil }
+                  let status = try StatusReader().readStatus(table: table, hidingEnded: false) else { return .noTable }
+            if let sequence {
+                let known = Set(live.catalog.values.map(\.name))
+                guard known.contains(sequence) else { return .noSuchSequence(known: known.sorted()) }
+            }
             let plan = Self.plan(live: live, status: status, source: source, family: family, sequence: sequence)
             let commands = plan.deleteCommands(table: table)
-            if commands.isEmpty { return Outcome(grants: [], progress: 0) }
+            if commands.isEmpty { return .revoked(Outcome(grants: [], progress: 0)) }
             do {
                 try nft.run(commands)
-                return Outcome(grants: plan.grants.map(\.port), progress: plan.progress.count)
+                return .revoked(Outcome(grants: plan.grants.map(\.port), progress: plan.progress.count))
             } catch where attempt < 3 && error.isMissingObject {
                 continue
             }

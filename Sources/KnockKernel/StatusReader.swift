@@ -8,7 +8,7 @@ public struct TableStatus: Equatable, Sendable, Encodable {
     public var table: String
     public var grants: [Grant]
     public var progress: [Progress]
-    /// Always empty: knockc tables have no ban sets yet.
+    /// Sources banned by wrong knocks or a decoy.
     public var bans: [Ban]
 
     public init(table: String, grants: [Grant] = [], progress: [Progress] = [], bans: [Ban] = []) {
@@ -100,9 +100,21 @@ public struct TableStatus: Equatable, Sendable, Encodable {
         public var family: IPFamily
         public var source: IPAddress
         public var expires: Duration
+        /// False when the ban cannot take effect: the source is in the top-level `allow` list,
+        /// which reaches every guarded port without knocking, so the knocks a ban ignores are
+        /// knocks it never needs. Bans are triggered by packets whose source can be forged, so
+        /// such a ban is often someone else's doing.
+        public var effective: Bool
+
+        public init(family: IPFamily, source: IPAddress, expires: Duration, effective: Bool = true) {
+            self.family = family
+            self.source = source
+            self.expires = expires
+            self.effective = effective
+        }
 
         enum CodingKeys: String, CodingKey {
-            case family, source
+            case family, source, effective
             case expires = "expires_in_seconds"
         }
 
@@ -111,6 +123,7 @@ public struct TableStatus: Equatable, Sendable, Encodable {
             try container.encode(family.rawValue, forKey: .family)
             try container.encode(source.text, forKey: .source)
             try container.encode(expires.milliseconds / 1000, forKey: .expires)
+            try container.encode(effective, forKey: .effective)
         }
     }
 }
@@ -133,13 +146,34 @@ public struct StatusReader {
     /// The rules come from a listing without set contents and the state from the state sets
     /// alone: one listing of everything took seconds for a large spec with many grants.
     public func readStatus(table: String) throws(NftError) -> TableStatus? {
+        try readStatus(table: table, hidingEnded: true)
+    }
+
+    /// With `hidingEnded` false, elements with less than a second left are kept: `revoke`
+    /// reads which ports each sequence opens from every grant there is.
+    func readStatus(table: String, hidingEnded: Bool) throws(NftError) -> TableStatus? {
+        let reader = try LiveStateReader()
         guard let rules = try json.listTable(table, elements: false),
-              let state = try LiveStateReader().read(table: table) else { return nil }
-        return Self.status(state: state, rules: KnockRuleSummary.parse(rules), table: table)
+              let state = try reader.read(table: table) else { return nil }
+        let allowed = state.bans.isEmpty ? AddressIntervals() : try reader.readAllowed(table: table)
+        return Self.status(state: state, rules: KnockRuleSummary.parse(rules), allowed: allowed, table: table,
+                           hidingEnded: hidingEnded)
     }
 
     /// Builds the status from the live state and what the rules say about each sequence.
-    static func status(state: LiveState, rules: KnockRuleSummary, table: String) -> TableStatus {
+    ///
+    /// Elements with less than a second left are left out, as the listing did when status read
+    /// it through libnftables: the dump gives milliseconds, and such an element would show as
+    /// `0s` left, or has ended and is only waiting for the kernel to collect it.
+    static func status(state: LiveState, rules: KnockRuleSummary, allowed: AddressIntervals = AddressIntervals(),
+                       table: String, hidingEnded: Bool = true) -> TableStatus {
+        var state = state
+        if hidingEnded {
+            let second = Duration(milliseconds: 1000)
+            state.grants.removeAll { $0.expires < second }
+            state.progress.removeAll { $0.expires < second }
+            state.bans.removeAll { $0.expires < second }
+        }
         let grants = state.grants.map { grant in
             TableStatus.Grant(
                 family: grant.family, source: grant.source, port: grant.port,
@@ -159,7 +193,10 @@ public struct StatusReader {
                 ($0.family.order, AddressOrder($0.source, $0.family), $0.sequence ?? "", $0.stage)
                     < ($1.family.order, AddressOrder($1.source, $1.family), $1.sequence ?? "", $1.stage)
             },
-            bans: state.bans.map { TableStatus.Ban(family: $0.family, source: $0.source, expires: $0.expires) }
+            bans: state.bans.map {
+                TableStatus.Ban(family: $0.family, source: $0.source, expires: $0.expires,
+                                effective: !allowed.contains($0.source, family: $0.family))
+            }
                 .sorted { ($0.family.order, AddressOrder($0.source, $0.family)) < ($1.family.order, AddressOrder($1.source, $1.family)) })
     }
 }

@@ -13,7 +13,9 @@ struct CheckCommand: ParsableCommand {
 
             With --kernel, each valid spec is also compiled and loaded into a throwaway user and \
             network namespace, so the running kernel itself accepts or refuses it. No root is \
-            needed and the host's ruleset is never touched.
+            needed and the host's ruleset is never touched. When that namespace cannot be made \
+            (user namespaces disabled, a limit reached), the spec is reported as not checked, \
+            with unshare's reason, and the exit code is 1.
             """
     )
 
@@ -35,9 +37,13 @@ struct CheckCommand: ParsableCommand {
         for path in specs {
             var (spec, diagnostics) = Pipeline.check(file: path)
             var kernelError: String?
+            var namespaceError: String?
             if kernel, spec != nil {
                 let result = try ThrowawayNamespace.runKnockc(["scratch-apply", path])
-                if result.status != 0 {
+                if let failure = ThrowawayNamespace.setupFailure(of: result) {
+                    namespaceError = failure.description
+                    spec = nil
+                } else if result.status != 0 {
                     kernelError = result.errors.trimmingCharacters(in: .whitespacesAndNewlines)
                     spec = nil
                 }
@@ -45,8 +51,10 @@ struct CheckCommand: ParsableCommand {
             if format == .text {
                 Console.report(diagnostics)
                 if let kernelError { Console.error("\(path): error: the kernel refused the compiled ruleset:\n\(kernelError)") }
+                if let namespaceError { Console.error("\(path): error: not checked against the kernel: \(namespaceError)") }
             }
-            reports.append(SpecReport(file: path, valid: spec != nil, diagnostics: diagnostics.map(DiagnosticReport.init), kernelError: kernelError))
+            reports.append(SpecReport(file: path, valid: spec != nil, diagnostics: diagnostics.map(DiagnosticReport.init),
+                                      kernelError: kernelError, namespaceError: namespaceError))
         }
         if format == .json {
             let encoder = JSONEncoder()
@@ -68,10 +76,14 @@ struct SpecReport: Encodable {
     var diagnostics: [DiagnosticReport]
     /// libnftables' text when `--kernel` was given and the kernel refused the ruleset.
     var kernelError: String?
+    /// Why `--kernel` could not load the ruleset at all (the throwaway namespace could not be
+    /// made); the spec then counts as not valid, since it was not checked.
+    var namespaceError: String?
 
     enum CodingKeys: String, CodingKey {
         case file, valid, diagnostics
         case kernelError = "kernel_error"
+        case namespaceError = "namespace_error"
     }
 }
 

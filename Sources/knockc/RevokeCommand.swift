@@ -13,7 +13,8 @@ struct RevokeCommand: ParsableCommand {
             are removed.
 
             Exits 0 when the table was read (even if the source had nothing), 1 when there is \
-            no such table.
+            no such table, or --sequence names no sequence of the table (the ones it has are \
+            listed).
             """
     )
 
@@ -39,6 +40,10 @@ struct RevokeCommand: ParsableCommand {
         let outcome: Revoker.Outcome?
         do {
             outcome = try Revoker().revoke(source: address, family: family, sequence: sequence, table: table)
+        } catch Revoker.Failure.noSuchSequence(let name, let known) {
+            Console.error("knockc: table inet \(table) has no sequence '\(name)'; it has "
+                          + (known.isEmpty ? "none" : known.joined(separator: ", ")) + "; nothing was revoked")
+            throw ExitCode(1)
         } catch {
             Console.error("knockc: cannot revoke: \(error)")
             throw ExitCode(1)

@@ -22,13 +22,16 @@ struct StatusCommand: ParsableCommand {
             made out of the sequence's total, and the time left before the kernel forgets them \
             (the step timeout).
 
-            bans: sources banned by wrong knocks or a decoy, and the time left.
+            bans: sources banned by wrong knocks or a decoy, and the time left. A ban of a \
+            source in the top-level allow list is marked "(allowed: ban has no effect)": that \
+            source reaches every guarded port without knocking. Bans are triggered by packets \
+            whose source can be forged, so a ban does not show that its source misbehaved.
 
             Times are whole seconds, as libnftables lists them; an element with less than a \
             second left is not shown. With --json, prints one JSON object: table, grants \
             (source, family, port, sequences, timeout_seconds, expires_in_seconds), progress \
             (source, family, sequence, stage, of, expires_in_seconds) and bans (source, \
-            family, expires_in_seconds).
+            family, expires_in_seconds, effective: false for an allowed source).
 
             Exit codes: 0 the table was read, 1 there is no such table or it could not be read.
             """
@@ -102,10 +105,15 @@ struct StatusCommand: ParsableCommand {
         if status.bans.isEmpty {
             out += "bans: none\n"
         } else {
-            out += "bans\n" + columns([["SOURCE", "LEFT"]] + status.bans.map { [$0.source.text, timeLeft($0.expires)] })
+            out += "bans\n" + columns([["SOURCE", "LEFT"]] + status.bans.map {
+                [$0.source.text, timeLeft($0.expires) + ($0.effective ? "" : "  \(Self.ineffectiveBan)")]
+            })
         }
         return out
     }
+
+    /// Beside a ban that cannot take effect (`TableStatus.Ban.effective`).
+    static let ineffectiveBan = "(allowed: ban has no effect)"
 
     /// Rows with each column padded to its widest cell, indented by two spaces.
     static func columns(_ rows: [[String]]) -> String {

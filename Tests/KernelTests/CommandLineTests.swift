@@ -73,6 +73,32 @@ struct CommandLineTests {
         #expect(listing.output.contains("chain knock4_tcp_7000"))
     }
 
+    /// In a user namespace of the test's own whose limit of network namespaces is 0, unshare
+    /// cannot make the throwaway namespace; the limit is that user namespace's alone, and
+    /// nothing reaches any kernel ruleset.
+    @Test("check --kernel says the throwaway namespace could not be made, not that the kernel refused the ruleset")
+    func kernelCheckWithoutNamespace() throws {
+        let limited = ["unshare", "--user", "--map-root-user", "--fork", "sh", "-c",
+                       #"echo 0 > /proc/sys/user/max_net_namespaces && exec "$0" "$@""#, Self.knockc]
+        let text = try runProgram(limited + ["check", "--kernel", Self.ssh], allowFailure: true)
+        #expect(text.status == 1)
+        #expect(text.error.contains("\(Self.ssh): error: not checked against the kernel: cannot create a throwaway network namespace: unshare: "), "\(text.error)")
+        #expect(text.error.contains("No space left on device"), "\(text.error)")
+        #expect(!text.error.contains("refused"), "\(text.error)")
+
+        let json = try runProgram(limited + ["check", "--kernel", "--format", "json", Self.ssh], allowFailure: true)
+        #expect(json.status == 1)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        let spec = try #require((report["specs"] as? [[String: Any]])?.first)
+        #expect(spec["valid"] as? Bool == false)
+        #expect(spec["kernel_error"] == nil)
+        #expect((spec["namespace_error"] as? String)?.hasPrefix("cannot create a throwaway network namespace: unshare: ") == true)
+
+        // Without the limit, the same command checks the spec.
+        let unlimited = try runProgram(["unshare", "--user", "--map-root-user", "--fork", Self.knockc, "check", "--kernel", Self.ssh], allowFailure: true)
+        #expect(unlimited.status == 0, "\(unlimited.error)")
+    }
+
     @Test("check exits 1 with file:line:col diagnostics, and --format json reports the same")
     func checkDiagnostics() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("knockc-check-\(getpid())")
@@ -93,6 +119,11 @@ struct CommandLineTests {
         #expect((spec["diagnostics"] as? [[String: Any]])?.first?["line"] as? Int == 4)
 
         #expect(try knockc(["check", Self.ssh]).status == 0)
-        #expect(try knockc(["compile", "--format", "nft", Self.ssh]).output == knockc(["compile", Self.ssh]).output)
+        let explicit = try knockc(["compile", "--format", "nft", Self.ssh])
+        let implicit = try knockc(["compile", Self.ssh])
+        #expect(explicit.status == 0, "\(explicit.error)")
+        #expect(implicit.status == 0, "\(implicit.error)")
+        #expect(explicit.output.contains("table inet knockc {"))
+        #expect(explicit.output == implicit.output)
     }
 }

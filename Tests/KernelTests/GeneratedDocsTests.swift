@@ -54,7 +54,13 @@ struct GeneratedDocsTests {
         for expected in ["check", "compile", "diff", "apply", "confirm", "status", "knock", "units"] {
             #expect(names.contains(expected), "knockc has no displayed subcommand \(expected)")
         }
+        // A few options the dump must show, so that a misread dump cannot pass as "no options".
+        let options = Dictionary(uniqueKeysWithValues: displayed.map { ($0.name, Set($0.longNames)) })
+        #expect(options["apply"]?.contains("confirm") == true)
+        #expect(options["knock"]?.isSuperset(of: ["then-connect", "retries", "delay"]) == true)
+        #expect(options["check"]?.contains("kernel") == true)
 
+        var checked = 0
         let man = Self.docs.appendingPathComponent("man")
         let main = try String(contentsOf: man.appendingPathComponent("knockc.1"), encoding: .utf8)
         #expect(main.contains(".Dt KNOCKC 1"))
@@ -70,9 +76,12 @@ struct GeneratedDocsTests {
             #expect(named, "docs/man/knockc.\(subcommand.name).1 does not name knockc \(subcommand.name)")
             let words = Set(page.split(whereSeparator: \.isWhitespace).map(String.init))
             for long in subcommand.longNames {
+                checked += 1
                 #expect(words.contains("-\(long)"), "docs/man/knockc.\(subcommand.name).1 does not describe --\(long): run scripts/gen-docs")
             }
         }
+        // A misread dump leaves the loop above nothing to check.
+        #expect(checked >= 20, "only \(checked) options checked in the man pages")
         for hidden in subcommands where !hidden.displayed {
             let mentioned = main.contains(hidden.name)
             #expect(!mentioned, "docs/man/knockc.1 mentions the hidden subcommand \(hidden.name)")

@@ -42,6 +42,10 @@ struct KnockSemanticsTests {
                 try bed.client.knock(Testbed.serverV4, order)
                 #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused, "order \(order)")
             }
+            // The same source, knocking the same ports in the right order, gets in: the
+            // refusals above were for the order, not for the source or the listener.
+            try bed.client.knock(Testbed.serverV4, Self.sequence)
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected)
             _ = listener
         }
     }
@@ -107,6 +111,8 @@ struct KnockSemanticsTests {
     func ipv6() throws {
         try Testbed.with { bed in
             let listener = try bed.listen(tcpPort: 22, family: .ipv6)
+            // An IPv4 listener too, so that a refused IPv4 connect below is the firewall's doing.
+            let listener4 = try bed.listen(tcpPort: 22)
             try bed.apply(Self.spec)
             #expect(try bed.client.connect(to: Testbed.serverV6, port: 22) == .refused)
             try bed.client.knock(Testbed.serverV6, [.udp(9000), .tcp(7000), .tcp(8000)])
@@ -117,7 +123,10 @@ struct KnockSemanticsTests {
             #expect(try bed.other.connect(to: Testbed.serverOtherV6, port: 22) == .refused)
             // The IPv6 grant is for IPv6 only: the client's IPv4 address has not knocked.
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
-            _ = listener
+            // Once it has, IPv4 opens too: the refusal above was not for want of a listener.
+            try bed.client.knock(Testbed.serverV4, Self.sequence)
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected)
+            _ = (listener, listener4)
         }
     }
 

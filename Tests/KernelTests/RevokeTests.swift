@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import KnockCore
+@testable import KnockTestSupport
 @testable import KnockKernel
 import Testing
 
@@ -22,6 +23,8 @@ struct RevokeTests {
     func revokeSource() throws {
         try Testbed.with { bed in
             let ssh = try bed.listen(tcpPort: 22)
+            // Something listens on 443, so a refusal there is the firewall's, not a closed port's.
+            let web = try bed.listen(tcpPort: 443)
             try bed.apply(Self.spec)
             try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
             try bed.other.knock(Testbed.serverOtherV4, KnockSemanticsTests.sequence)
@@ -39,6 +42,10 @@ struct RevokeTests {
             // The progress is gone too: the rest of the web sequence opens nothing.
             try bed.client.knock(Testbed.serverV4, [.tcp(5000), .udp(4000)])
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 443) == .refused)
+            // The whole web sequence still opens 443: the refusal was for the lost progress.
+            try bed.client.knock(Testbed.serverV4, [.udp(6000), .tcp(5000), .udp(4000)])
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 443) == .connected)
+            _ = web
         }
     }
 
@@ -58,6 +65,37 @@ struct RevokeTests {
             #expect(try revoke(bed, Testbed.clientV4, sequence: "web") == Revoker.Outcome(grants: [], progress: 0))
             #expect(try revoke(bed, "2001:DB8::99") == Revoker.Outcome(grants: [], progress: 0))
             _ = (ssh, web)
+        }
+    }
+
+    @Test("revoke --sequence with a sequence the table does not have revokes nothing, names the ones it has, and exits 1")
+    func revokeUnknownSequence() throws {
+        try Testbed.with { bed in
+            let ssh = try bed.listen(tcpPort: 22)
+            try bed.apply(Self.spec)
+            try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+
+            do {
+                let outcome = try revoke(bed, Testbed.clientV4, sequence: "sssh")
+                Issue.record("revoked \(String(describing: outcome)) for a sequence the table does not have")
+            } catch let Revoker.Failure.noSuchSequence(name, known) {
+                #expect(name == "sssh")
+                #expect(known == ["ssh", "web"])
+            }
+
+            let cli = try runProgram(["ip", "netns", "exec", bed.server.name, CommandLineTests.knockc,
+                                      "revoke", Testbed.clientV4, "--sequence", "sssh"], allowFailure: true)
+            #expect(cli.status == 1)
+            #expect(cli.error.contains("table inet knockc has no sequence 'sssh'; it has ssh, web; nothing was revoked"), "\(cli.error)")
+            #expect(cli.output.isEmpty)
+            // The grant is still there; the known name revokes it.
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected)
+            let known = try runProgram(["ip", "netns", "exec", bed.server.name, CommandLineTests.knockc,
+                                        "revoke", Testbed.clientV4, "--sequence", "ssh"], allowFailure: true)
+            #expect(known.status == 0, "\(known.error)")
+            #expect(known.output.contains("revoked \(Testbed.clientV4): 1 grant (tcp/22)"))
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
+            _ = ssh
         }
     }
 }

@@ -163,4 +163,41 @@ struct StatusParsingTests {
         #expect(text.contains(#""progress":[{"expires_in_seconds":2,"family":"ipv4","of":null,"sequence":null,"source":"192.0.2.9","stage":1}"#))
         #expect(text.hasSuffix(#""table":"knockc"}"#))
     }
+
+    @Test("elements with less than a second left are not listed, so no ban shows 0s")
+    func endedElementsLeftOut() {
+        func address(_ text: String) -> IPAddress { IPAddress(text, family: .ipv4)! }
+        var state = Self.state
+        state.bans = [BanElement(family: .ipv4, source: address("192.0.2.7"), expires: .init(milliseconds: 999)),
+                      BanElement(family: .ipv4, source: address("192.0.2.8"), expires: .seconds(0)),
+                      BanElement(family: .ipv4, source: address("192.0.2.9"), expires: .init(milliseconds: 1000))]
+        state.grants[0].expires = .init(milliseconds: 400)
+        state.progress[0].expires = .seconds(0)
+        let status = StatusReader.status(state: state, rules: KnockRuleSummary.parse(Self.rules), table: "knockc")
+        #expect(status.bans.map(\.source.text) == ["192.0.2.9"])
+        #expect(status.grants.count == 2)
+        #expect(status.progress.count == 1)
+    }
+
+    @Test("an interval set's bounds, as the kernel lists them, give back its addresses")
+    func allowedIntervals() {
+        func bytes(_ text: String) -> [UInt8] { text.split(separator: ".").map { UInt8($0)! } }
+        // allow: [198.51.100.7, 192.0.2.0/28], listed in the kernel's own (descending) order.
+        var allowed = AddressIntervals()
+        allowed.add([.init(key: bytes("198.51.100.8"), isEnd: true), .init(key: bytes("198.51.100.7"), isEnd: false),
+                     .init(key: bytes("192.0.2.16"), isEnd: true), .init(key: bytes("192.0.2.0"), isEnd: false),
+                     .init(key: bytes("0.0.0.0"), isEnd: true)], family: .ipv4)
+        func contains(_ text: String) -> Bool { allowed.contains(IPAddress(text, family: .ipv4)!, family: .ipv4) }
+        #expect(contains("198.51.100.7"))
+        #expect(!contains("198.51.100.8"))
+        #expect(!contains("198.51.100.6"))
+        #expect(contains("192.0.2.0") && contains("192.0.2.15"))
+        #expect(!contains("192.0.2.16"))
+        #expect(!allowed.contains(IPAddress("2001:db8::1", family: .ipv6)!, family: .ipv6))
+        // An interval to the last address has no end bound.
+        var top = AddressIntervals()
+        top.add([.init(key: bytes("128.0.0.0"), isEnd: false), .init(key: bytes("0.0.0.0"), isEnd: true)], family: .ipv4)
+        #expect(top.contains(IPAddress("255.255.255.255", family: .ipv4)!, family: .ipv4))
+        #expect(!top.contains(IPAddress("127.255.255.255", family: .ipv4)!, family: .ipv4))
+    }
 }

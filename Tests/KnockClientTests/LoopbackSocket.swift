@@ -72,6 +72,12 @@ final class LoopbackSocket {
         }
     }
 
+    /// Whether `descriptor` reports one of `events` now, without waiting.
+    static func isReady(_ descriptor: Int32, for events: Int16) -> Bool {
+        var entry = pollfd(fd: descriptor, events: events, revents: 0)
+        return poll(&entry, 1, 0) > 0
+    }
+
     /// The payload size of the next datagram, or nil when none arrives in time.
     func receiveDatagram(within limit: Swift.Duration) -> Int? {
         guard Self.wait(descriptor, for: Int16(POLLIN), within: limit) else { return nil }

@@ -12,6 +12,9 @@ struct GoldenTests {
         ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
     }
 
+    /// How many scenarios there are now; a folder removed by mistake must fail a test.
+    static let scenarioCount = 8
+
     @Test("spec compiles to its golden nft text", arguments: cases)
     func golden(_ name: String) throws {
         let directory = Self.folder.appendingPathComponent(name)
@@ -30,8 +33,19 @@ struct GoldenTests {
         #expect(script == golden, "\(name): the compiled ruleset differs from golden.nft")
     }
 
-    @Test func thereAreGoldenCases() {
-        #expect(Self.cases.count >= 3)
+    /// Every folder counts: they are numbered 01, 02, ... with no gap, there are at least as many
+    /// as `scenarioCount`, and each holds its spec and its golden. So removing or renaming one,
+    /// or failing to read the folder, fails here rather than running fewer cases.
+    @Test func everyGoldenFolderIsACase() throws {
+        let cases = Self.cases
+        #expect(cases.count >= Self.scenarioCount, "found \(cases.count) golden folders: \(cases)")
+        for (index, name) in cases.enumerated() {
+            #expect(name.hasPrefix(String(format: "%02d-", index + 1)), "golden folder \(name) is not number \(index + 1)")
+            let directory = Self.folder.appendingPathComponent(name)
+            for file in ["spec.yaml", "golden.nft"] {
+                #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), "\(name) has no \(file)")
+            }
+        }
     }
 
     @Test("compiling is deterministic and ignores the order of sequences in the spec")

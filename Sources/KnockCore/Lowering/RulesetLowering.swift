@@ -120,6 +120,8 @@ public enum RulesetLowering {
         public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
         public static func banned(_ family: IPFamily) -> String { "banned\(family.suffix)" }
+        /// The top-level `allow` list: sources that reach every guarded port without knocking.
+        public static func allowed(_ family: IPFamily) -> String { AccessSets.name("allow", family) }
         public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
         // Counter names: a fixed prefix keeps a sequence name from ever reading as an nft keyword.
         public static let wrongKnocksCounter = "wrong_knocks"
