@@ -1,6 +1,7 @@
 import Foundation
 @testable import KnockCore
 @testable import KnockWatch
+import KnockProcess
 import Logging
 import Testing
 
@@ -116,6 +117,48 @@ struct HookRunnerTests {
         #expect(runner.waitUntilIdle(deadline: Date().addingTimeInterval(10)))
         #expect(Date().timeIntervalSince(started) < 5, "the hung hook was not stopped in time")
         #expect(runner.counts == HookRunner.Tally(succeeded: 1, failed: 2, timedOut: 1))
+    }
+
+    @Test("at hook_timeout the hook's whole process group is killed, even a child that ignores SIGTERM after its shell has exited")
+    func timeoutKillsTheWholeGroup() throws {
+        let directory = NSTemporaryDirectory() + "knockc-hook-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The shell (the group's leader) dies of SIGTERM; its child ignores SIGTERM, so only
+        // a SIGKILL to the group stops it.
+        let script = "echo $$ > \(directory)/group; (trap '' TERM; exec /bin/sleep 300) & echo $! > \(directory)/child; wait"
+        let runner = HookRunner(timeout: .init(milliseconds: 500), logger: Self.logger)
+        let started = ContinuousClock.now
+        runner.submit(.init(command: command("/bin/sh", "-c", script), environment: [:], label: "term-ignoring child"))
+        #expect(runner.waitUntilIdle(deadline: Date().addingTimeInterval(15)))
+        #expect(ContinuousClock.now - started < .seconds(6), "not stopped within hook_timeout and the 2 s grace")
+        #expect(runner.counts == HookRunner.Tally(timedOut: 1))
+
+        let group = try #require(pid_t(String(contentsOfFile: directory + "/group", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let child = try #require(pid_t(String(contentsOfFile: directory + "/child", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(group > 1 && child > 1 && child != group)
+        // Nothing of the group is left alive (its killed child may linger as a zombie until
+        // init reaps it; liveMembers leaves zombies out).
+        #expect(waitFor { ChildProcess.liveMembers(ofGroup: group).isEmpty }, "still running: \(ChildProcess.liveMembers(ofGroup: group))")
+        #expect(!ChildProcess.liveMembers(ofGroup: group).contains(child))
+    }
+
+    @Test("a hook inherits no descriptor of the watcher's but stdin, stdout and stderr")
+    func hookInheritsNoDescriptors() throws {
+        let output = NSTemporaryDirectory() + "knockc-hook-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        // One the watcher might hold without close-on-exec, at a number no shell uses.
+        let opened = open("/dev/null", O_RDONLY)
+        let leaked = fcntl(opened, F_DUPFD, 200)
+        close(opened)
+        defer { close(leaked) }
+        #expect(leaked >= 200 && fcntl(leaked, F_GETFD) & FD_CLOEXEC == 0)
+        let runner = HookRunner(timeout: .seconds(5), logger: Self.logger)
+        runner.submit(.init(command: command("/bin/sh", "-c", "ls /proc/$$/fd > \(output)"), environment: [:], label: "fds"))
+        #expect(runner.waitUntilIdle(deadline: Date().addingTimeInterval(10)))
+        let descriptors = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+        #expect(descriptors.contains(2))
+        #expect(!descriptors.contains(leaked), "the hook holds \(leaked): \(descriptors)")
     }
 
     @Test("past the queue limit, jobs are dropped and counted, not kept")
