@@ -183,5 +183,54 @@ struct WatchTests {
                                     "import urllib.request,sys\ntry: urllib.request.urlopen('http://127.0.0.1:9464/other', timeout=5)\nexcept Exception as e: print(e)"]).output.contains("404"))
         }
     }
-}
 
+    @Test("--metrics keeps answering a scrape while 1,000 idle, slow-loris and garbage connections are open, closes each by its whole-request deadline, and stays small")
+    func metricsUnderConnectionFlood() throws {
+        raiseOpenFileLimit(to: 4_096)
+        try Testbed.with { bed in
+            try bed.apply(Self.spec)
+            let watcher = try WatchProcess(in: bed.server, arguments: ["--metrics", "127.0.0.1:9464"])
+            defer { watcher.kill() }
+            let pid = watcher.process.processIdentifier
+            #expect(try scrapeMetrics(in: bed.server) != nil, "\(watcher.stderr)")
+            let before = try #require(residentKiB(pid))
+
+            let flood = try HostileClients(in: bed.server, kinds: Array(repeating: .idle, count: 334)
+                                           + Array(repeating: .slowLoris, count: 333) + Array(repeating: .garbage, count: 333))
+            flood.tick()
+            // A well-behaved scrape is answered, whole and correct, while they are open.
+            let asked = ContinuousClock.now
+            var body: String?
+            #expect(try eventually(within: 5) {
+                flood.tick()
+                body = try scrapeMetrics(in: bed.server, timeout: 2)
+                return body != nil
+            })
+            let answered = ContinuousClock.now - asked
+            #expect(answered < .seconds(5), "the scrape took \(answered)")
+            #expect(body?.contains("# TYPE knockc_grants_total counter\n") == true)
+            #expect(body?.contains("knockc_grants_total{sequence=\"ssh\"} 0\n") == true, "\(body ?? "")")
+
+            // A slow loris opened after the flood, the newest connection, so no newer one
+            // displaces it: it sends a byte every 1.5 s (each within any per-read timeout), and
+            // is closed by the 5 s deadline on the whole request.
+            let loris = try HostileClients(in: bed.server, kinds: [.slowLoris])
+            var largest = before
+            let limit = ContinuousClock.now.advanced(by: .seconds(15))
+            while (flood.open > 0 || loris.open > 0) && ContinuousClock.now < limit {
+                flood.tick()
+                loris.tick()
+                largest = max(largest, residentKiB(pid) ?? 0)
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            #expect(flood.open == 0, "\(flood.open) of the flood's connections are still open after 15 s")
+            let lasted = try #require(loris.clients[0].closed, "the slow loris is still open after 15 s") - loris.clients[0].opened
+            #expect(lasted >= .milliseconds(4_900) && lasted < .seconds(9), "the slow loris was closed after \(lasted)")
+            #expect(loris.clients[0].bytesSent >= 3, "the slow loris sent \(loris.clients[0].bytesSent) bytes")
+            // The flood could not make the watcher hold its garbage: 333 × 2 KiB every 0.1 s.
+            #expect(largest - before < 8_192, "VmRSS grew from \(before) KiB to \(largest) KiB")
+            #expect(try scrapeMetrics(in: bed.server) != nil)
+            #expect(watcher.process.isRunning)
+        }
+    }
+}
