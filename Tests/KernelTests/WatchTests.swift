@@ -233,4 +233,30 @@ struct WatchTests {
             #expect(watcher.process.isRunning)
         }
     }
+
+    @Test("--metrics-textfile writes the metrics text atomically and keeps it current, leaving no temporary file")
+    func metricsTextfile() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/knockc.prom"
+        // A temporary left by a killed watcher: swept by the first write.
+        try "stale".write(toFile: directory + "/.knockc.prom.knockc-tmp", atomically: false, encoding: .utf8)
+        try Testbed.with { bed in
+            try bed.apply(Self.spec)
+            let watcher = try WatchProcess(in: bed.server, arguments: ["--metrics-textfile", path])
+            defer { watcher.kill() }
+            // Written before READY=1.
+            let first = try String(contentsOfFile: path, encoding: .utf8)
+            #expect(first.contains("# TYPE knockc_grants_total counter\nknockc_grants_total{sequence=\"ssh\"} 0\n"), "\(first)")
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+            #expect(mode == 0o644)
+
+            try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+            #expect(eventually(within: 2) {
+                ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains("knockc_grants_total{sequence=\"ssh\"} 1\n")
+            }, "\((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["knockc.prom"])
+        }
+    }
 }
+

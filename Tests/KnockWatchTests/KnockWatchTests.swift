@@ -182,3 +182,92 @@ struct HookRunnerTests {
         return condition()
     }
 }
+
+struct MetricsTextfileTests {
+    static func directory() throws -> String {
+        let path = NSTemporaryDirectory() + "knockc-textfile-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test("the file holds the text, mode 0644; a stale temporary is swept and a link planted there is not followed")
+    func writesTheText() throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var file = MetricsTextfile(path: directory + "/knockc.prom")
+        let victim = directory + "/victim"
+        try "untouched".write(toFile: victim, atomically: false, encoding: .utf8)
+        #expect(symlink(victim, file.temporaryPath) == 0)
+
+        #expect(try file.update("# TYPE knockc_bans_total counter\nknockc_bans_total 3\n"))
+        #expect(try String(contentsOfFile: file.path, encoding: .utf8) == "# TYPE knockc_bans_total counter\nknockc_bans_total 3\n")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "untouched")
+        #expect(try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int == 0o644)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["knockc.prom", "victim"])
+    }
+
+    @Test("it is rewritten when the text changes or is `refresh` old, not otherwise")
+    func writesWhenChangedOrOld() throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var file = MetricsTextfile(path: directory + "/knockc.prom", refresh: .seconds(60))
+        let start = ContinuousClock.now
+        #expect(try file.update("a 1\n", now: start))
+        #expect(try !file.update("a 1\n", now: start.advanced(by: .seconds(59))))
+        #expect(try file.update("a 2\n", now: start.advanced(by: .seconds(59))))
+        #expect(try file.update("a 2\n", now: start.advanced(by: .seconds(120))))
+        #expect(try String(contentsOfFile: file.path, encoding: .utf8) == "a 2\n")
+    }
+
+    @Test("a reader never sees a partial file while it is replaced again and again")
+    func replacementIsAtomic() async throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var file = MetricsTextfile(path: directory + "/knockc.prom", refresh: .zero)
+        // Versions of alternating size (a short one would show a truncated long one), each
+        // beginning and ending with its own number.
+        func version(_ number: Int) -> String {
+            "# begin \(number)\n" + String(repeating: "knockc_grants_total{sequence=\"s\"} \(number)\n", count: number % 2 == 0 ? 2_000 : 3) + "# end \(number)\n"
+        }
+        try file.update(version(0))
+        let path = file.path
+        let progress = ReaderProgress()
+        let reader = Task.detached { () -> [String] in
+            var bad: [String] = []
+            let limit = ContinuousClock.now.advanced(by: .seconds(30))
+            while !progress.stopped, ContinuousClock.now < limit {
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    bad.append("unreadable")
+                    continue
+                }
+                progress.read()
+                let number = text.split(separator: "\n").first?.dropFirst("# begin ".count) ?? ""
+                if text != version(Int(number) ?? -1) { bad.append(String(text.prefix(80))) }
+            }
+            return bad
+        }
+        // Replace it while the reader reads: at least 200 times and until it has read 500 times.
+        var number = 0
+        let limit = ContinuousClock.now.advanced(by: .seconds(20))
+        while (number < 200 || progress.reads < 500) && number < 100_000 && ContinuousClock.now < limit {
+            number += 1
+            try file.update(version(number))
+        }
+        progress.stop()
+        let bad = await reader.value
+        #expect(progress.reads >= 500, "the reader read \(progress.reads) times while it was replaced \(number) times")
+        #expect(bad.isEmpty, "\(bad.count) bad reads, the first: \(bad.first ?? "")")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["knockc.prom"])
+    }
+}
+
+/// What the reading task of `replacementIsAtomic` has done, and the writer's word to stop.
+final class ReaderProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private var done = false
+    var reads: Int { lock.withLock { count } }
+    var stopped: Bool { lock.withLock { done } }
+    func read() { lock.withLock { count += 1 } }
+    func stop() { lock.withLock { done = true } }
+}
