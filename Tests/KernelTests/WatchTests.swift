@@ -10,6 +10,13 @@ import Testing
 struct WatchTests {
     static let spec = KnockSemanticsTests.spec.replacingOccurrences(of: "open_for: 1h", with: "open_for: 2s")
 
+    /// An event's RFC 3339 time field as a date.
+    static func date(_ event: [String: Any]?, _ field: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return (event?[field] as? String).flatMap { formatter.date(from: $0) }
+    }
+
     @Test("a grant and its expiry each give one event within a second; an existing grant gives none on start")
     func grantAndExpiryEvents() throws {
         try Testbed.with { bed in
@@ -19,19 +26,39 @@ struct WatchTests {
             let watcher = try WatchProcess(in: bed.server)
             defer { watcher.kill() }
             #expect(watcher.readyMessage.hasPrefix("READY=1"))
+            // The other host's grant is live as the watcher starts (so its absence below means
+            // something): the watcher counted it.
+            #expect(eventually(within: 2) { watcher.stderr.contains(" grants=1 ") }, "\(watcher.stderr)")
 
             try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
-            let knocked = Date()
-            #expect(eventually(within: 1.2) { watcher.events.contains { $0["event"] as? String == "grant" } })
-            #expect(Date().timeIntervalSince(knocked) < 1.2)
-            let grant = watcher.events.first { $0["event"] as? String == "grant" }
-            #expect(grant?["source"] as? String == Testbed.clientV4)
+            #expect(eventually(within: 10) { watcher.events("expire").contains { $0["source"] as? String == Testbed.clientV4 } }, "\(watcher.stdout)")
+            // A later event as a barrier: every event of the polls before it has been printed,
+            // so a second grant or expiry of the client would show in the counts below.
+            try bed.client.knock(Testbed.serverV6, KnockSemanticsTests.sequence)
+            #expect(eventually(within: 10) { watcher.events("grant").contains { $0["source"] as? String == Testbed.clientV6 } }, "\(watcher.stdout)")
+
+            let grants = watcher.events("grant").filter { $0["source"] as? String == Testbed.clientV4 }
+            let expiries = watcher.events("expire").filter { $0["source"] as? String == Testbed.clientV4 }
+            #expect(grants.count == 1 && expiries.count == 1, "\(watcher.stdout)")
+            let grant = grants.first
             #expect(grant?["ports"] as? [String] == ["tcp/22"])
             #expect(grant?["sequences"] as? [String] == ["ssh"])
 
-            #expect(eventually(within: 4) { watcher.events.contains { $0["event"] as? String == "expire" && $0["source"] as? String == Testbed.clientV4 } })
-            // The grant that existed before the watcher started gave no grant event.
-            #expect(!watcher.events.contains { $0["event"] as? String == "grant" && $0["source"] as? String == Testbed.otherV4 })
+            // Timing from the watcher's own stamps, so a slow test thread cannot fail it: the
+            // kernel granted at expires_at - open_for (2 s); the event's time is the reading
+            // that saw it, which must come within a second (the interval is 100 ms).
+            let expiresAt = try #require(Self.date(grant, "expires_at"))
+            let granted = expiresAt.addingTimeInterval(-2)
+            let grantSeen = try #require(Self.date(grant, "time")).timeIntervalSince(granted)
+            #expect(grantSeen > -0.1 && grantSeen < 1, "the grant was reported \(grantSeen) s after the kernel granted")
+            // Each reading computes expires_at again from the time left, to the millisecond.
+            let ranOut = try #require(Self.date(expiries.first, "expires_at"))
+            #expect(abs(ranOut.timeIntervalSince(expiresAt)) < 0.1)
+            let expirySeen = try #require(Self.date(expiries.first, "time")).timeIntervalSince(ranOut)
+            #expect(expirySeen > -0.1 && expirySeen < 1, "the expiry was reported \(expirySeen) s after the grant ran out")
+
+            // The grant that existed before the watcher started gave no event at all.
+            #expect(!watcher.events.contains { $0["source"] as? String == Testbed.otherV4 }, "\(watcher.stdout)")
         }
     }
 
@@ -150,7 +177,12 @@ struct WatchTests {
             try changed.write(toFile: specPath, atomically: true, encoding: .utf8)
             try bed.apply(changed)
             #expect(eventually(within: 2) { watcher.stderr.contains("the table was replaced") })
-            #expect(watcher.events("end").count == 2 && watcher.events("grant").count == 3, "\(watcher.stdout)")
+            // The poll that logged the replacement prints its events after the log line: wait
+            // for a later event, the other host's grant, before counting.
+            try bed.other.knock(Testbed.serverOtherV4, KnockSemanticsTests.sequence)
+            #expect(eventually(within: 5) { watcher.events("grant").contains { $0["source"] as? String == Testbed.otherV4 } }, "\(watcher.stdout)")
+            #expect(watcher.events("end").count == 2, "\(watcher.stdout)")
+            #expect(watcher.events("grant").filter { $0["source"] as? String == Testbed.clientV4 }.count == 3, "\(watcher.stdout)")
         }
     }
 
