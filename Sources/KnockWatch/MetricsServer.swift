@@ -124,8 +124,10 @@ public final class MetricsServer: @unchecked Sendable {
     }
 
     /// The response to a whole request (line and headers), or nil while it is incomplete.
-    static func response(to request: [UInt8], body: () -> String) -> [UInt8]? {
-        guard let end = headersEnd(request) else { return nil }
+    /// - Parameter searchFrom: where the blank line may start at the earliest: bytes before it
+    ///   were searched already, so a client sending a byte at a time costs linear time.
+    static func response(to request: [UInt8], searchFrom: Int = 0, body: () -> String) -> [UInt8]? {
+        guard let end = headersEnd(request, from: searchFrom) else { return nil }
         let line = requestLine(request[..<end]) ?? ""
         let parts = line.split(separator: " ")
         let response: String
@@ -145,8 +147,8 @@ public final class MetricsServer: @unchecked Sendable {
     static let badRequest = "HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
     /// Where the headers end (the index after the blank line), if they have.
-    static func headersEnd(_ bytes: [UInt8]) -> Int? {
-        var index = 0
+    static func headersEnd(_ bytes: [UInt8], from start: Int = 0) -> Int? {
+        var index = min(max(0, start), bytes.count)
         while let newline = bytes[index...].firstIndex(of: 10) {
             let next = newline + 1
             if next < bytes.count, bytes[next] == 10 { return next + 1 }
@@ -229,8 +231,10 @@ private struct ConnectionLoop {
                 let count = scratch.withUnsafeMutableBytes { recv(connection.descriptor, $0.baseAddress, room, 0) }
                 if count < 0 { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR }
                 if count == 0 { return false }
+                // "\r\n\r\n" may have begun in the bytes before these.
+                let searchFrom = connection.request.count - 3
                 connection.request += scratch[0..<count]
-                if let response = MetricsServer.response(to: connection.request, body: body) {
+                if let response = MetricsServer.response(to: connection.request, searchFrom: searchFrom, body: body) {
                     connection.response = response[...]
                     connection.request = []
                     break

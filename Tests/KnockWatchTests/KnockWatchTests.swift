@@ -88,6 +88,29 @@ struct PrometheusTextTests {
     }
 }
 
+struct MetricsServerTests {
+    @Test("a request that arrives a byte at a time is answered at its blank line, not before; others get 404 or 400")
+    func requestsByTheByte() throws {
+        for text in ["GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "GET /metrics?x=1 HTTP/1.0\n\n"] {
+            var request: [UInt8] = []
+            var answered: [UInt8]?
+            for (index, byte) in text.utf8.enumerated() {
+                #expect(answered == nil, "answered before byte \(index) of \(text.debugDescription)")
+                let searchFrom = request.count - 3
+                request.append(byte)
+                answered = MetricsServer.response(to: request, searchFrom: searchFrom) { "m 1\n" }
+            }
+            let response = String(decoding: try #require(answered), as: UTF8.self)
+            #expect(response.hasPrefix("HTTP/1.0 200 OK\r\n") && response.hasSuffix("Content-Length: 4\r\nConnection: close\r\n\r\nm 1\n"), "\(response)")
+        }
+        let notFound = MetricsServer.response(to: Array("GET / HTTP/1.1\r\n\r\n".utf8)) { "" }
+        #expect(notFound.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.0 404 ") } == true)
+        let bad = MetricsServer.response(to: Array("\u{1}\u{2} garbage\r\n\r\n".utf8)) { "" }
+        #expect(bad.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.0 400 ") } == true)
+        #expect(MetricsServer.response(to: Array("GET /metrics HTTP/1.1\r\nHost: x\r\n".utf8)) { "" } == nil)
+    }
+}
+
 struct HookRunnerTests {
     static let logger = Logger(label: "test")
 
