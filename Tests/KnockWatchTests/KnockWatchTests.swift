@@ -242,55 +242,69 @@ struct MetricsTextfileTests {
         #expect(try String(contentsOfFile: file.path, encoding: .utf8) == "a 2\n")
     }
 
+    /// Versions of alternating size (a short one would show a truncated long one), each
+    /// beginning and ending with its own number.
+    static func version(_ number: Int) -> String {
+        "# begin \(number)\n" + String(repeating: "knockc_grants_total{sequence=\"s\"} \(number)\n", count: number % 2 == 0 ? 2_000 : 3) + "# end \(number)\n"
+    }
+
     @Test("a reader never sees a partial file while it is replaced again and again")
-    func replacementIsAtomic() async throws {
+    func replacementIsAtomic() throws {
         let directory = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var file = MetricsTextfile(path: directory + "/knockc.prom", refresh: .zero)
-        // Versions of alternating size (a short one would show a truncated long one), each
-        // beginning and ending with its own number.
-        func version(_ number: Int) -> String {
-            "# begin \(number)\n" + String(repeating: "knockc_grants_total{sequence=\"s\"} \(number)\n", count: number % 2 == 0 ? 2_000 : 3) + "# end \(number)\n"
-        }
-        try file.update(version(0))
+        try file.update(Self.version(0))
         let path = file.path
         let progress = ReaderProgress()
-        let reader = Task.detached { () -> [String] in
-            var bad: [String] = []
+        // A thread of its own: a task could wait for a place in the cooperative pool while
+        // the other tests hold it, and then read nothing.
+        let reader = Thread {
             let limit = ContinuousClock.now.advanced(by: .seconds(30))
             while !progress.stopped, ContinuousClock.now < limit {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                    bad.append("unreadable")
+                    progress.read(bad: "unreadable")
                     continue
                 }
-                progress.read()
                 let number = text.split(separator: "\n").first?.dropFirst("# begin ".count) ?? ""
-                if text != version(Int(number) ?? -1) { bad.append(String(text.prefix(80))) }
+                progress.read(bad: text == Self.version(Int(number) ?? -1) ? nil : String(text.prefix(80)))
             }
-            return bad
+            progress.finish()
         }
-        // Replace it while the reader reads: at least 200 times and until it has read 500 times.
+        reader.start()
+        // Replace it while the reader reads: at least 100 times and until it has read 300 times.
         var number = 0
-        let limit = ContinuousClock.now.advanced(by: .seconds(20))
-        while (number < 200 || progress.reads < 500) && number < 100_000 && ContinuousClock.now < limit {
+        let limit = ContinuousClock.now.advanced(by: .seconds(15))
+        while (number < 100 || progress.reads < 300) && number < 100_000 && ContinuousClock.now < limit {
             number += 1
-            try file.update(version(number))
+            try file.update(Self.version(number))
         }
         progress.stop()
-        let bad = await reader.value
-        #expect(progress.reads >= 500, "the reader read \(progress.reads) times while it was replaced \(number) times")
+        #expect(progress.waitUntilFinished(), "the reader did not stop")
+        let bad = progress.bad
+        #expect(progress.reads >= 300 && number >= 100, "the reader read \(progress.reads) times while it was replaced \(number) times")
         #expect(bad.isEmpty, "\(bad.count) bad reads, the first: \(bad.first ?? "")")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["knockc.prom"])
     }
 }
 
-/// What the reading task of `replacementIsAtomic` has done, and the writer's word to stop.
+/// What the reading thread of `replacementIsAtomic` has done, and the writer's word to stop.
 final class ReaderProgress: @unchecked Sendable {
-    private let lock = NSLock()
+    private let condition = NSCondition()
     private var count = 0
+    private var badReads: [String] = []
     private var done = false
-    var reads: Int { lock.withLock { count } }
-    var stopped: Bool { lock.withLock { done } }
-    func read() { lock.withLock { count += 1 } }
-    func stop() { lock.withLock { done = true } }
+    private var finished = false
+    var reads: Int { condition.withLock { count } }
+    var bad: [String] { condition.withLock { badReads } }
+    var stopped: Bool { condition.withLock { done } }
+    func read(bad: String?) { condition.withLock { count += 1; if let bad { badReads.append(bad) } } }
+    func stop() { condition.withLock { done = true } }
+    func finish() { condition.withLock { finished = true; condition.broadcast() } }
+    func waitUntilFinished() -> Bool {
+        condition.withLock {
+            let limit = Date().addingTimeInterval(40)
+            while !finished { guard condition.wait(until: limit) else { return false } }
+            return true
+        }
+    }
 }
