@@ -35,10 +35,12 @@ let package = Package(
         ),
         .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore"]),
         .target(name: "KnockClient", dependencies: ["KnockCore"]),
+        // Spawning and process-group teardown, for hooks (and knockc's other subprocesses).
+        .target(name: "KnockProcess"),
         // The watcher: events from reading the sets, hooks, metrics. Never in the packet path.
         .target(
             name: "KnockWatch",
-            dependencies: ["KnockCore", "KnockKernel", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["KnockCore", "KnockKernel", "KnockProcess", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "knockc",
@@ -53,6 +55,6 @@ let package = Package(
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
-        .testTarget(name: "KnockWatchTests", dependencies: ["KnockWatch", "KnockCore", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "KnockWatchTests", dependencies: ["KnockWatch", "KnockCore", "KnockProcess", .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -1,15 +1,17 @@
 import Foundation
 import Glibc
 import KnockCore
+import KnockProcess
 import Logging
 
 /// Runs `on_grant` and `on_expire` hooks off the watcher's loop, a few at a time, each with a
 /// deadline. A hook that fails or hangs is logged and stopped; it never holds up the reading
 /// of the sets or the other hooks beyond its own slot.
 ///
-/// Each hook runs without a shell, in its own process group (so a timeout stops its children
-/// too), with stdin from /dev/null and stdout sent to stderr: stdout is the watcher's JSON
-/// event stream and must carry nothing else.
+/// Each hook runs without a shell, in its own process group, with stdin from /dev/null and
+/// stdout sent to stderr: stdout is the watcher's JSON event stream and must carry nothing
+/// else. At its timeout the group gets SIGTERM, and SIGKILL after `killGrace` if any member
+/// is left, so a child that ignores SIGTERM goes too (`ChildProcess.stopGroup`).
 public final class HookRunner: @unchecked Sendable {
     /// One run of a hook.
     public struct Job: Sendable {
@@ -50,8 +52,8 @@ public final class HookRunner: @unchecked Sendable {
     private var running = 0
     private var tally = Tally()
 
-    /// How long a stopped hook gets between SIGTERM and SIGKILL.
-    static let killGrace: Double = 2
+    /// How long a stopped hook's group gets between SIGTERM and SIGKILL.
+    static let killGrace: Swift.Duration = .seconds(2)
 
     /// - Parameters:
     ///   - slots: hooks that may run at once; a hung hook holds one slot until its timeout.
@@ -132,85 +134,32 @@ public final class HookRunner: @unchecked Sendable {
 
     private func run(_ job: Job) -> Outcome {
         let metadata: Logger.Metadata = ["hook": "\(job.label)", "program": "\(job.command.program)"]
-        let started = Date()
-        let pid: pid_t
+        let started = ContinuousClock.now
+        var environment = job.environment
+        environment["PATH"] = environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        let child: ChildProcess
         do {
-            pid = try Self.spawn(job)
+            // stdout is the watcher's JSON event stream: the hook's goes to stderr.
+            child = try ChildProcess.spawn(job.command.arguments, environment: environment, standardOutput: 2, ownProcessGroup: true)
         } catch {
             logger.error("hook could not start: \(error)", metadata: metadata)
             return .failed
         }
-        let deadline = started.addingTimeInterval(Double(timeout.milliseconds) / 1000)
-        if let status = Self.wait(pid, until: deadline) {
-            let seconds = String(format: "%.3f", Date().timeIntervalSince(started))
-            if status == 0 {
-                logger.debug("hook finished", metadata: metadata.merging(["seconds": "\(seconds)"]) { $1 })
-                return .succeeded
-            }
-            logger.warning("hook failed with status \(status)", metadata: metadata.merging(["seconds": "\(seconds)"]) { $1 })
-            return .failed
+        let deadline = started.advanced(by: .milliseconds(timeout.milliseconds))
+        guard child.waitForExit(until: deadline) else {
+            // The whole group, whatever its leader does: a child that ignores SIGTERM too.
+            child.stopGroup(grace: Self.killGrace)
+            logger.error("hook timed out after \(timeout) and was stopped", metadata: metadata)
+            return .timedOut
         }
-        // Its whole process group: a shell script's children go too.
-        kill(-pid, SIGTERM)
-        if Self.wait(pid, until: Date().addingTimeInterval(Self.killGrace)) == nil {
-            kill(-pid, SIGKILL)
-            _ = Self.wait(pid, until: .distantFuture)
+        let status = child.reap()
+        let elapsed = (ContinuousClock.now - started).components
+        let seconds = String(format: "%.3f", Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
+        if status == 0 {
+            logger.debug("hook finished", metadata: metadata.merging(["seconds": "\(seconds)"]) { $1 })
+            return .succeeded
         }
-        logger.error("hook timed out after \(timeout) and was stopped", metadata: metadata)
-        return .timedOut
-    }
-
-    /// The exit status (128 + signal when killed), or nil when `deadline` came first.
-    private static func wait(_ pid: pid_t, until deadline: Date) -> Int32? {
-        var pause: useconds_t = 1_000
-        while true {
-            var status: Int32 = 0
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid {
-                return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            }
-            if result == -1 && errno != EINTR { return 127 }
-            if Date() >= deadline { return nil }
-            usleep(pause)
-            pause = min(pause * 2, 50_000)
-        }
-    }
-
-    struct SpawnError: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    private static func spawn(_ job: Job) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, 2, 1)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Its own process group, default signal handling and no blocked signals.
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        var environment = job.environment
-        environment["PATH"] = environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        let argv = job.command.arguments.map { strdup($0) } + [nil]
-        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, job.command.program, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw SpawnError(description: String(cString: strerror(result))) }
-        return pid
+        logger.warning("hook failed with status \(status)", metadata: metadata.merging(["seconds": "\(seconds)"]) { $1 })
+        return .failed
     }
 }

@@ -96,12 +96,25 @@ public final class Watcher {
         return reported
     }
 
-    /// Polls every `interval`, for ever.
-    public func run(interval: Duration) -> Never {
+    /// Polls every `interval`, for ever; after each poll, brings `textfile` up to date.
+    public func run(interval: Duration, textfile: MetricsTextfile? = nil) -> Never {
         let pause = Double(interval.milliseconds) / 1000
+        var textfile = textfile
+        var lastError: String?
         while true {
             Thread.sleep(forTimeInterval: pause)
             poll()
+            guard var file = textfile else { continue }
+            do {
+                try file.update(metricsText())
+                if lastError != nil { logger.info("metrics textfile written again", metadata: ["file": "\(file.path)"]) }
+                lastError = nil
+            } catch {
+                // Once per distinct error, not once per poll.
+                if lastError != error.description { logger.error("\(error)", metadata: ["file": "\(file.path)"]) }
+                lastError = error.description
+            }
+            textfile = file
         }
     }
 

@@ -24,7 +24,13 @@ struct WatchCommand: ParsableCommand {
 
             --metrics ADDR:PORT serves Prometheus text on http://ADDR:PORT/metrics: grants \
             and closes per sequence and wrong knocks and bans as the kernel counted them, \
-            expiries per sequence, and active grants and bans.
+            expiries per sequence, and active grants and bans. It holds at most 256 \
+            connections (a new one closes the oldest) and gives each 5 s from accept to the \
+            end of its response.
+
+            --metrics-textfile PATH writes the same text to PATH for node_exporter's textfile \
+            collector (name it *.prom), replacing it whole by a rename after each poll that \
+            changed it, and at least every 60 s; it needs no listening socket.
 
             The kernel decides who gets in; killing the watcher changes nothing for knocking. \
             On start it reads the live sets and reports nothing that already existed, and it \
@@ -46,6 +52,10 @@ struct WatchCommand: ParsableCommand {
     @Option(help: "Serve Prometheus metrics on this numeric address and port, as 127.0.0.1:9464 or [::1]:9464. Off by default.")
     var metrics: String?
 
+    @Option(help: "Write the metrics to this file for node_exporter's textfile collector, replaced atomically. Off by default.",
+            completion: .file(extensions: ["prom"]))
+    var metricsTextfile: String?
+
     @Option(help: "Log level on stderr: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -56,6 +66,16 @@ struct WatchCommand: ParsableCommand {
         }
         if let metrics, MetricsServer.Endpoint(metrics) == nil {
             throw ValidationError("'\(metrics)' is not ADDRESS:PORT with a numeric address, as 127.0.0.1:9464 or [::1]:9464.")
+        }
+        if let metricsTextfile {
+            var isDirectory: ObjCBool = false
+            let directory = URL(fileURLWithPath: metricsTextfile).deletingLastPathComponent().path
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("'\(directory)', the directory of --metrics-textfile, does not exist.")
+            }
+            if FileManager.default.fileExists(atPath: metricsTextfile, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ValidationError("'\(metricsTextfile)' is a directory; --metrics-textfile takes a file name, as DIR/knockc.prom.")
+            }
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("'\(logLevel)' is not a log level.") }
     }
@@ -110,13 +130,25 @@ struct WatchCommand: ParsableCommand {
                 throw ExitCode(1)
             }
         }
+        var textfile = metricsTextfile.map { MetricsTextfile(path: $0) }
+        if var file = textfile {
+            // At once, so a path that cannot be written is an error at startup.
+            do {
+                try file.update(watcher.metricsText())
+            } catch {
+                Console.error("knockc: \(error)")
+                throw ExitCode(1)
+            }
+            textfile = file
+        }
         if let live {
-            logger.info("watching table inet \(tableName)", metadata: ["grants": "\(live)", "metrics": "\(server?.endpoint.description ?? "off")"])
+            logger.info("watching table inet \(tableName)", metadata: ["grants": "\(live)", "metrics": "\(server?.endpoint.description ?? "off")",
+                                                                    "metrics_textfile": "\(metricsTextfile ?? "off")"])
         } else {
             logger.warning("table inet \(tableName) does not exist yet; watching for it")
         }
         SystemdNotifier.notify("READY=1\nSTATUS=watching table inet \(tableName)")
-        watcher.run(interval: Duration(parsing: interval)!)
+        watcher.run(interval: Duration(parsing: interval)!, textfile: textfile)
     }
 }
 

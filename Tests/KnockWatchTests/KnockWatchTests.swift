@@ -1,6 +1,7 @@
 import Foundation
 @testable import KnockCore
 @testable import KnockWatch
+import KnockProcess
 import Logging
 import Testing
 
@@ -87,6 +88,29 @@ struct PrometheusTextTests {
     }
 }
 
+struct MetricsServerTests {
+    @Test("a request that arrives a byte at a time is answered at its blank line, not before; others get 404 or 400")
+    func requestsByTheByte() throws {
+        for text in ["GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "GET /metrics?x=1 HTTP/1.0\n\n"] {
+            var request: [UInt8] = []
+            var answered: [UInt8]?
+            for (index, byte) in text.utf8.enumerated() {
+                #expect(answered == nil, "answered before byte \(index) of \(text.debugDescription)")
+                let searchFrom = request.count - 3
+                request.append(byte)
+                answered = MetricsServer.response(to: request, searchFrom: searchFrom) { "m 1\n" }
+            }
+            let response = String(decoding: try #require(answered), as: UTF8.self)
+            #expect(response.hasPrefix("HTTP/1.0 200 OK\r\n") && response.hasSuffix("Content-Length: 4\r\nConnection: close\r\n\r\nm 1\n"), "\(response)")
+        }
+        let notFound = MetricsServer.response(to: Array("GET / HTTP/1.1\r\n\r\n".utf8)) { "" }
+        #expect(notFound.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.0 404 ") } == true)
+        let bad = MetricsServer.response(to: Array("\u{1}\u{2} garbage\r\n\r\n".utf8)) { "" }
+        #expect(bad.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.0 400 ") } == true)
+        #expect(MetricsServer.response(to: Array("GET /metrics HTTP/1.1\r\nHost: x\r\n".utf8)) { "" } == nil)
+    }
+}
+
 struct HookRunnerTests {
     static let logger = Logger(label: "test")
 
@@ -118,6 +142,48 @@ struct HookRunnerTests {
         #expect(runner.counts == HookRunner.Tally(succeeded: 1, failed: 2, timedOut: 1))
     }
 
+    @Test("at hook_timeout the hook's whole process group is killed, even a child that ignores SIGTERM after its shell has exited")
+    func timeoutKillsTheWholeGroup() throws {
+        let directory = NSTemporaryDirectory() + "knockc-hook-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The shell (the group's leader) dies of SIGTERM; its child ignores SIGTERM, so only
+        // a SIGKILL to the group stops it.
+        let script = "echo $$ > \(directory)/group; (trap '' TERM; exec /bin/sleep 300) & echo $! > \(directory)/child; wait"
+        let runner = HookRunner(timeout: .init(milliseconds: 500), logger: Self.logger)
+        let started = ContinuousClock.now
+        runner.submit(.init(command: command("/bin/sh", "-c", script), environment: [:], label: "term-ignoring child"))
+        #expect(runner.waitUntilIdle(deadline: Date().addingTimeInterval(15)))
+        #expect(ContinuousClock.now - started < .seconds(6), "not stopped within hook_timeout and the 2 s grace")
+        #expect(runner.counts == HookRunner.Tally(timedOut: 1))
+
+        let group = try #require(pid_t(String(contentsOfFile: directory + "/group", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let child = try #require(pid_t(String(contentsOfFile: directory + "/child", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(group > 1 && child > 1 && child != group)
+        // Nothing of the group is left alive (its killed child may linger as a zombie until
+        // init reaps it; liveMembers leaves zombies out).
+        #expect(waitFor { ChildProcess.liveMembers(ofGroup: group).isEmpty }, "still running: \(ChildProcess.liveMembers(ofGroup: group))")
+        #expect(!ChildProcess.liveMembers(ofGroup: group).contains(child))
+    }
+
+    @Test("a hook inherits no descriptor of the watcher's but stdin, stdout and stderr")
+    func hookInheritsNoDescriptors() throws {
+        let output = NSTemporaryDirectory() + "knockc-hook-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        // One the watcher might hold without close-on-exec, at a number no shell uses.
+        let opened = open("/dev/null", O_RDONLY)
+        let leaked = fcntl(opened, F_DUPFD, 200)
+        close(opened)
+        defer { close(leaked) }
+        #expect(leaked >= 200 && fcntl(leaked, F_GETFD) & FD_CLOEXEC == 0)
+        let runner = HookRunner(timeout: .seconds(5), logger: Self.logger)
+        runner.submit(.init(command: command("/bin/sh", "-c", "ls /proc/$$/fd > \(output)"), environment: [:], label: "fds"))
+        #expect(runner.waitUntilIdle(deadline: Date().addingTimeInterval(10)))
+        let descriptors = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+        #expect(descriptors.contains(2))
+        #expect(!descriptors.contains(leaked), "the hook holds \(leaked): \(descriptors)")
+    }
+
     @Test("past the queue limit, jobs are dropped and counted, not kept")
     func queueIsBounded() {
         let runner = HookRunner(timeout: .seconds(1), slots: 1, queueLimit: 2, logger: Self.logger)
@@ -137,5 +203,108 @@ struct HookRunnerTests {
             usleep(5_000)
         }
         return condition()
+    }
+}
+
+struct MetricsTextfileTests {
+    static func directory() throws -> String {
+        let path = NSTemporaryDirectory() + "knockc-textfile-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test("the file holds the text, mode 0644; a stale temporary is swept and a link planted there is not followed")
+    func writesTheText() throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var file = MetricsTextfile(path: directory + "/knockc.prom")
+        let victim = directory + "/victim"
+        try "untouched".write(toFile: victim, atomically: false, encoding: .utf8)
+        #expect(symlink(victim, file.temporaryPath) == 0)
+
+        #expect(try file.update("# TYPE knockc_bans_total counter\nknockc_bans_total 3\n"))
+        #expect(try String(contentsOfFile: file.path, encoding: .utf8) == "# TYPE knockc_bans_total counter\nknockc_bans_total 3\n")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "untouched")
+        #expect(try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int == 0o644)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["knockc.prom", "victim"])
+    }
+
+    @Test("it is rewritten when the text changes or is `refresh` old, not otherwise")
+    func writesWhenChangedOrOld() throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var file = MetricsTextfile(path: directory + "/knockc.prom", refresh: .seconds(60))
+        let start = ContinuousClock.now
+        #expect(try file.update("a 1\n", now: start))
+        #expect(try !file.update("a 1\n", now: start.advanced(by: .seconds(59))))
+        #expect(try file.update("a 2\n", now: start.advanced(by: .seconds(59))))
+        #expect(try file.update("a 2\n", now: start.advanced(by: .seconds(120))))
+        #expect(try String(contentsOfFile: file.path, encoding: .utf8) == "a 2\n")
+    }
+
+    /// Versions of alternating size (a short one would show a truncated long one), each
+    /// beginning and ending with its own number.
+    static func version(_ number: Int) -> String {
+        "# begin \(number)\n" + String(repeating: "knockc_grants_total{sequence=\"s\"} \(number)\n", count: number % 2 == 0 ? 2_000 : 3) + "# end \(number)\n"
+    }
+
+    @Test("a reader never sees a partial file while it is replaced again and again")
+    func replacementIsAtomic() throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var file = MetricsTextfile(path: directory + "/knockc.prom", refresh: .zero)
+        try file.update(Self.version(0))
+        let path = file.path
+        let progress = ReaderProgress()
+        // A thread of its own: a task could wait for a place in the cooperative pool while
+        // the other tests hold it, and then read nothing.
+        let reader = Thread {
+            let limit = ContinuousClock.now.advanced(by: .seconds(30))
+            while !progress.stopped, ContinuousClock.now < limit {
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    progress.read(bad: "unreadable")
+                    continue
+                }
+                let number = text.split(separator: "\n").first?.dropFirst("# begin ".count) ?? ""
+                progress.read(bad: text == Self.version(Int(number) ?? -1) ? nil : String(text.prefix(80)))
+            }
+            progress.finish()
+        }
+        reader.start()
+        // Replace it while the reader reads: at least 100 times and until it has read 300 times.
+        var number = 0
+        let limit = ContinuousClock.now.advanced(by: .seconds(15))
+        while (number < 100 || progress.reads < 300) && number < 100_000 && ContinuousClock.now < limit {
+            number += 1
+            try file.update(Self.version(number))
+        }
+        progress.stop()
+        #expect(progress.waitUntilFinished(), "the reader did not stop")
+        let bad = progress.bad
+        #expect(progress.reads >= 300 && number >= 100, "the reader read \(progress.reads) times while it was replaced \(number) times")
+        #expect(bad.isEmpty, "\(bad.count) bad reads, the first: \(bad.first ?? "")")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["knockc.prom"])
+    }
+}
+
+/// What the reading thread of `replacementIsAtomic` has done, and the writer's word to stop.
+final class ReaderProgress: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var count = 0
+    private var badReads: [String] = []
+    private var done = false
+    private var finished = false
+    var reads: Int { condition.withLock { count } }
+    var bad: [String] { condition.withLock { badReads } }
+    var stopped: Bool { condition.withLock { done } }
+    func read(bad: String?) { condition.withLock { count += 1; if let bad { badReads.append(bad) } } }
+    func stop() { condition.withLock { done = true } }
+    func finish() { condition.withLock { finished = true; condition.broadcast() } }
+    func waitUntilFinished() -> Bool {
+        condition.withLock {
+            let limit = Date().addingTimeInterval(40)
+            while !finished { guard condition.wait(until: limit) else { return false } }
+            return true
+        }
     }
 }

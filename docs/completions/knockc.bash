@@ -323,7 +323,7 @@ _knockc_watch() {
     repeating_flags=()
     non_repeating_flags=(-h --help)
     repeating_options=()
-    non_repeating_options=(--table --interval --metrics --log-level)
+    non_repeating_options=(--table --interval --metrics --metrics-textfile --log-level)
     __knockc_offer_flags_options 1
 
     # Offer option value completions
@@ -335,6 +335,10 @@ _knockc_watch() {
         return
         ;;
     '--metrics')
+        return
+        ;;
+    '--metrics-textfile')
+        __knockc_add_completions -o plusdirs -fX '!*.@(prom)'
         return
         ;;
     '--log-level')
