@@ -36,6 +36,7 @@ struct RevokeCommand: ParsableCommand {
     }
 
     func run() throws {
+        try Privilege.requireNetAdmin("revoke")
         let (address, family) = IPAddress.canonical(source)!
         let outcome: Revoker.Outcome?
         do {

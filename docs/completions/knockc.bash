@@ -250,7 +250,7 @@ _knockc_diff() {
 
 _knockc_apply() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--force -h --help)
     repeating_options=()
     non_repeating_options=(--confirm)
     __knockc_offer_flags_options 1
