@@ -183,6 +183,9 @@ struct ApplyCommand: ParsableCommand {
             throw ValidationErrorText("table inet \(table) exists, but knockc has no record of the spec it came from in this network namespace; apply once without --confirm first")
         }
         let compiled = try ThrowawayNamespace.runKnockc(["scratch-apply", pending.store.recordPath, "--list"])
+        if let failure = ThrowawayNamespace.setupFailure(of: compiled) {
+            throw ValidationErrorText("cannot check that the live table can be restored exactly: \(failure)")
+        }
         guard compiled.status == 0,
               ListingNormalizer.definitions(compiled.output) == ListingNormalizer.definitions(live) else {
             throw ValidationErrorText("the live table inet \(table) is not what knockc last applied here (see `knockc diff`), so it cannot be restored exactly; apply without --confirm, or restore it first")

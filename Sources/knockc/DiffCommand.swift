@@ -34,6 +34,10 @@ struct DiffCommand: ParsableCommand {
         }
         let compiled = try ThrowawayNamespace.runKnockc(["scratch-apply", options.spec, "--list"])
         guard compiled.status == 0 else {
+            if let failure = ThrowawayNamespace.setupFailure(of: compiled) {
+                Console.error("knockc: cannot list the compiled table: \(failure)")
+                throw Self.trouble
+            }
             Console.error("knockc: the kernel refused the compiled ruleset:\n\(compiled.errors)")
             throw Self.trouble
         }

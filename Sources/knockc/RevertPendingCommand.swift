@@ -19,13 +19,6 @@ struct RevertPendingCommand: ParsableCommand {
     func run() throws {
         let pending = try ConfirmSupport.pending(table: table)
         guard try pending.takeOver(), let me = ProcessIdentity.current() else { return }
-        while let record = pending.store.confirmRecord(), record.phase == .pending, record.reverter == me {
-            let now = pending.clock()
-            guard now < record.deadline else {
-                try pending.revertAtDeadline(by: me)
-                return
-            }
-            usleep(UInt32(min(50_000_000, record.deadline - now) / 1000))
-        }
+        try pending.revertAtDeadline(by: me) { usleep(UInt32($0 / 1000)) }
     }
 }

@@ -101,6 +101,19 @@ public struct PendingConfirm: Sendable {
         }
     }
 
+    /// The reverter's life: waits (through `sleep`, given nanoseconds) until the deadline on
+    /// `clock`, and reverts then, unless the record stops being pending or names another
+    /// reverter first (a confirm, an end, a recovery). Returns the record as it ends.
+    @discardableResult
+    public func revertAtDeadline(by reverter: ProcessIdentity, sleep: (UInt64) -> Void) throws -> ConfirmRecord? {
+        while let record = store.confirmRecord(), record.phase == .pending, record.reverter == reverter {
+            let now = clock()
+            guard now < record.deadline else { return try revertAtDeadline(by: reverter) }
+            sleep(min(50_000_000, record.deadline - now))
+        }
+        return store.confirmRecord()
+    }
+
     /// Restores the previous table if the record is still pending and still names `reverter`.
     /// Returns the record as it ends.
     @discardableResult

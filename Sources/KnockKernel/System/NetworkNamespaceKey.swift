@@ -11,7 +11,7 @@ public struct NetworkNamespaceKey: Equatable, Sendable {
 
     public static func current() throws(SystemError) -> NetworkNamespaceKey {
         var status = stat()
-        guard stat("/proc/self/ns/net", &status) == 0 else { throw SystemError("cannot read /proc/self/ns/net") }
+        guard stat("/proc/thread-self/ns/net", &status) == 0 else { throw SystemError("cannot read /proc/thread-self/ns/net") }
         let socket = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard socket >= 0 else { throw SystemError("cannot open a socket to read the network namespace's cookie") }
         defer { close(socket) }

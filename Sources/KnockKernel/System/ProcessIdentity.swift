@@ -9,6 +9,12 @@ public struct ProcessIdentity: Codable, Equatable, Sendable, CustomStringConvert
     public var startTime: UInt64
     public var bootID: String
 
+    public init(pid: Int32, startTime: UInt64, bootID: String) {
+        self.pid = pid
+        self.startTime = startTime
+        self.bootID = bootID
+    }
+
     public static func current() -> ProcessIdentity? { of(getpid()) }
 
     /// The identity of a live process; nil when there is none with that pid (or only a zombie).
