@@ -35,8 +35,8 @@ struct LiveStateReader {
             guard catalogFound else { return nil }
             for family in IPFamily.allCases {
                 let size = family == .ipv4 ? 4 : 16
-                if sets.contains(names.progress(family)) {
-                    _ = try dump.forEachElement(table: table, set: names.progress(family)) { element in
+                for progressSet in names.progressSets(family) where sets.contains(progressSet) {
+                    _ = try dump.forEachElement(table: table, set: progressSet) { element in
                         guard element.key.count == 2 * size, let expires = element.expires,
                               element.key[size..<(2 * size - 4)].allSatisfy({ $0 == 0 }),
                               let source = NetlinkDump.address(UnsafeRawBufferPointer(rebasing: element.key[0..<size]), family: family)
@@ -96,7 +96,7 @@ struct LiveStateReader {
     }
 
     static let stateSets = [RulesetLowering.Names.sequenceCatalog] + IPFamily.allCases.flatMap {
-        [RulesetLowering.Names.progress($0), RulesetLowering.Names.granted($0), RulesetLowering.Names.banned($0)]
+        RulesetLowering.Names.progressSets($0) + [RulesetLowering.Names.granted($0), RulesetLowering.Names.banned($0)]
     }
 }
 

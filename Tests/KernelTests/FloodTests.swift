@@ -4,9 +4,10 @@ import KnockCore
 @testable import KnockTestSupport
 import Testing
 
-/// Set sizes bounding state: a flood of first knocks from many sources fills the progress set
-/// only up to `max_tracked_sources`, takes no grant away (grants live in a set of their own),
-/// and knocking works again once the flood's entries time out.
+/// Set sizes bounding state: a flood of first knocks from many sources fills the set of first
+/// knocks (`started4`) only up to `max_tracked_sources`, takes no grant away (grants live in a
+/// set of their own), leaves sources already part-way through able to finish (later stages
+/// live in `progress4`), and knocking works again once the flood's entries time out.
 @Suite(.enabled(if: getuid() == 0, "needs root to create network namespaces"))
 struct FloodTests {
     static let spec = """
@@ -23,7 +24,7 @@ struct FloodTests {
     /// More flooding sources than the set has room for: 192.0.2.100 to 192.0.2.199.
     static let floodSources = (100..<200).map { "192.0.2.\($0)" }
 
-    @Test("a flood of first knocks fills progress4 only up to max_tracked_sources, keeps grants, and knocking works once it times out")
+    @Test("a flood of first knocks fills started4 only up to max_tracked_sources, keeps grants, and knocking works once it times out")
     func floodIsBoundedAndRecovers() throws {
         try Testbed.with { bed in
             let listener = try bed.listen(tcpPort: 22)
@@ -48,7 +49,7 @@ struct FloodTests {
                 try flood.packetsSent >= Self.floodSources.count && bed.progressCount() >= Self.capacity
             }
             let afterFill = try bed.progressCount()
-            #expect(filled, "the flood did not fill progress4 (\(afterFill) elements)")
+            #expect(filled, "the flood did not fill started4 (\(afterFill) elements)")
 
             // While it goes on, the set stays bounded.
             var largest = 0
@@ -56,8 +57,8 @@ struct FloodTests {
                 largest = max(largest, try bed.progressCount())
                 Thread.sleep(forTimeInterval: 0.05)
             }
-            #expect(largest <= Self.capacity, "progress4 grew to \(largest) elements")
-            #expect(largest >= Self.capacity / 2, "the flood should keep progress4 near full, had \(largest)")
+            #expect(largest <= Self.capacity, "started4 grew to \(largest) elements")
+            #expect(largest >= Self.capacity / 2, "the flood should keep started4 near full, had \(largest)")
 
             // The grant lives in granted4, which the flood does not touch.
             #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .connected)
@@ -70,17 +71,17 @@ struct FloodTests {
             // what the bound costs. A running flood keeps freeing slots as its entries time
             // out, so the set is emptied and filled by one round of first knocks, whose
             // entries all live step_timeout; the legitimate client knocks well within that.
-            try runProgram(["ip", "netns", "exec", bed.server.name, "nft", "flush", "set", "inet", "knockc", "progress4"])
+            try runProgram(["ip", "netns", "exec", bed.server.name, "nft", "flush", "set", "inet", "knockc", "started4"])
             let burst = FirstKnockFlood(namespace: bed.client, sources: Self.floodSources, host: Testbed.serverV4, port: 7000)
             let burstStarted = Date()
             burst.start(maxRounds: 1, maxSeconds: 2)
             burst.finish()
-            #expect(try bed.progressCount() == Self.capacity, "one round of \(Self.floodSources.count) first knocks did not fill progress4")
+            #expect(try bed.progressCount() == Self.capacity, "one round of \(Self.floodSources.count) first knocks did not fill started4")
             try bed.client.knock(Testbed.serverV4, Self.sequence)
             let whenFull = try bed.client.connect(to: Testbed.serverV4, port: 22)
             let knockedAfter = Date().timeIntervalSince(burstStarted)
             #expect(whenFull == .refused,
-                    "a knock found room in a full progress4 (\(knockedAfter) s after the round; its entries live \(Self.stepTimeout) s)")
+                    "a knock found room in a full started4 (\(knockedAfter) s after the round; its entries live \(Self.stepTimeout) s)")
 
             // The flood's entries expire after step_timeout (3 s); then the full sequence opens.
             let stopped = Date()
@@ -95,12 +96,46 @@ struct FloodTests {
             _ = listener
         }
     }
+
+    @Test("sources part-way through a sequence finish while a flood of first knocks keeps started4 full")
+    func partWaySourcesFinishDuringFlood() throws {
+        try Testbed.with { bed in
+            let listener = try bed.listen(tcpPort: 22)
+            try bed.apply(Self.spec)
+            let device = try bed.client.device(holding: Testbed.clientV4)
+            try bed.client.addAddresses(Self.floodSources, device: device)
+
+            // Before the flood: the client at stage 2, the other host at stage 1.
+            try bed.client.knock(Testbed.serverV4, Array(Self.sequence.prefix(2)))
+            try bed.other.knock(Testbed.serverOtherV4, Array(Self.sequence.prefix(1)))
+            #expect(try bed.progressCount("progress4") == 1)
+            #expect(try bed.progressCount("started4") == 1)
+
+            // One round of first knocks from 100 sources fills started4 (room for 64).
+            let burst = FirstKnockFlood(namespace: bed.client, sources: Self.floodSources, host: Testbed.serverV4, port: 7000)
+            burst.start(maxRounds: 1, maxSeconds: 2)
+            burst.finish()
+            // The client's stage-1 element, deleted when it advanced, still holds its slot until
+            // the kernel's garbage collection, so one fewer may be listed.
+            let filled = try bed.progressCount("started4")
+            #expect(filled >= Self.capacity - 1, "the round did not fill started4: \(filled) elements after \(burst.packetsSent) knocks")
+            #expect(burst.packetsSent > Self.capacity)
+
+            // Both part-way sources still finish, each within its step timeout.
+            try bed.client.knock(Testbed.serverV4, [Self.sequence[2]])
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected, "the source at stage 2 lost its place")
+            try bed.other.knock(Testbed.serverOtherV4, Array(Self.sequence.dropFirst()))
+            #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .connected, "the source at stage 1 lost its place")
+            _ = listener
+        }
+    }
 }
 
 extension Testbed {
-    /// How many elements the server's `progress4` set lists (expired ones are not listed).
-    func progressCount() throws -> Int {
-        let listing = try runProgram(["ip", "netns", "exec", server.name, "nft", "-j", "list", "set", "inet", "knockc", "progress4"]).output
+    /// How many elements the server's `set` lists (expired ones are not listed): by default
+    /// `started4`, where first knocks go.
+    func progressCount(_ set: String = "started4") throws -> Int {
+        let listing = try runProgram(["ip", "netns", "exec", server.name, "nft", "-j", "list", "set", "inet", "knockc", set]).output
         let document = try JSONSerialization.jsonObject(with: Data(listing.utf8)) as? [String: Any]
         let objects = document?["nftables"] as? [[String: Any]] ?? []
         guard let set = objects.lazy.compactMap({ $0["set"] as? [String: Any] }).first else {

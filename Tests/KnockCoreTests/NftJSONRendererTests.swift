@@ -165,7 +165,7 @@ struct NftJSONRendererTests {
         let saddr6 = #"{"payload": {"protocol": "ip6", "field": "saddr"}}"#
         for fragment in [
             // The stage tag, and a set statement whose timeout is whole seconds (2s).
-            #"{"set": {"op": "add", "elem": {"elem": {"val": {"concat": [\#(saddr), {"|": [{"&": [\#(saddr), "0.0.0.0"]}, "0.0.2.1"]}]}, "timeout": 2}}, "set": "@progress4"}}"#,
+            #"{"set": {"op": "add", "elem": {"elem": {"val": {"concat": [\#(saddr), {"|": [{"&": [\#(saddr), "0.0.0.0"]}, "0.0.2.1"]}]}, "timeout": 2}}, "set": "@started4"}}"#,
             #"{"set": {"op": "delete", "elem": {"concat": [\#(saddr6), {"|": [{"&": [\#(saddr6), "::"]}, "::0.0.1.3"]}]}, "set": "@progress6"}}"#,
             #"{"set": {"op": "update", "elem": {"elem": {"val": {"concat": [\#(saddr), "udp", 53]}, "timeout": 600}}, "set": "@granted4"}}"#,
             #"{"match": {"op": "!=", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, ["syn", "ack"]]}, "right": "syn"}}"#,

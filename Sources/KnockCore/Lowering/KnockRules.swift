@@ -16,7 +16,6 @@ extension RulesetLowering {
     static func knockRules(for knock: Knock, family: IPFamily, users: [KnockMachine],
                            access: AccessSets, bans: BanRules, strict: StrictRules) -> [RuleIR] {
         var rules: [RuleIR] = []
-        let progress = Names.progress(family)
         for machine in users {
             let sequence = machine.sequence
             // Sources outside `from`, or in the sequence's `deny`, are not seen at all.
@@ -33,16 +32,17 @@ extension RulesetLowering {
                 if transition.stage == 0 {
                     // "No progress yet" is the absence of every stage tag of the sequence.
                     for stage in 1..<count {
-                        statements.append(.notInSet(tags.key(stage), set: progress))
+                        statements.append(.notInSet(tags.key(stage), set: Names.progress(family, stage: stage)))
                     }
                 } else {
-                    statements.append(.inSet(tags.key(transition.stage), set: progress))
-                    statements.append(.setElement(.delete, set: progress, key: tags.key(transition.stage), timeout: nil))
+                    let set = Names.progress(family, stage: transition.stage)
+                    statements.append(.inSet(tags.key(transition.stage), set: set))
+                    statements.append(.setElement(.delete, set: set, key: tags.key(transition.stage), timeout: nil))
                 }
                 var comment = name
                 switch transition.action {
                 case .advance(let next):
-                    statements.append(.setElement(.add, set: progress, key: tags.key(next), timeout: sequence.stepTimeout))
+                    statements.append(.setElement(.add, set: Names.progress(family, stage: next), key: tags.key(next), timeout: sequence.stepTimeout))
                     statements += strict.advanceStatements(machine)
                     if transition.stage > 0 && next == 1 {
                         // Knock 1 out of turn: the attempt in progress was reset.

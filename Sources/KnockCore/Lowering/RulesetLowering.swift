@@ -1,8 +1,11 @@
 /// Stage 3: `KnockSpec` to `RulesetIR`. Here every decision about the ruleset is made.
 ///
 /// The layout, per IP family:
-/// - `progress4` holds `(source . stage tag)` for each source part-way through a sequence,
-///   with the sequence's step timeout, so a stalled attempt expires in the kernel.
+/// - `started4` holds `(source . stage tag)` for each source that has made a sequence's first
+///   knock, and `progress4` the same for the later stages, each with the sequence's step
+///   timeout, so a stalled attempt expires in the kernel. First knocks are what anyone can send
+///   (spoofed, in a flood); kept apart, they can fill only their own set, and a source further
+///   along still finds room to advance and finish.
 /// - `granted4` holds `(source . protocol . port)` with the sequence's `open_for`.
 /// - The `input` base chain makes one verdict-map lookup on `(family . protocol . port)`:
 ///   a knock port jumps to its knock chain, a guarded port to the guard chain, and every
@@ -23,8 +26,11 @@ public enum RulesetLowering {
 
         for family in IPFamily.allCases {
             sets.append(SetIR(
+                name: Names.started(family), key: [family.addressType, family.addressType],
+                contents: .dynamic(size: spec.maxTrackedSources), comment: "sources that made the first knock of a sequence"))
+            sets.append(SetIR(
                 name: Names.progress(family), key: [family.addressType, family.addressType],
-                contents: .dynamic(size: spec.maxTrackedSources), comment: "sources part-way through a sequence, by stage"))
+                contents: .dynamic(size: spec.maxTrackedSources), comment: "sources past the first knock of a sequence, by stage"))
             sets.append(SetIR(
                 name: Names.granted(family), key: [family.addressType, .inetProto, .inetService],
                 contents: .dynamic(size: spec.maxTrackedSources), comment: "sources granted a guarded port"))
@@ -117,7 +123,14 @@ public enum RulesetLowering {
         public static let portSet = "ports"
         public static let sequenceCatalog = "sequences"
         public static let decoyChain = "decoy"
+        /// Knocks in progress past the first.
         public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }
+        /// Knocks in progress at the first stage.
+        public static func started(_ family: IPFamily) -> String { "started\(family.suffix)" }
+        /// The set that holds a source at `stage` (1 or more) of a sequence.
+        public static func progress(_ family: IPFamily, stage: Int) -> String { stage == 1 ? started(family) : progress(family) }
+        /// Every set of knocks in progress.
+        public static func progressSets(_ family: IPFamily) -> [String] { [started(family), progress(family)] }
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
         public static func banned(_ family: IPFamily) -> String { "banned\(family.suffix)" }
         /// The top-level `allow` list: sources that reach every guarded port without knocking.

@@ -31,7 +31,6 @@ struct StrictRules {
             .verdict(.jump(Self.chainName(family))),
         ], comment: "strict sequences in progress")
 
-        let progress = RulesetLowering.Names.progress(family)
         var rules = [
             RuleIR([.notEquals(.l4proto, .proto(.tcp)), .notEquals(.l4proto, .proto(.udp)), .verdict(.return)],
                    comment: "neither tcp nor udp"),
@@ -40,6 +39,7 @@ struct StrictRules {
         for machine in machines {
             let tags = StageTags(sequenceIndex: machine.tagIndex, family: family)
             for stage in 1..<max(machine.knocks.count, 1) {
+                let progress = RulesetLowering.Names.progress(family, stage: stage)
                 rules.append(RuleIR([
                     .inSet(tags.key(stage), set: progress),
                     .setElement(.delete, set: progress, key: tags.key(stage), timeout: nil),

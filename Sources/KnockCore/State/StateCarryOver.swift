@@ -52,11 +52,13 @@ public struct StateCarryOver: Equatable, Sendable {
     public func commands(table: String) -> String {
         var lines: [String] = []
         for family in IPFamily.allCases {
-            let progress = self.progress.filter { $0.family == family }.map {
-                "\($0.source) . \(family.address($0.tag)) timeout \($0.expires) expires \($0.expires)"
-            }
-            if !progress.isEmpty {
-                lines.append("add element inet \(table) \(RulesetLowering.Names.progress(family)) { \(progress.joined(separator: ", ")) }")
+            for set in RulesetLowering.Names.progressSets(family) {
+                let progress = self.progress.filter { $0.family == family && RulesetLowering.Names.progress(family, stage: $0.stage) == set }.map {
+                    "\($0.source) . \(family.address($0.tag)) timeout \($0.expires) expires \($0.expires)"
+                }
+                if !progress.isEmpty {
+                    lines.append("add element inet \(table) \(set) { \(progress.joined(separator: ", ")) }")
+                }
             }
             let grants = self.grants.filter { $0.family == family }.map {
                 "\($0.source) . \($0.port.proto.number) . \($0.port.port) timeout \($0.timeout) expires \($0.expires)"
