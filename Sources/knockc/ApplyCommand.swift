@@ -48,9 +48,18 @@ struct ApplyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let spec = try options.load()
+        // Read once: the text checked is the text installed and recorded.
+        let specText: String
+        do {
+            specText = try String(contentsOfFile: options.spec, encoding: .utf8)
+        } catch {
+            Console.error("knockc: cannot read the spec file \(options.spec)")
+            throw ExitCodes.specErrors
+        }
+        let (checked, diagnostics) = Pipeline.check(specText, file: options.spec)
+        Console.report(diagnostics)
+        guard let spec = checked else { throw ExitCodes.specErrors }
         try Privilege.requireNetAdmin("apply")
-        let specText = try String(contentsOfFile: options.spec, encoding: .utf8)
         if let confirm, let window = Duration(parsing: confirm) {
             try applyPendingConfirmation(spec, specText: specText, window: window)
         } else {
@@ -61,32 +70,33 @@ struct ApplyCommand: ParsableCommand {
     /// A plain apply. The record it leaves is what a later `--confirm` restores; when it cannot
     /// be written the table is still applied, and the warning says what that costs.
     private func applyNow(_ spec: KnockSpec, specText: String) throws {
-        var pending: PendingConfirm?
+        let pending: PendingConfirm
         do {
             pending = PendingConfirm(store: try ConfirmStore(table: spec.tableName, root: ConfirmSupport.root))
         } catch {
             Console.error("knockc: warning: \(error); this apply is not recorded, so a later `apply --confirm` will refuse to start")
+            try install(spec)
+            return
         }
-        if let pending {
-            ConfirmSupport.report(pending.recoverOrphan(), table: spec.tableName)
-            if let record = pending.livePending() {
-                guard force else {
-                    Console.error("knockc: table inet \(spec.tableName) has an apply --confirm waiting for confirmation "
-                        + "(it reverts in \(pending.secondsLeft(record))s). Run `knockc confirm\(tableOption(spec))` to keep it, "
-                        + "wait for it to revert, or run this apply with --force to end it without a revert; nothing was changed")
-                    throw ExitCode(1)
-                }
-                if try pending.end("ended by `knockc apply --force`, which applied \(options.spec)") != nil {
-                    Console.error("knockc: ended the pending apply --confirm of table inet \(spec.tableName); it will not revert")
+        ConfirmSupport.report(pending.recoverOrphan(), table: spec.tableName)
+        do {
+            try pending.applyPlainly(force: force, onEnded: { _ in
+                Console.error("knockc: ended the pending apply --confirm of table inet \(spec.tableName); it will not revert")
+            }) {
+                try install(spec)
+                do {
+                    try pending.store.record(specText: specText)
+                } catch {
+                    Console.error("knockc: warning: \(error); the table is applied, but a later `apply --confirm` cannot restore it")
                 }
             }
-        }
-        try install(spec)
-        guard let pending else { return }
-        do {
-            try pending.store.record(specText: specText)
-        } catch {
-            Console.error("knockc: warning: \(error); the table is applied, but a later `apply --confirm` cannot restore it")
+        } catch let refused as PendingConfirm.AlreadyPending {
+            Console.error("knockc: table inet \(spec.tableName) has \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
+                + "wait for it to revert, or run this apply with --force to end it without a revert; nothing was changed")
+            throw ExitCode(1)
+        } catch let error as SystemError {
+            Console.error("knockc: \(error); nothing was changed")
+            throw error.isPermission ? ExitCodes.notPermitted : ExitCode(1)
         }
     }
 
@@ -108,13 +118,17 @@ struct ApplyCommand: ParsableCommand {
         spec.tableName == KnockSpec.defaultTableName ? "" : " --table \(spec.tableName)"
     }
 
-    /// Arms the revert, installs, then waits for the outcome. See `PendingConfirm`.
+    /// Arms the revert, starts the reverter, installs, then waits for the outcome. See
+    /// `PendingConfirm`.
     private func applyPendingConfirmation(_ spec: KnockSpec, specText: String, window: Duration) throws {
         let pending = try ConfirmSupport.pending(table: spec.tableName)
         ConfirmSupport.report(pending.recoverOrphan(), table: spec.tableName)
-        let previous = try previousSpec(pending)
         do {
-            try pending.arm(previousSpec: previous, candidateSpec: specText, windowMilliseconds: Int(window.milliseconds))
+            try pending.arm(candidateSpec: specText, windowMilliseconds: Int(window.milliseconds)) { try previousSpec(pending) }
+        } catch let refused as PendingConfirm.AlreadyPending {
+            Console.error("knockc: table inet \(spec.tableName) has \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
+                + "or wait for it to end; nothing was changed")
+            throw ExitCode(1)
         } catch {
             Console.error("knockc: \(error); nothing was changed")
             throw (error as? SystemError)?.isPermission == true ? ExitCodes.notPermitted : ExitCode(1)
@@ -127,10 +141,10 @@ struct ApplyCommand: ParsableCommand {
             throw ExitCode(1)
         }
         do {
-            try install(spec)
-        } catch {
-            _ = try? pending.end("the kernel refused the new table")
-            throw error
+            try pending.install { try install(spec) }
+        } catch let error as PendingConfirm.NotInstalled {
+            Console.error("knockc: \(error)")
+            throw ExitCode(1)
         }
         print("run `knockc confirm\(tableOption(spec))` within \(window) to keep it; otherwise the previous table comes back")
         // Whoever reads this through a pipe (a script, ssh -T) needs it now, not at exit.
@@ -138,24 +152,25 @@ struct ApplyCommand: ParsableCommand {
         try awaitOutcome(pending, window: window)
     }
 
-    /// Waits for a confirm, a revert or an end. Never forever: a reverter that dies is noticed
-    /// within a poll, and one that is alive but has not reverted a minute after its deadline
-    /// (stopped, say) is killed and the revert done here.
+    /// Waits for a confirm, a revert or an end, polling. Never forever: a reverter that dies is
+    /// noticed within a poll, and one stuck past its deadline is replaced (`recoverOrphan`).
     private func awaitOutcome(_ pending: PendingConfirm, window: Duration) throws {
+        var missing = 0
         while true {
-            guard let record = pending.store.confirmRecord() else { return }
+            guard let record = pending.store.confirmRecord() else {
+                // The reverter reverts when the record vanishes; give it a moment to say so.
+                missing += 1
+                if missing > 100 {
+                    Console.error("knockc: the record of this apply --confirm disappeared from \(pending.store.directory); its reverter restores the previous table")
+                    throw Self.reverted
+                }
+                usleep(50_000)
+                continue
+            }
+            missing = 0
             switch record.phase {
             case .arming, .pending:
-                if record.reverter?.isAlive != true {
-                    // The record then tells what the recovery did.
-                    _ = pending.recoverOrphan()
-                    continue
-                }
-                if pending.clock() > record.deadline + 60_000_000_000, let reverter = record.reverter {
-                    Console.error("knockc: the reverter (\(reverter)) has not reverted a minute past the deadline; stopping it and reverting here")
-                    if reverter.isAlive { kill(reverter.pid, SIGKILL) }
-                    continue
-                }
+                _ = pending.recoverOrphan()
                 usleep(50_000)
             case .confirmed:
                 print("confirmed: keeping the new table")

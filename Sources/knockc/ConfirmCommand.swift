@@ -41,6 +41,9 @@ struct ConfirmCommand: ParsableCommand {
             ConfirmSupport.report(recovery, table: table)
             Console.error("knockc: too late to confirm: the deadline had passed")
             throw ExitCode(1)
+        case .notInstalled:
+            Console.error("knockc: the apply --confirm of table inet \(table) has not installed its table yet; nothing to confirm")
+            throw ExitCode(1)
         case .nothingPending:
             Console.error("knockc: no apply of table inet \(table) is waiting for confirmation in this network namespace")
             throw ExitCode(1)

@@ -23,14 +23,14 @@ enum ConfirmSupport {
         switch recovery {
         case .nothing:
             break
-        case .reverted(let reverter):
-            Console.error("knockc: the pending apply --confirm of table inet \(table) had lost its reverter (\(reverter) died before the deadline), so the previous table was restored now. Run the apply --confirm again if you still want the new spec.")
-        case .revertFailed(let reverter, let why):
-            Console.error("knockc: the pending apply --confirm of table inet \(table) had lost its reverter (\(reverter) died), and restoring the previous table failed: \(why). Check the table with `knockc diff` and apply the spec you want.")
+        case .reverted(_, let why):
+            Console.error("knockc: the pending apply --confirm of table inet \(table) had lost its reverter (\(why)), so the previous table was restored now. Run the apply --confirm again if you still want the new spec.")
+        case .revertFailed(_, let why):
+            Console.error("knockc: the pending apply --confirm of table inet \(table) had lost its reverter, and restoring the previous table failed: \(why). Check the table with `knockc diff` and apply the spec you want.")
         case .droppedFromEarlierBoot:
             Console.error("knockc: dropped a pending apply --confirm of table inet \(table) recorded before a reboot")
         case .droppedUnarmed:
-            Console.error("knockc: dropped a pending apply --confirm of table inet \(table) whose apply died before installing anything")
+            Console.error("knockc: dropped a pending apply --confirm of table inet \(table) that ended before installing anything; the table was not changed")
         }
     }
 }

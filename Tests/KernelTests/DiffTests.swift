@@ -22,12 +22,18 @@ struct DiffTests {
     func diffWritesNoFiles() throws {
         try Testbed.with { bed in
             try bed.apply(try String(contentsOfFile: CommandLineTests.ssh, encoding: .utf8))
-            // /tmp is an empty file system of its own in a mount namespace of its own.
+            // /tmp is an empty file system of its own in a mount namespace of its own. The
+            // build and the spec may live under /tmp (a CI clone), so copies run from /run.
+            let copies = "/run/knockc-test-\(getpid())-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: copies) }
+            try FileManager.default.createDirectory(atPath: copies, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: CommandLineTests.knockc, toPath: copies + "/knockc")
+            try FileManager.default.copyItem(atPath: CommandLineTests.several, toPath: copies + "/several.yaml")
             let result = try runProgram(["ip", "netns", "exec", bed.server.name, "unshare", "-m", "sh", "-c", """
                 mount -t tmpfs tmpfs /tmp || exit 99
                 "$1" diff "$2"; echo "status=$?"
                 ls -A /tmp
-                """, "sh", CommandLineTests.knockc, CommandLineTests.several], allowFailure: true)
+                """, "sh", copies + "/knockc", copies + "/several.yaml"], allowFailure: true)
             #expect(result.output.contains("+\t\t\t0.0.1.0 comment \"admin-web"), "\(result.output)\(result.error)")
             let lines = result.output.split(separator: "\n")
             let tail = lines.drop { !$0.hasPrefix("status=") }

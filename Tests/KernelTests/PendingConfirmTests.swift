@@ -26,23 +26,27 @@ struct PendingConfirmTests {
         try runProgram(["ip", "netns", "exec", bed.server.name, "nft", "list", "table", "inet", "knockc"], allowFailure: true).output
     }
 
-    @Test("the reverter restores the previous table once its clock passes the deadline, and not a moment before")
+    func store() throws -> ConfirmStore { try ConfirmStore(table: "knockc", root: root) }
+
+    static func spec(_ text: String) throws -> KnockSpec { try #require(Pipeline.check(text, file: "spec.yaml").0) }
+
+    @Test("the reverter restores the previous table once its clock passes the deadline, counted from the install, and not a moment before")
     func revertsAtTheDeadlineOfItsClock() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Testbed.with { bed in
             try bed.apply(Self.ssh)
             let clock = ManualClock()
-            let root = self.root
             let record = try bed.server.perform { () throws -> ConfirmRecord? in
-                let pending = PendingConfirm(store: try ConfirmStore(table: "knockc", root: root), clock: { clock.now })
-                try pending.store.record(specText: Self.ssh)
-                try pending.arm(previousSpec: Self.ssh, candidateSpec: Self.several, windowMilliseconds: 60_000)
-                #expect(try pending.takeOver())
-                #expect(pending.store.confirmRecord()?.phase == .pending)
-                try RulesetApplier().apply(try #require(Pipeline.check(Self.several, file: "several.yaml").0))
+                let pending = PendingConfirm(store: try store(), clock: { clock.now })
+                try pending.arm(candidateSpec: Self.several, windowMilliseconds: 60_000) { Self.ssh }
+                let reverter = try #require(try pending.takeOver())
+                #expect(reverter.previousSpec == Self.ssh)
+                // Time spent before the install does not count against the window.
+                clock.advance(by: 30)
+                try pending.install { try RulesetApplier().apply(try Self.spec(Self.several)) }
+                #expect(pending.store.confirmRecord()?.installed == true)
                 var slept = 0.0
-                let me = try #require(ProcessIdentity.current())
-                return try pending.revertAtDeadline(by: me) { nanoseconds in
+                return pending.revert(as: reverter) { nanoseconds in
                     // Each wait moves the clock; just before the deadline the new table is live.
                     slept += Double(nanoseconds) / 1e9
                     if slept < 59.9 { #expect(pending.store.confirmRecord()?.phase == .pending) }
@@ -54,29 +58,103 @@ struct PendingConfirmTests {
         }
     }
 
-    @Test("a pending record whose reverter is dead is recovered by the next reader; a confirm after its deadline is too late")
+    @Test("once the record is no longer pending (reverted, ended), the install refuses and never runs")
+    func installRefusedAfterRevert() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Testbed.with { bed in
+            try bed.apply(Self.ssh)
+            try bed.server.perform {
+                let pending = PendingConfirm(store: try store())
+                try pending.arm(candidateSpec: Self.several, windowMilliseconds: 1) { Self.ssh }
+                _ = try #require(try pending.takeOver())
+                var record = try #require(pending.store.confirmRecord())
+                record.phase = .reverted
+                try pending.store.write(record)
+                var ran = false
+                #expect(throws: PendingConfirm.NotInstalled.self) { try pending.install { ran = true } }
+                #expect(!ran)
+            }
+            #expect(try !live(bed).contains("admin-web"))
+        }
+    }
+
+    @Test("confirm refuses an apply whose table is not installed yet")
+    func confirmBeforeInstall() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Testbed.with { bed in
+            try bed.server.perform {
+                let pending = PendingConfirm(store: try store())
+                try pending.arm(candidateSpec: Self.several, windowMilliseconds: 60_000) { nil }
+                _ = try #require(try pending.takeOver())
+                #expect(try pending.confirm() == .notInstalled)
+                #expect(pending.store.recordedSpec() == nil, "nothing recorded as applied")
+            }
+        }
+    }
+
+    /// Writes a pending, installed record naming `reverter`, with the deadline `window` away.
+    func writeInstalled(_ pending: PendingConfirm, reverter: ProcessIdentity, window: Double) throws {
+        var record = try #require(pending.store.confirmRecord())
+        record.phase = .pending
+        record.reverter = reverter
+        record.installed = true
+        record.deadline = pending.clock() + UInt64(window * 1e9)
+        try pending.store.write(record)
+    }
+
+    @Test("a pending record whose reverter is dead is recovered; a confirm after its deadline is too late and restores the previous table")
     func deadReverterIsRecovered() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Testbed.with { bed in
             try bed.apply(Self.ssh)
             let clock = ManualClock()
-            let root = self.root
             try bed.server.perform {
-                let pending = PendingConfirm(store: try ConfirmStore(table: "knockc", root: root), clock: { clock.now })
-                try pending.store.record(specText: Self.ssh)
-                try pending.arm(previousSpec: Self.ssh, candidateSpec: Self.several, windowMilliseconds: 60_000)
-                try RulesetApplier().apply(try #require(Pipeline.check(Self.several, file: "several.yaml").0))
+                let pending = PendingConfirm(store: try store(), clock: { clock.now })
+                try pending.arm(candidateSpec: Self.several, windowMilliseconds: 60_000) { Self.ssh }
+                try RulesetApplier().apply(try Self.spec(Self.several))
                 // As if a reverter had taken over and been killed: its identity names no process.
-                var record = try #require(pending.store.confirmRecord())
-                record.phase = .pending
-                record.reverter = ProcessIdentity(pid: 2_147_483_646, startTime: 1, bootID: BootClock.bootID)
-                try pending.store.write(record)
-
+                let dead = ProcessIdentity(pid: 2_147_483_646, startTime: 1, bootID: BootClock.bootID)
+                try writeInstalled(pending, reverter: dead, window: 60)
                 clock.advance(by: 61)
-                #expect(try pending.confirm() == .tooLate(.reverted(record.reverter!)))
+                guard case .tooLate(.reverted(let who, _)) = try pending.confirm() else {
+                    Issue.record("a late confirm was not refused with a revert")
+                    return
+                }
+                #expect(who == dead)
                 #expect(pending.store.confirmRecord()?.phase == .reverted)
                 #expect(pending.livePending() == nil)
                 #expect(pending.recoverOrphan() == .nothing, "nothing is left to recover")
+            }
+            #expect(try !live(bed).contains("admin-web"))
+        }
+    }
+
+    @Test("a reverter alive but stuck past its deadline is stopped by the next reader, which reverts")
+    func stuckReverterIsReplaced() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Testbed.with { bed in
+            try bed.apply(Self.ssh)
+            let stuck = Process()
+            stuck.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            stuck.arguments = ["60"]
+            try stuck.run()
+            defer { if stuck.isRunning { kill(stuck.processIdentifier, SIGKILL) } }
+            let clock = ManualClock()
+            try bed.server.perform {
+                let pending = PendingConfirm(store: try store(), clock: { clock.now })
+                try pending.arm(candidateSpec: Self.several, windowMilliseconds: 5_000) { Self.ssh }
+                try RulesetApplier().apply(try Self.spec(Self.several))
+                let reverter = try #require(ProcessIdentity.of(stuck.processIdentifier))
+                try writeInstalled(pending, reverter: reverter, window: 5)
+                clock.advance(by: 6)
+                #expect(pending.recoverOrphan() == .nothing, "a reverter just past its deadline is given time")
+                clock.advance(by: 10)
+                guard case .reverted(let who, _) = pending.recoverOrphan() else {
+                    Issue.record("the stuck reverter was not replaced")
+                    return
+                }
+                #expect(who == reverter)
+                #expect(!reverter.isAlive, "the stuck reverter was stopped")
             }
             #expect(try !live(bed).contains("admin-web"))
         }
@@ -86,17 +164,12 @@ struct PendingConfirmTests {
     func confirmInTimeWithoutReverter() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Testbed.with { bed in
-            try bed.apply(Self.ssh)
             let clock = ManualClock()
-            let root = self.root
             try bed.server.perform {
-                let pending = PendingConfirm(store: try ConfirmStore(table: "knockc", root: root), clock: { clock.now })
-                try pending.arm(previousSpec: nil, candidateSpec: Self.several, windowMilliseconds: 60_000)
-                var record = try #require(pending.store.confirmRecord())
+                let pending = PendingConfirm(store: try store(), clock: { clock.now })
+                try pending.arm(candidateSpec: Self.several, windowMilliseconds: 60_000) { nil }
                 let dead = ProcessIdentity(pid: 2_147_483_646, startTime: 1, bootID: BootClock.bootID)
-                record.phase = .pending
-                record.reverter = dead
-                try pending.store.write(record)
+                try writeInstalled(pending, reverter: dead, window: 60)
                 clock.advance(by: 30)
                 #expect(try pending.confirm() == .confirmedWithoutReverter(dead))
                 #expect(pending.store.recordedSpec() == Self.several)
@@ -110,10 +183,9 @@ struct PendingConfirmTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Testbed.with { bed in
             try bed.apply(Self.several)
-            let root = self.root
             try bed.server.perform {
-                let pending = PendingConfirm(store: try ConfirmStore(table: "knockc", root: root))
-                try pending.store.write(ConfirmRecord(phase: .pending, deadline: 0, windowMilliseconds: 1000, bootID: "an-earlier-boot",
+                let pending = PendingConfirm(store: try store())
+                try pending.store.write(ConfirmRecord(phase: .pending, deadline: 0, windowMilliseconds: 1000, installed: true, bootID: "an-earlier-boot",
                                                       reverter: ProcessIdentity(pid: 1, startTime: 1, bootID: "an-earlier-boot")))
                 #expect(pending.recoverOrphan() == .droppedFromEarlierBoot)
                 #expect(pending.store.confirmRecord()?.phase == .ended)

@@ -65,7 +65,9 @@ public struct ConfirmStore: Sendable {
 
     /// Runs `body` while holding the table's lock.
     public func locked<T>(_ body: () throws -> T) throws -> T {
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        var fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        // A state directory gone read-only must not stop a revert: flock needs no write access.
+        if fd < 0 && errno == EROFS { fd = open(lockPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
         guard fd >= 0 else { throw SystemError("cannot open \(lockPath)") }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {
@@ -81,6 +83,10 @@ public struct ConfirmStore: Sendable {
         var status = stat()
         guard lstat(path, &status) == 0 else { throw SystemError("cannot read \(path)") }
         guard (status.st_mode & S_IFMT) == S_IFDIR else { throw SystemError("cannot use \(path), which is not a directory", errno: ENOTDIR) }
+        // What is in it decides what a revert installs: only its owner may write there.
+        guard status.st_uid == geteuid(), status.st_mode & 0o022 == 0 else {
+            throw SystemError("cannot use \(path): it belongs to uid \(status.st_uid) (this is uid \(geteuid())) or others may write to it", errno: EPERM)
+        }
     }
 
     private static func removeFiles(in directory: String) {
@@ -122,18 +128,21 @@ public struct ConfirmRecord: Codable, Equatable, Sendable {
     }
 
     public var phase: Phase
-    /// `BootClock` nanoseconds at which the previous table comes back.
+    /// `BootClock` nanoseconds at which the previous table comes back; 0 until installed.
     public var deadline: UInt64
     public var windowMilliseconds: Int
+    /// Whether the applier installed the new table; the window runs from then.
+    public var installed: Bool?
     public var bootID: String
     public var applier: ProcessIdentity?
     public var reverter: ProcessIdentity?
     public var detail: String?
 
-    public init(phase: Phase, deadline: UInt64, windowMilliseconds: Int, bootID: String = BootClock.bootID,
+    public init(phase: Phase, deadline: UInt64, windowMilliseconds: Int, installed: Bool? = nil, bootID: String = BootClock.bootID,
                 applier: ProcessIdentity? = nil, reverter: ProcessIdentity? = nil, detail: String? = nil) {
         self.phase = phase
         self.deadline = deadline
+        self.installed = installed
         self.windowMilliseconds = windowMilliseconds
         self.bootID = bootID
         self.applier = applier

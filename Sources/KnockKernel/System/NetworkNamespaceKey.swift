@@ -23,21 +23,37 @@ public struct NetworkNamespaceKey: Equatable, Sendable {
         return NetworkNamespaceKey(inode: UInt64(status.st_ino), cookie: cookie)
     }
 
-    /// The inodes of the network namespaces that exist now: those of every process, and
-    /// those kept open by a bind mount where iproute2 and Docker put them.
+    /// The inodes of the network namespaces that exist now, as far as can be seen: those of
+    /// every process, those a process holds open, and those kept by a bind mount anywhere
+    /// (iproute2's /run/netns, Docker's, podman's, `unshare --net=FILE`).
     public static func liveInodes() -> Set<UInt64> {
         var inodes: Set<UInt64> = []
-        func add(_ path: String) {
+        let processes = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { $0.first?.isNumber == true }
+        for pid in processes {
             var status = stat()
-            if stat(path, &status) == 0 { inodes.insert(UInt64(status.st_ino)) }
+            if stat("/proc/\(pid)/ns/net", &status) == 0 { inodes.insert(UInt64(status.st_ino)) }
+            for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? [] {
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                   let inode = inode(namedIn: target) {
+                    inodes.insert(inode)
+                }
+            }
         }
-        for directory in ["/run/netns", "/run/docker/netns"] {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] { add("\(directory)/\(name)") }
-        }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where name.first?.isNumber == true {
-            add("/proc/\(name)/ns/net")
+        // Mount tables differ per mount namespace; every process's is read, each once.
+        var seen: Set<String> = []
+        for pid in processes {
+            guard let mounts = try? String(contentsOfFile: "/proc/\(pid)/mountinfo", encoding: .utf8), seen.insert(mounts).inserted else { continue }
+            for line in mounts.split(separator: "\n") where line.contains(" nsfs ") {
+                for field in line.split(separator: " ") { if let inode = inode(namedIn: String(field)) { inodes.insert(inode) } }
+            }
         }
         return inodes
+    }
+
+    /// The inode in `net:[4026531840]`, as a namespace's link or mount root reads.
+    static func inode(namedIn text: String) -> UInt64? {
+        guard text.hasPrefix("net:["), text.hasSuffix("]") else { return nil }
+        return UInt64(text.dropFirst(5).dropLast())
     }
 }
 
