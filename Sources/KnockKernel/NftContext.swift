@@ -29,16 +29,6 @@ public final class NftContext {
 
     deinit { nft_ctx_free(context) }
 
-    /// `list set inet TABLE SET`, or nil when the table or the set does not exist.
-    public func listSet(_ set: String, table: String) throws(NftError) -> String? {
-        precondition(NameRules.isValidTableName(table) && NameRules.isValidTableName(set), "not a name: \(table) \(set)")
-        do {
-            return try run("list set inet \(table) \(set)")
-        } catch where error.isMissingObject {
-            return nil
-        }
-    }
-
     /// The definition of `table` without the elements of any set the packet path writes:
     /// `nft -t list ruleset inet`, with each constant set and map listed whole on its own.
     /// libnftables 1.0.6 fetches every set element for `list table` or `list chain`, even
