@@ -102,5 +102,9 @@ public struct NftError: Error, Sendable, CustomStringConvertible {
     public var description: String { message.hasSuffix("\n") ? String(message.dropLast()) : message }
 
     /// The kernel's ENOENT: the table, set or element named does not exist.
-    public var isMissingObject: Bool { message.contains("No such file or directory") }
+    ///
+    /// libnftables passes the kernel's errno on only as `strerror` text inside its message, so
+    /// this looks for the C library's own text for ENOENT, which libnftables wrote in this
+    /// process and locale, rather than for a copy of the English words.
+    public var isMissingObject: Bool { message.contains(String(cString: strerror(ENOENT))) }
 }
