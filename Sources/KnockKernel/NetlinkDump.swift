@@ -3,32 +3,33 @@ import CNftables
 import KnockCore
 import Glibc
 
-/// Reads set elements and counters straight from nf_tables over netlink, for the watcher's
-/// polling and its metrics.
+/// Reads set elements, table handles and counters straight from nf_tables over netlink: the
+/// live state that `apply` carries over, `status` shows and `revoke` deletes, and what the
+/// watcher polls and counts.
 ///
 /// Why not libnftables here: listing 10,000 grants through its JSON output and parsing that
-/// back cost the watcher a third of a core at four readings a second, and even `list
-/// counters` makes libnftables fetch every set element into its cache (2 KiB a grant, kept
-/// until the context is freed). The binary dump is the same data with no text in between,
-/// and it carries each element's time left in milliseconds, where the listing rounds to
-/// whole seconds. Writes still go through libnftables only; this reads.
+/// back cost the watcher a third of a core at four readings a second, a million grants took
+/// `apply` about 100 s and 10 GiB, and even `list counters` makes libnftables fetch every set
+/// element into its cache (2 KiB a grant, kept until the context is freed). The binary dump is
+/// the same data with no text in between, and it carries each element's time left in
+/// milliseconds, where the listing rounds to whole seconds. Writes still go through
+/// libnftables only; this reads.
+///
+/// Message and attribute types are the kernel's own names (`NFT_MSG_*`, `NFTA_*`), from
+/// `<linux/netfilter/nf_tables.h>` and `<linux/netfilter/nfnetlink.h>` through the CNftables
+/// shim.
 final class NetlinkDump {
     struct Failure: Error, CustomStringConvertible {
         var description: String
     }
 
+    /// NFPROTO_INET, the family of knockc's tables. Its header, <linux/netfilter.h>, cannot
+    /// be in the CNftables shim (see there), so this one name is spelled here.
+    private static let familyInet: UInt8 = 1
+
     private let descriptor: Int32
     private var sequence: UInt32 = 0
     private var buffer = [UInt8](repeating: 0, count: 1 << 17)
-
-    // From linux/netfilter/nfnetlink.h and nf_tables.h.
-    private static let subsystemNftables: UInt16 = 10
-    private static let getTable: UInt16 = 1
-    private static let newSetElement: UInt16 = 12
-    private static let getSetElement: UInt16 = 13
-    private static let getObject: UInt16 = 19
-    private static let objectCounter: UInt32 = 1
-    private static let familyInet: UInt8 = 1
 
     init() throws(Failure) {
         descriptor = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_NETFILTER)
@@ -52,8 +53,9 @@ final class NetlinkDump {
     /// creates the table anew, so a new handle means the table was replaced.
     func tableHandle(_ table: String) throws(Failure) -> UInt64? {
         var handle: UInt64?
-        let found = try request(type: Self.getTable, dump: false, attributes: [(1, Self.cString(table))]) { kind, value in
-            if kind == 4, value.count == 8 { handle = Self.bigEndian64(value) }
+        let found = try request(type: wire(NFT_MSG_GETTABLE), dump: false,
+                                attributes: [(wire(NFTA_TABLE_NAME), Self.cString(table))]) { kind, value in
+            if kind == wire(NFTA_TABLE_HANDLE), value.count == 8 { handle = Self.bigEndian64(value) }
         }
         return found ? handle : nil
     }
@@ -72,15 +74,17 @@ final class NetlinkDump {
         /// interval.
         var flags: UInt32 = 0
 
-        static let intervalEnd: UInt32 = 1 // NFT_SET_ELEM_INTERVAL_END
+        static let intervalEnd = UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue)
     }
 
     /// Calls `body` with each element of `set` in `inet table`. False when the table or the
     /// set is missing. Nothing is copied on the way.
     func forEachElement(table: String, set: String, _ body: (ElementView) -> Void) throws(Failure) -> Bool {
-        try request(type: Self.getSetElement, dump: true, attributes: [(1, Self.cString(table)), (2, Self.cString(set))]) { kind, list in
-            // NFTA_SET_ELEM_LIST_ELEMENTS, a list of NFTA_LIST_ELEM.
-            guard kind == 3 else { return }
+        try request(type: wire(NFT_MSG_GETSETELEM), dump: true,
+                    attributes: [(wire(NFTA_SET_ELEM_LIST_TABLE), Self.cString(table)),
+                                 (wire(NFTA_SET_ELEM_LIST_SET), Self.cString(set))]) { kind, list in
+            // A list of NFTA_LIST_ELEM, each an element's attributes.
+            guard kind == wire(NFTA_SET_ELEM_LIST_ELEMENTS) else { return }
             Self.forEachAttribute(list) { _, item in
                 var key: UnsafeRawBufferPointer?
                 var timeout: UInt64?
@@ -89,13 +93,13 @@ final class NetlinkDump {
                 var flags: UInt32 = 0
                 Self.forEachAttribute(item) { field, value in
                     switch field {
-                    case 1: // NFTA_SET_ELEM_KEY, holding NFTA_DATA_VALUE
-                        Self.forEachAttribute(value) { inner, data in if inner == 1 { key = data } }
-                    case 3 where value.count == 4: // NFTA_SET_ELEM_FLAGS
+                    case wire(NFTA_SET_ELEM_KEY):
+                        Self.forEachAttribute(value) { inner, data in if inner == wire(NFTA_DATA_VALUE) { key = data } }
+                    case wire(NFTA_SET_ELEM_FLAGS) where value.count == 4:
                         flags = UInt32(value[0]) << 24 | UInt32(value[1]) << 16 | UInt32(value[2]) << 8 | UInt32(value[3])
-                    case 4 where value.count == 8: timeout = Self.bigEndian64(value)
-                    case 5 where value.count == 8: expires = Self.bigEndian64(value)
-                    case 6: comment = Self.comment(userdata: value) // NFTA_SET_ELEM_USERDATA
+                    case wire(NFTA_SET_ELEM_TIMEOUT) where value.count == 8: timeout = Self.bigEndian64(value)
+                    case wire(NFTA_SET_ELEM_EXPIRATION) where value.count == 8: expires = Self.bigEndian64(value)
+                    case wire(NFTA_SET_ELEM_USERDATA): comment = Self.comment(userdata: value)
                     default: break
                     }
                 }
@@ -112,32 +116,36 @@ final class NetlinkDump {
     /// can miss some that never left. The watcher asks again for each one before calling it
     /// gone.
     func containsElement(table: String, set: String, key: [UInt8]) throws(Failure) -> Bool {
-        let nested: UInt16 = 0x8000
-        let element = Self.attribute(1 | nested, Self.attribute(1, key)) // NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }
-        let list = Self.attribute(1 | nested, element)                     // NFTA_LIST_ELEM
-        return try request(type: Self.getSetElement, dump: false,
-                           attributes: [(1, Self.cString(table)), (2, Self.cString(set)), (3 | nested, list)]) { _, _ in }
+        let nested = UInt16(NLA_F_NESTED)
+        let element = Self.attribute(wire(NFTA_SET_ELEM_KEY) | nested, Self.attribute(wire(NFTA_DATA_VALUE), key))
+        let list = Self.attribute(wire(NFTA_LIST_ELEM) | nested, element)
+        return try request(type: wire(NFT_MSG_GETSETELEM), dump: false,
+                           attributes: [(wire(NFTA_SET_ELEM_LIST_TABLE), Self.cString(table)),
+                                        (wire(NFTA_SET_ELEM_LIST_SET), Self.cString(set)),
+                                        (wire(NFTA_SET_ELEM_LIST_ELEMENTS) | nested, list)]) { _, _ in }
     }
 
     /// One attribute: length, type, value, padded to 4 bytes.
     private static func attribute(_ kind: UInt16, _ value: [UInt8]) -> [UInt8] {
-        var bytes = [UInt8]()
-        append16(&bytes, UInt16(4 + value.count))
-        append16(&bytes, kind)
-        bytes += value
-        bytes += [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
-        return bytes
+        var header = nlattr()
+        header.nla_len = UInt16(MemoryLayout<nlattr>.size + value.count)
+        header.nla_type = kind
+        return withUnsafeBytes(of: header) { Array($0) } + value + [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
     }
 
+    /// The record type of an element's comment in its user data: nftables'
+    /// `NFTNL_UDATA_SET_ELEM_COMMENT`, which no installed header declares.
+    private static let commentRecord: UInt8 = 0
+
     /// The comment in libnftnl's user data: records of a type byte, a length byte and the
-    /// value; a comment is type 0, NUL-terminated.
+    /// value; a comment is a `commentRecord`, NUL-terminated.
     static func comment(userdata: UnsafeRawBufferPointer) -> String? {
         var offset = 0
         while offset + 2 <= userdata.count {
             let type = userdata[offset]
             let length = Int(userdata[offset + 1])
             guard offset + 2 + length <= userdata.count else { return nil }
-            if type == 0 {
+            if type == commentRecord {
                 let bytes = userdata[(offset + 2)..<(offset + 2 + length)].prefix { $0 != 0 }
                 return String(decoding: bytes, as: UTF8.self)
             }
@@ -160,24 +168,25 @@ final class NetlinkDump {
     /// without the table (the kernel filters an object dump by table rather than refusing it).
     func counters(table: String) throws(Failure) -> [String: (packets: UInt64, bytes: UInt64)] {
         var counts: [String: (packets: UInt64, bytes: UInt64)] = [:]
-        let type = withUnsafeBytes(of: Self.objectCounter.bigEndian) { Array($0) }
+        let type = withUnsafeBytes(of: UInt32(NFT_OBJECT_COUNTER).bigEndian) { Array($0) }
         var name: String?
         var packets: UInt64?
         var bytes: UInt64 = 0
-        _ = try request(type: Self.getObject, dump: true, attributes: [(1, Self.cString(table)), (3, type)],
-                                messageEnd: {
-                                    if let name, let packets { counts[name] = (packets, bytes) }
-                                    name = nil
-                                    packets = nil
-                                    bytes = 0
-                                }) { kind, value in
+        _ = try request(type: wire(NFT_MSG_GETOBJ), dump: true,
+                        attributes: [(wire(NFTA_OBJ_TABLE), Self.cString(table)), (wire(NFTA_OBJ_TYPE), type)],
+                        messageEnd: {
+                            if let name, let packets { counts[name] = (packets, bytes) }
+                            name = nil
+                            packets = nil
+                            bytes = 0
+                        }) { kind, value in
             switch kind {
-            case 2: // NFTA_OBJ_NAME
+            case wire(NFTA_OBJ_NAME):
                 name = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
-            case 4: // NFTA_OBJ_DATA: NFTA_COUNTER_BYTES (1), NFTA_COUNTER_PACKETS (2)
+            case wire(NFTA_OBJ_DATA):
                 Self.forEachAttribute(value) { field, data in
-                    if field == 2, data.count == 8 { packets = Self.bigEndian64(data) }
-                    if field == 1, data.count == 8 { bytes = Self.bigEndian64(data) }
+                    if field == wire(NFTA_COUNTER_PACKETS), data.count == 8 { packets = Self.bigEndian64(data) }
+                    if field == wire(NFTA_COUNTER_BYTES), data.count == 8 { bytes = Self.bigEndian64(data) }
                 }
             default: break
             }
@@ -193,21 +202,17 @@ final class NetlinkDump {
     private func request(type: UInt16, dump: Bool, attributes: [(UInt16, [UInt8])], messageEnd: () -> Void = {},
                          _ body: (UInt16, UnsafeRawBufferPointer) -> Void) throws(Failure) -> Bool {
         sequence &+= 1
-        var message = [UInt8]()
-        let flags: UInt16 = dump ? 0x1 | 0x300 : 0x1 // NLM_F_REQUEST, NLM_F_DUMP
-        Self.append32(&message, 0) // length, filled in below
-        Self.append16(&message, Self.subsystemNftables << 8 | type)
-        Self.append16(&message, flags)
-        Self.append32(&message, sequence)
-        Self.append32(&message, 0)
-        message += [Self.familyInet, 0, 0, 0] // nfgenmsg: family, version 0, res_id 0
-        for (kind, value) in attributes {
-            Self.append16(&message, UInt16(4 + value.count))
-            Self.append16(&message, kind)
-            message += value
-            message += [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
-        }
-        withUnsafeBytes(of: UInt32(message.count)) { message.replaceSubrange(0..<4, with: $0) }
+        var header = nlmsghdr()
+        header.nlmsg_type = UInt16(NFNL_SUBSYS_NFTABLES) << 8 | type
+        header.nlmsg_flags = UInt16(NLM_F_REQUEST) | (dump ? UInt16(NLM_F_DUMP) : 0)
+        header.nlmsg_seq = sequence
+        var family = nfgenmsg()
+        family.nfgen_family = Self.familyInet
+        family.version = UInt8(NFNETLINK_V0)
+        var payload = withUnsafeBytes(of: family) { Array($0) }
+        for (kind, value) in attributes { payload += Self.attribute(kind, value) }
+        header.nlmsg_len = UInt32(MemoryLayout<nlmsghdr>.size + payload.count)
+        let message = withUnsafeBytes(of: header) { Array($0) } + payload
 
         var kernel = sockaddr_nl()
         kernel.nl_family = sa_family_t(AF_NETLINK)
@@ -225,25 +230,26 @@ final class NetlinkDump {
                 throw Failure(description: "netlink receive: \(String(cString: strerror(errno)))")
             }
             let outcome: Bool? = buffer.withUnsafeBytes { raw in
+                let headerSize = MemoryLayout<nlmsghdr>.size
+                let attributesStart = headerSize + MemoryLayout<nfgenmsg>.size
                 var offset = 0
-                while offset + 16 <= count {
-                    let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                    let kind = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
-                    let replySequence = raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
-                    guard length >= 16, offset + length <= count else { return false }
+                while offset + headerSize <= count {
+                    let header = raw.loadUnaligned(fromByteOffset: offset, as: nlmsghdr.self)
+                    let length = Int(header.nlmsg_len)
+                    guard length >= headerSize, offset + length <= count else { return false }
                     defer { offset += (length + 3) & ~3 }
-                    guard replySequence == sequence else { continue }
-                    switch kind {
-                    case 3: // NLMSG_DONE
+                    guard header.nlmsg_seq == sequence else { continue }
+                    switch header.nlmsg_type {
+                    case UInt16(NLMSG_DONE):
                         return true
-                    case 2: // NLMSG_ERROR: a negative errno, 0 for an acknowledgement
-                        let code = raw.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
+                    case UInt16(NLMSG_ERROR): // nlmsgerr: a negative errno, 0 for an acknowledgement
+                        let code = raw.loadUnaligned(fromByteOffset: offset + headerSize, as: Int32.self)
                         if code == 0 || -code == ENOENT { return code == 0 }
                         errorCode = -code
                         return false
                     default:
-                        guard length >= 20 else { continue }
-                        Self.forEachAttribute(UnsafeRawBufferPointer(rebasing: raw[(offset + 20)..<(offset + length)]), body)
+                        guard length >= attributesStart else { continue }
+                        Self.forEachAttribute(UnsafeRawBufferPointer(rebasing: raw[(offset + attributesStart)..<(offset + length)]), body)
                         messageEnd()
                         if !dump { return true }
                     }
@@ -263,27 +269,27 @@ final class NetlinkDump {
     /// Calls `body` with each attribute in `bytes`: its type without the nested and
     /// byte-order flags, and its payload.
     static func forEachAttribute(_ bytes: UnsafeRawBufferPointer, _ body: (UInt16, UnsafeRawBufferPointer) -> Void) {
+        let headerSize = MemoryLayout<nlattr>.size
         var offset = 0
-        while offset + 4 <= bytes.count {
-            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            let kind = bytes.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
-            guard length >= 4, offset + length <= bytes.count else { return }
-            body(kind, UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + length)]))
+        while offset + headerSize <= bytes.count {
+            let header = bytes.loadUnaligned(fromByteOffset: offset, as: nlattr.self)
+            let length = Int(header.nla_len)
+            let kind = header.nla_type & ~UInt16(NLA_F_NESTED | NLA_F_NET_BYTEORDER)
+            guard length >= headerSize, offset + length <= bytes.count else { return }
+            body(kind, UnsafeRawBufferPointer(rebasing: bytes[(offset + headerSize)..<(offset + length)]))
             offset += (length + 3) & ~3
         }
     }
 
     private static func cString(_ text: String) -> [UInt8] { Array(text.utf8) + [0] }
 
-    private static func append16(_ bytes: inout [UInt8], _ value: UInt16) {
-        withUnsafeBytes(of: value) { bytes += $0 }
-    }
-
-    private static func append32(_ bytes: inout [UInt8], _ value: UInt32) {
-        withUnsafeBytes(of: value) { bytes += $0 }
-    }
-
     static func bigEndian64(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
     }
+}
+
+/// The number netlink carries for one of the kernel headers' message or attribute names, which
+/// Swift imports as wrapper types of their C enums.
+private func wire<Name: RawRepresentable>(_ name: Name) -> UInt16 where Name.RawValue: BinaryInteger {
+    UInt16(name.rawValue)
 }

@@ -29,16 +29,6 @@ public final class NftContext {
 
     deinit { nft_ctx_free(context) }
 
-    /// `list set inet TABLE SET`, or nil when the table or the set does not exist.
-    public func listSet(_ set: String, table: String) throws(NftError) -> String? {
-        precondition(NameRules.isValidTableName(table) && NameRules.isValidTableName(set), "not a name: \(table) \(set)")
-        do {
-            return try run("list set inet \(table) \(set)")
-        } catch where error.isMissingObject {
-            return nil
-        }
-    }
-
     /// The definition of `table` without the elements of any set the packet path writes:
     /// `nft -t list ruleset inet`, with each constant set and map listed whole on its own.
     /// libnftables 1.0.6 fetches every set element for `list table` or `list chain`, even
@@ -112,5 +102,9 @@ public struct NftError: Error, Sendable, CustomStringConvertible {
     public var description: String { message.hasSuffix("\n") ? String(message.dropLast()) : message }
 
     /// The kernel's ENOENT: the table, set or element named does not exist.
-    public var isMissingObject: Bool { message.contains("No such file or directory") }
+    ///
+    /// libnftables passes the kernel's errno on only as `strerror` text inside its message, so
+    /// this looks for the C library's own text for ENOENT, which libnftables wrote in this
+    /// process and locale, rather than for a copy of the English words.
+    public var isMissingObject: Bool { message.contains(String(cString: strerror(ENOENT))) }
 }

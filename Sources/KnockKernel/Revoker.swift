@@ -4,11 +4,9 @@ import KnockCore
 /// Takes a source's grants and knocks in progress away at once, in one transaction.
 public struct Revoker {
     private let nft: NftContext
-    private let json: NftContext
 
     public init() throws(NftError) {
         nft = try NftContext()
-        json = try NftContext(output: .json)
     }
 
     /// What a revoke removed.

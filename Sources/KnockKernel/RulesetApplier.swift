@@ -3,11 +3,9 @@ import KnockCore
 /// Puts a compiled spec into the kernel of the current network namespace.
 public struct RulesetApplier {
     private let nft: NftContext
-    private let json: NftContext
 
     public init() throws(NftError) {
         nft = try NftContext()
-        json = try NftContext(output: .json)
     }
 
     /// What an apply kept of the live table's state.
@@ -51,5 +49,4 @@ public struct RulesetApplier {
     public func listTable(_ table: String) throws(NftError) -> String? {
         try nft.listTable(table)
     }
-
 }

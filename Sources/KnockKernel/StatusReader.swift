@@ -2,13 +2,16 @@ import Foundation
 import KnockCore
 
 /// What a live knockc table holds right now, for `knockc status`: every grant, every knock in
-/// progress, and bans. Times are as the kernel's listing gives them: whole seconds, and an
-/// element with less than a second left is not shown.
+/// progress, and bans. Times are the kernel's, to the millisecond (the sets are read over
+/// netlink); `StatusReader.readStatus` leaves out elements with less than a second left, which
+/// would show as `0s`, and the JSON form rounds down to whole seconds.
 public struct TableStatus: Equatable, Sendable, Encodable {
     public var table: String
     public var grants: [Grant]
     public var progress: [Progress]
-    /// Sources banned by wrong knocks or a decoy.
+    /// Every source in the table's banned sets (put there by wrong knocks or a decoy),
+    /// including bans that cannot take effect (`Ban.effective` false); empty when the spec
+    /// bans nothing.
     public var bans: [Ban]
 
     public init(table: String, grants: [Grant] = [], progress: [Progress] = [], bans: [Ban] = []) {

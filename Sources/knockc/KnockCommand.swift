@@ -8,10 +8,14 @@ struct KnockCommand: ParsableCommand {
         abstract: "Send a knock sequence to a host (the client).",
         discussion: """
             Sends exactly one packet per knock: for tcp/PORT a connection attempt that is \
-            abandoned at once (one SYN, never retransmitted), for udp/PORT one datagram. Give the \
-            knocks on the command line, or name a sequence of a spec with --spec and --sequence.
+            abandoned at once (one SYN, never retransmitted), for udp/PORT one datagram, for \
+            icmp/LENGTH one echo request with LENGTH bytes of payload (what `ping -c1 -s LENGTH` \
+            sends). An icmp knock needs a ping socket (net.ipv4.ping_group_range) or a raw one \
+            (root or CAP_NET_RAW); knockc checks that before it sends anything. Give the knocks \
+            on the command line, or name a sequence of a spec with --spec and --sequence.
 
               knockc knock 192.0.2.1 tcp/7000 udp/9000 tcp/8000
+              knockc knock 192.0.2.1 tcp/7000 icmp/731 udp/9000
               knockc knock server.example --spec knockc.yaml --sequence ssh
             """
     )
@@ -19,7 +23,7 @@ struct KnockCommand: ParsableCommand {
     @Argument(help: "The host to knock on: an IPv4 or IPv6 address, or a name.")
     var host: String
 
-    @Argument(help: "The knocks, in order, as tcp/PORT or udp/PORT.")
+    @Argument(help: "The knocks, in order, as tcp/PORT, udp/PORT or icmp/LENGTH.")
     var knocks: [String] = []
 
     @Option(help: "A spec to take the knocks from (with --sequence).", completion: .file(extensions: ["yaml", "yml"]))

@@ -8,7 +8,8 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show the live table's grants, knocks in progress and bans.",
         discussion: """
-            Reads the kernel's sets through libnftables, in the current network namespace, and \
+            Reads the table's rules through libnftables (listed without set contents) and its \
+            sets straight from the kernel over netlink, in the current network namespace, and \
             changes nothing. Needs CAP_NET_ADMIN (root).
 
             grants: each source and guarded port it may reach, the sequences that open that \
@@ -27,8 +28,8 @@ struct StatusCommand: ParsableCommand {
             source reaches every guarded port without knocking. Bans are triggered by packets \
             whose source can be forged, so a ban does not show that its source misbehaved.
 
-            Times are whole seconds, as libnftables lists them; an element with less than a \
-            second left is not shown. With --json, prints one JSON object: table, grants \
+            The kernel gives times left to the millisecond; they are shown in whole seconds, \
+            rounded down, and an element with less than a second left is not shown. With --json, prints one JSON object: table, grants \
             (source, family, port, sequences, timeout_seconds, expires_in_seconds), progress \
             (source, family, sequence, stage, of, expires_in_seconds) and bans (source, \
             family, expires_in_seconds, effective: false for an allowed source).

@@ -30,7 +30,49 @@ struct GoldenTests {
             return
         }
         let golden = try String(contentsOf: goldenURL, encoding: .utf8)
-        #expect(script == golden, "\(name): the compiled ruleset differs from golden.nft")
+        if script != golden {
+            let diff = try Self.unifiedDiff(golden, script, labels: ("\(name)/golden.nft", "compiled"))
+            Issue.record("\(name): the compiled ruleset differs from golden.nft\n\(diff)")
+        }
+    }
+
+    /// `diff -u` of two texts, so that a failing golden shows the lines that changed rather
+    /// than two whole rulesets.
+    static func unifiedDiff(_ expected: String, _ actual: String, labels: (String, String)) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("knockc-golden-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let expectedURL = directory.appendingPathComponent("expected")
+        let actualURL = directory.appendingPathComponent("actual")
+        try expected.write(to: expectedURL, atomically: false, encoding: .utf8)
+        try actual.write(to: actualURL, atomically: false, encoding: .utf8)
+
+        let diff = Process()
+        diff.executableURL = URL(fileURLWithPath: "/usr/bin/diff")
+        diff.arguments = ["-u", "--label", labels.0, "--label", labels.1, expectedURL.path, actualURL.path]
+        let output = Pipe()
+        diff.standardOutput = output
+        try diff.run()
+        // Read before waiting: a diff larger than the pipe's buffer would otherwise block.
+        let text = output.fileHandleForReading.readDataToEndOfFile()
+        diff.waitUntilExit()
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    @Test("a golden failure shows a unified diff of golden and compiled text")
+    func unifiedDiffOfGoldenAndCompiled() throws {
+        let diff = try Self.unifiedDiff("table\n  a\n  b\n", "table\n  a\n  c\n", labels: ("01-x/golden.nft", "compiled"))
+        #expect(diff == """
+            --- 01-x/golden.nft
+            +++ compiled
+            @@ -1,3 +1,3 @@
+             table
+               a
+            -  b
+            +  c
+
+            """)
+        #expect(try Self.unifiedDiff("same\n", "same\n", labels: ("a", "b")).isEmpty)
     }
 
     /// Every folder counts: they are numbered 01, 02, ... with no gap, there are at least as many

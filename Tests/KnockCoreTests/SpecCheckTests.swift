@@ -105,6 +105,14 @@ struct SpecCheckTests {
         Self.expectOnly(Self.valid.replacingOccurrences(of: "udp/9000", with: "tcp/7000"), .repeatedKnock(.tcp(7000)), line: 3, column: 23)
     }
 
+    /// A close list that is too long names its sequence, not "close" as if that were one.
+    @Test func tooManyCloseKnocksNamesTheSequence() {
+        let close = (1...13).map { "udp/\(1000 + $0)" }.joined(separator: ", ")
+        Self.expectOnly(Self.valid + "\n    close: [\(close)]", .tooManyCloseKnocks("ssh", 13), line: 5, column: 13)
+        #expect(Diagnostic.Message.tooManyCloseKnocks("ssh", 13).text
+                == "the close list of sequence 'ssh' has 13 knocks; the most is \(SpecValidator.maxKnocks)")
+    }
+
     @Test func warningsDoNotFail() {
         let short = Pipeline.check(Self.valid.replacingOccurrences(of: "udp/9000, tcp/8000", with: "udp/7000"), file: "spec.yaml")
         #expect(short.0 != nil)

@@ -33,7 +33,7 @@ public enum SpecValidator {
             if !knocks.isEmpty, sequence.knocksComplete { lists.append((knocks, sequence.knocksLocation)) }
             if let close = sequence.close, !close.isEmpty, let location = sequence.closeLocation {
                 lists.append((close.map(\.value), location))
-                diagnostics += checkCloseKnocks(close, openPorts: openPorts)
+                diagnostics += checkCloseKnocks(close, of: name, openPorts: openPorts)
             }
             for list in lists {
                 if let earlier = firstWithKnocks[list.knocks] {
@@ -84,7 +84,7 @@ public enum SpecValidator {
 
     /// `close` knocks follow the rules of knocks; the warnings about weak sequences do not
     /// apply, since closing early is not a secret worth guessing.
-    private static func checkCloseKnocks(_ close: [Located<Knock>], openPorts: [TransportPort: Located<TransportPort>]) -> [Diagnostic] {
+    private static func checkCloseKnocks(_ close: [Located<Knock>], of name: String, openPorts: [TransportPort: Located<TransportPort>]) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
         for knock in close {
             if case .port(let port) = knock.value, let opened = openPorts[port] {
@@ -96,7 +96,7 @@ public enum SpecValidator {
             diagnostics.append(Diagnostic(.repeatedKnock(knock.value), at: knock.location))
         }
         if close.count > maxKnocks, let first = close.first {
-            diagnostics.append(Diagnostic(.tooManyKnocks("close", close.count), at: first.location))
+            diagnostics.append(Diagnostic(.tooManyCloseKnocks(name, close.count), at: first.location))
         }
         return diagnostics
     }
@@ -206,6 +206,9 @@ extension Diagnostic.Message {
     }
     static func tooManyKnocks(_ name: String, _ count: Int) -> Self {
         .init(.error, "sequence '\(name)' has \(count) knocks; the most is \(SpecValidator.maxKnocks)")
+    }
+    static func tooManyCloseKnocks(_ name: String, _ count: Int) -> Self {
+        .init(.error, "the close list of sequence '\(name)' has \(count) knocks; the most is \(SpecValidator.maxKnocks)")
     }
     static func nothingToOpen(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' opens nothing; expected at least one port in 'open', as [tcp/22]")
