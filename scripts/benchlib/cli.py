@@ -8,6 +8,7 @@
   flood     legitimate knocks during a flood of first knocks
   rates     packet rates with knockc's table and the wiki pattern against no table
   state     scale of state up to a million sources: memory, lookups, apply
+  diff      knockc diff and apply --confirm with 0 and 65,536 live elements
   watcher   scripts/bench-watch: the watcher's CPU, memory and event latency
   metrics   scripts/bench-metrics: the metrics endpoint under hostile connections
 
@@ -34,13 +35,13 @@ import subprocess
 import sys
 import time
 
-from . import apply, flood, latency, memory, rates, rules, state
+from . import apply, diff, flood, latency, memory, rates, rules, state
 from .lab import DEFAULT_KNOCKC, ROOT, SCRATCH, BenchError, Lab, log
 
 # The parts of the one table, in the order they run, each a module with measure(lab, args),
 # rows(result) and NOTES.
 PARTS = {"latency": latency, "apply": apply, "rules": rules, "memory": memory, "flood": flood,
-         "rates": rates, "state": state}
+         "rates": rates, "state": state, "diff": diff}
 # Parts that are scripts of their own, run after the table.
 SCRIPTS = {"watcher": "bench-watch", "metrics": "bench-metrics"}
 EVERYTHING = list(PARTS) + list(SCRIPTS)
@@ -99,6 +100,10 @@ def arguments():
     group.add_argument("--state-memory-trials", type=int, default=3, help="memory trials per set and size")
     group.add_argument("--apply-timeout", type=int, default=300,
                        help="seconds after which an apply with many live grants is stopped")
+    group = parser.add_argument_group("diff")
+    group.add_argument("--diff-elements", default="0,65536", help="live progress elements (at most 131072)")
+    group.add_argument("--diff-runs", type=int, default=3, help="runs per number of elements (median)")
+    group.add_argument("--diff-timeout", type=int, default=120, help="seconds after which a knockc command is stopped")
     group = parser.add_argument_group("old flags, named after issues")
     for number in (3, 6):
         group.add_argument(f"--skip-issue{number}", action="store_true",
@@ -164,8 +169,12 @@ def main():
         sys.exit("--rounds is 1 to 50 and --rate-seconds 0.5 to 30")
     if args.flood_seconds < 5 or args.slow_flood_seconds < 5:
         sys.exit("floods last at least 5 s (the legitimate client starts 1 s in and stops 1 s before the end)")
-    for name in ("sizes", "trace_sizes", "memory_sources", "rate_sizes", "state_sources"):
+    if not 1 <= args.diff_runs <= 20 or not 1 <= args.diff_timeout <= 3600:
+        sys.exit("--diff-runs is 1 to 20 and --diff-timeout 1 to 3600")
+    for name in ("sizes", "trace_sizes", "memory_sources", "rate_sizes", "state_sources", "diff_elements"):
         setattr(args, name, parse_counts(getattr(args, name)))
+    if any(n > 131072 for n in args.diff_elements):
+        sys.exit("--diff-elements: 198.18.0.0/15 has 131,072 addresses")
     if os.geteuid() != 0:
         sys.exit("scripts/bench needs root (network namespaces, nftables)")
 
