@@ -92,12 +92,6 @@ def knockc_bounded(lab, argv, env, timeout, ok_codes):
             "prompt_ms": prompt[0] if prompt else None, "stderr_tail": stderr[-300:]}
 
 
-def progress_count(namespace):
-    listing = run(["ip", "netns", "exec", namespace, "nft", "list", "set", "inet", "knockc", "progress4"],
-                  timeout=300, check=False).stdout
-    return listing.count(" expires ")
-
-
 def one_run(lab, args, count, batch, changed, env, skip):
     """A fresh namespace with `count` live progress elements: diff, then apply --confirm."""
     ns = lab.netns(f"diff{count}")
@@ -122,8 +116,6 @@ def one_run(lab, args, count, batch, changed, env, skip):
                 raise BenchError(f"apply --confirm exited {confirm['exit']} without printing "
                                  f"`{CONFIRM_PROMPT}`:\n{confirm['stderr_tail']}")
             result["confirm"] = confirm
-            if result["confirm"]["ms"] is not None and count:
-                result["progress_after"] = progress_count(ns)
         result["left_in_namespace"] = kill_namespace_processes(ns)
         return result
     finally:
@@ -172,7 +164,6 @@ def summarize(samples):
         "diff": median_of("diff", "ms"),
         "confirm_prompt": median_of("confirm", "prompt_ms"),
         "confirm_exit_minus_window": median_of("confirm", "ms", CONFIRM_WINDOW_S * 1000),
-        "progress_after": [s.get("progress_after") for s in samples if "progress_after" in s],
         "samples": samples,
     }
 
@@ -196,9 +187,6 @@ def rows(diff):
                      cell(r["confirm_prompt"], timeout), "-", "-"))
         rows.append((f"diff: apply --confirm {CONFIRM_WINDOW_S}s, {count:,} live elements, until exit minus the window",
                      cell(r["confirm_exit_minus_window"], timeout), "-", "-"))
-        if count and r["progress_after"]:
-            rows.append((f"diff: progress elements left after apply --confirm and its revert, {count:,}",
-                         " / ".join(str(n) for n in r["progress_after"]), "-", "-"))
     return rows
 
 
