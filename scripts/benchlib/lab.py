@@ -1,0 +1,196 @@
+"""What every part of scripts/bench shares: the addresses and ports, the Lab that owns the
+namespaces and processes a run creates (and removes them again, also on failure), and small
+helpers to run and time commands."""
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+# scripts/benchlib/lab.py -> the checkout
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRATCH = os.path.join(ROOT, ".build-bench")
+# The release build of this checkout; --knockc PATH measures another binary instead.
+DEFAULT_KNOCKC = os.path.join(SCRATCH, "release", "knockc")
+SSH_SPEC = os.path.join(ROOT, "examples", "ssh.yaml")
+PID = os.getpid()
+SERVER_IP = "192.0.2.1"
+CLIENT_IP = "192.0.2.2"
+# A port that no generated spec knocks on or guards: the "non-knock packet" of the rules part.
+NON_KNOCK_PORT = 5555
+# Guarded ports of the generated specs; no knock may use them (knockc check refuses that).
+GUARDED = [("tcp", 22), ("tcp", 443), ("tcp", 2222)]
+FLOOD_NET = "198.18.0.0/15"          # the benchmarking range: flood sources, set elements
+FLOOD_FIRST = (198 << 24) | (18 << 16)  # 198.18.0.0
+FLOOD_LAST = FLOOD_FIRST + (1 << 17) - 1  # 198.19.255.255: 131072 distinct sources
+FLOOD_KNOCKS = [("tcp", 7000), ("udp", 9000), ("tcp", 8000)]  # those of examples/ssh.yaml
+FLOOD_PORT = 22
+V6_NET = "2001:db8::/64"
+SERVER_IP6 = "2001:db8::1"
+CLIENT_IP6 = "2001:db8::2"
+
+
+def log(message):
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+class Lab:
+    """Namespaces and processes this run created; all of them go away in cleanup(), also on
+    failure, Ctrl-C (KeyboardInterrupt) and SIGTERM/SIGHUP (turned into SystemExit). It also
+    carries the knockc binary under test, so every part runs the same one."""
+
+    def __init__(self, knockc):
+        self.knockc = knockc
+        self.namespaces = []
+        self.processes = []
+        self.counter = 0
+        self.paths = []  # directories a part asked to have removed at the end
+        self.tmpdir = tempfile.mkdtemp(prefix=f"knockc-bench-{PID}-")
+
+    def netns(self, tag):
+        self.counter += 1
+        name = f"knockc-bench-{PID}-{self.counter}-{tag}"
+        run(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        return name
+
+    def delete_netns(self, name):
+        kill_namespace_processes(name)
+        subprocess.run(["ip", "netns", "del", name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+        if name in self.namespaces:
+            self.namespaces.remove(name)
+
+    def pair(self, tag):
+        """A server and a client namespace joined by a veth pair: 192.0.2.1 <-> 192.0.2.2."""
+        server = self.netns(f"{tag}-srv")
+        client = self.netns(f"{tag}-cli")
+        veth = f"kb{PID}{self.counter}"[:13]
+        run(["ip", "link", "add", veth + "s", "netns", server, "type", "veth",
+             "peer", "name", veth + "c", "netns", client])
+        run(["ip", "-n", server, "addr", "add", f"{SERVER_IP}/24", "dev", veth + "s"])
+        run(["ip", "-n", client, "addr", "add", f"{CLIENT_IP}/24", "dev", veth + "c"])
+        run(["ip", "-n", server, "link", "set", veth + "s", "up"])
+        run(["ip", "-n", client, "link", "set", veth + "c", "up"])
+        return server, client
+
+    def spawn(self, argv, **kwargs):
+        process = subprocess.Popen(argv, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def stop(self, process):
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if process in self.processes:
+            self.processes.remove(process)
+
+    def cleanup(self):
+        for process in list(self.processes):
+            try:
+                self.stop(process)
+            except Exception as error:  # keep cleaning up
+                log(f"could not stop process {process.pid}: {error}")
+        for name in list(self.namespaces):
+            try:
+                self.delete_netns(name)
+            except Exception as error:
+                log(f"could not delete namespace {name}: {error}")
+        for path in self.paths + [self.tmpdir]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def kill_namespace_processes(namespace):
+    """SIGKILL to every process still in a namespace this run created (a daemon a command
+    left behind, such as apply --confirm's setsid'd reverter), by pid; how many there were."""
+    listed = subprocess.run(["ip", "netns", "pids", namespace], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, timeout=30).stdout.split()
+    for pid in listed:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    return len(listed)
+
+
+def run(argv, timeout=60, check=True, **kwargs):
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    result = subprocess.run(argv, timeout=timeout, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise BenchError(f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
+    return result
+
+
+def timed(argv, timeout=300, **kwargs):
+    """Wall time of one command in milliseconds (fork/exec included); fails on non-zero exit."""
+    kwargs.setdefault("stdout", subprocess.DEVNULL)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    start = time.perf_counter()
+    result = subprocess.run(argv, timeout=timeout, **kwargs)
+    elapsed = (time.perf_counter() - start) * 1000
+    if result.returncode != 0:
+        stderr = result.stderr.decode(errors="replace") if result.stderr else ""
+        raise BenchError(f"{' '.join(argv)} exited {result.returncode}:\n{stderr}")
+    return elapsed
+
+
+def percentile(values, p):
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def fmt_ms(value):
+    return f"{value:.3f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def table_name(lab, spec_path):
+    script = run([lab.knockc, "compile", spec_path]).stdout
+    match = re.search(r"^table inet (\S+) \{$", script, re.M)
+    if not match:
+        raise BenchError(f"no table in the compiled {spec_path}")
+    return match.group(1)
+
+
+LISTENER = r"""
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[3])))
+s.listen(1024)
+s.settimeout(0.5)
+print("ready", flush=True)
+while time.monotonic() < deadline:
+    try:
+        c, _ = s.accept()
+    except OSError:
+        continue
+    c.close()
+"""
+
+
+def veth_of(namespace):
+    listing = run(["ip", "-n", namespace, "-o", "link", "show", "type", "veth"]).stdout
+    match = re.search(r"^\d+: ([^@:]+)", listing, re.M)
+    if not match:
+        raise BenchError(f"no veth in {namespace}")
+    return match.group(1)
