@@ -184,22 +184,26 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         }
         var bytes = (0..<16).map { _ in chance(0.4) ? 0 : UInt8.random(in: 0...255, using: &random) }
         var length: Int
-        var mapped = false
         switch pool {
         case .allow, .deny:
             bytes[0] = 0xfd; bytes[1] = 0; bytes[2] = 0; bytes[3] = pool == .allow ? 0x0a : 0x0d
             length = int(32...128)
-            if pool == .allow && chance(0.2) {
-                // An IPv4-mapped address: ::ffff:10.x.y.z, written in dotted form.
-                bytes = [UInt8](repeating: 0, count: 10) + [0xff, 0xff, 10] + bytes[13...]
-                length = int(104...128)
-                mapped = true
-            }
         case .anywhere:
             length = chance(0.05) ? 0 : int(1...128)
         }
         bytes = Self.masked(bytes, length)
-        let address = mapped ? "::ffff:" + bytes[12...].map(String.init).joined(separator: ".") : ipv6(bytes)
+        // Never inside ::ffff:0:0/96, which check refuses (a flaw of its own).
+        if length >= 96 && bytes.starts(with: [UInt8](repeating: 0, count: 10) + [0xff, 0xff]) { bytes[11] = 0xfe }
+        let address = ipv6(bytes)
+        return length == 128 && chance(0.5) ? address : "\(address)/\(length)"
+    }
+
+    /// An IPv4-mapped IPv6 address or prefix (inside ::ffff:0:0/96), which check refuses.
+    mutating func ipv4MappedCIDR() -> String {
+        let ipv4 = Self.masked((0..<4).map { _ in UInt8.random(in: 0...255, using: &random) }, 32)
+        let length = chance(0.5) ? 128 : int(96...128)
+        let bytes = Self.masked([UInt8](repeating: 0, count: 10) + [0xff, 0xff] + ipv4, length)
+        let address = chance(0.5) ? "::ffff:" + bytes[12...].map(String.init).joined(separator: ".") : ipv6(bytes)
         return length == 128 && chance(0.5) ? address : "\(address)/\(length)"
     }
 
@@ -331,7 +335,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         var spec = validSpec(density: 0.5)
         var sequences = spec.sequences ?? []
         let index = int(0...max(0, sequences.count - 1))
-        switch int(0...33) {
+        switch int(0...34) {
         case 0:
             let knocks = sequences[index].knock ?? ["tcp/7000"]
             sequences[index].knock = knocks + [knocks.last!]
@@ -462,6 +466,17 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
             }
             return spec.with(flaw: "hook not a list", replacing: "on_grant",
                              by: pick([.scalar("/usr/bin/logger grant %IP%"), .map([("run", .scalar("/bin/true"))])]))
+        case 34:
+            let mapped = ipv4MappedCIDR()
+            let lists: [WritableKeyPath<GenSequence, [String]?>] = [\.allow, \.deny, \.from]
+            switch int(0...2) {
+            case 0: spec.allow = (spec.allow ?? []) + [mapped]
+            case 1: spec.deny = (spec.deny ?? []) + [mapped]
+            default:
+                let list = pick(lists)
+                sequences[index][keyPath: list] = (sequences[index][keyPath: list] ?? []) + [mapped]
+            }
+            spec.flaw = "IPv4-mapped address '\(mapped)'"
         case 29:
             spec.sequences = sequences
             return spec.with(flaw: "sequences not a mapping", replacing: "sequences", by: pick([.scalar("ssh"), .list([.scalar("ssh")]), .scalar("")]))

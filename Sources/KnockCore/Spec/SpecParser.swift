@@ -474,6 +474,8 @@ extension Diagnostic.Message {
             .init(.error, "'\(text)' is not an address or prefix; expected IPv4 or IPv6, as 192.0.2.0/24 or 2001:db8::/32")
         case .hostBitsSet(let text, let network):
             .init(.error, "'\(text)' has host bits set; did you mean \(network)?")
+        case .ipv4Mapped(let text, let ipv4):
+            .init(.error, "'\(text)' is an IPv4-mapped IPv6 \(ipv4.contains("/") ? "prefix" : "address"), which never matches an IPv4 client; write \(ipv4)")
         }
     }
     static func hookNotAList(_ key: String) -> Self {
