@@ -86,29 +86,16 @@ struct FuzzCheckTests {
 
     // MARK: Defects found by fuzzing
 
-    /// The knockc executable built beside this test bundle, if any.
-    static let knockc = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        .deletingLastPathComponent().appendingPathComponent("knockc").path
-
     /// Runs `knockc check` on `text` in a process of its own, so that a trap fails this test
-    /// instead of killing the test run. Nil when there is no knockc executable.
-    static func checkInSubprocess(_ text: String) throws -> (status: Int32, signaled: Bool, stderr: String)? {
-        guard FileManager.default.isExecutableFile(atPath: knockc) else { return nil }
+    /// instead of killing the test run. Nil when there is no knockc executable, which fails
+    /// the test under CI.
+    static func checkInSubprocess(_ text: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws -> (status: Int32, signaled: Bool, stderr: String)? {
+        guard let knockc = KnockcExecutable.required(sourceLocation: sourceLocation) else { return nil }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).yaml")
         try text.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: knockc)
-        process.arguments = ["check", file.path]
-        let error = Pipe()
-        process.standardError = error
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        var stderr = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        // A crash prints a whole backtrace; its one telling line is enough here.
-        if let failure = stderr.split(separator: "\n").first(where: { $0.contains("runtime failure") }) { stderr = String(failure) }
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal, stderr)
+        let result = try KnockcExecutable.run(knockc, ["check", file.path])
+        return (result.status, result.signaled, result.stderr)
     }
 
     /// Found by the fuzzer: `106751991168d` (the smallest) and longer day counts up to 12
@@ -116,10 +103,7 @@ struct FuzzCheckTests {
     @Test("a huge duration is an error, not a crash", arguments: ["106751991168d", "999999999999d", "000106751991168d"])
     func hugeDurationDoesNotCrash(_ duration: String) throws {
         let text = "defaults: {open_for: \(duration)}\nsequences:\n  ssh: {knock: [tcp/7000, udp/9000, tcp/8000], open: [tcp/22]}\n"
-        guard let result = try Self.checkInSubprocess(text) else {
-            Issue.record("skipped: no knockc executable beside the tests at \(Self.knockc)", severity: .warning)
-            return
-        }
+        guard let result = try Self.checkInSubprocess(text) else { return }
         if duration.count > 13 {
             #expect(result.status == 1 && !result.signaled, "\(result.stderr)")
             return
