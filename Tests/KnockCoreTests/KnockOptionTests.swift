@@ -10,7 +10,8 @@ struct KnockOptionTests {
         guard let knockc = KnockcExecutable.required() else { return }
         // 192.0.2.1 (TEST-NET-1) is never knocked: each case stops at validation.
         for value in ["999999999999d", "25d", "2073600001ms", "106751991168d"] {
-            let result = try KnockcExecutable.run(knockc, ["knock", "192.0.2.1", "tcp/7000", "--then-connect", "22", option, value])
+            // Accepted, the value would make knockc sleep or wait for ever: the watchdog ends it.
+            let result = try KnockcExecutable.run(knockc, ["knock", "192.0.2.1", "tcp/7000", "--then-connect", "22", option, value], limit: 20)
             #expect(result.status == 64, "\(option) \(value): \(result.stderr)")
             #expect(!result.signaled)
             #expect(result.stderr.contains("'\(value)' is too long for \(option); the longest is 24d."), "\(result.stderr)")

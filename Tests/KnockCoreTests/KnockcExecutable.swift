@@ -27,8 +27,9 @@ enum KnockcExecutable {
     }
 
     /// Runs knockc with `arguments`; `input`, when given, is written to its stdin, which is
-    /// then closed (an empty `input` is an empty pipe).
-    static func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> Result {
+    /// then closed (an empty `input` is an empty pipe). Past `limit` the process is killed
+    /// (and reported signaled), so a knockc that hangs fails the test instead of holding it.
+    static func run(_ executable: String, _ arguments: [String], input: Data? = nil, limit: TimeInterval = 60) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -38,6 +39,9 @@ enum KnockcExecutable {
         let stdin = Pipe()
         process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try process.run()
+        let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
+        defer { watchdog.cancel() }
         if let input {
             try stdin.fileHandleForWriting.write(contentsOf: input)
             try stdin.fileHandleForWriting.close()
