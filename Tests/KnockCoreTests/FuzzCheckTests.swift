@@ -13,8 +13,9 @@ struct FuzzCheckTests {
     static let chunks = 10
     static let casesPerChunk = 500
 
-    /// Valid specs, specs with one error put in, and texts mutated from either.
-    enum Kind: String { case valid, flawed, mutated }
+    /// Valid specs, specs with one error put in, valid specs with an anchor and an alias put
+    /// in, and texts mutated from valid or flawed specs.
+    enum Kind: String { case valid, flawed, aliased, mutated }
 
     @Test("the generator writes every key the parser knows")
     func generatorCoversEveryKey() {
@@ -27,14 +28,15 @@ struct FuzzCheckTests {
 
 
     @Test("check answers every generated or mutated spec, and what it accepts compiles to clean nft",
-          .timeLimit(.minutes(1)), arguments: 0..<chunks)
+          .timeLimit(.minutes(3)), arguments: 0..<chunks)
     func fuzzChunk(_ chunk: Int) {
         var random = SplitMix(seed: 0x6b6e_6f63_6b00 &+ UInt64(chunk) &* 0x1_0000_0001)
         var tally: [String: Int] = [:]
         var unusualComments: Set<String> = []
         for index in 0..<Self.casesPerChunk {
-            let (kind, text, flaw) = Self.makeCase(index: index, random: &random)
-            let label = "chunk \(chunk) case \(index) (\(kind.rawValue)\(flaw.map { ": \($0)" } ?? ""))"
+            let fuzzCase = Self.makeCase(index: index, random: &random)
+            let (kind, text) = (fuzzCase.kind, fuzzCase.text)
+            let label = "chunk \(chunk) case \(index) (\(kind.rawValue)\(fuzzCase.label.map { ": \($0)" } ?? ""))"
             let started = ContinuousClock.now
             let outcome = Self.checkOne(text, label: label, unusualComments: &unusualComments)
             let elapsed = ContinuousClock.now - started
@@ -46,6 +48,20 @@ struct FuzzCheckTests {
                 #expect(outcome.accepted, "\(label): a valid spec was refused: \(outcome.errors)\n\(text)")
             case .flawed:
                 #expect(!outcome.accepted, "\(label): the flaw went unreported\n\(text)")
+                // Refused for the planted flaw, not for something the planting broke.
+                if let planted = fuzzCase.spec.planted {
+                    let expected = Self.messages(for: planted, in: fuzzCase.spec)
+                    #expect(outcome.diagnostics.contains { expected.contains($0.message) },
+                            "\(label): refused, but not for the planted flaw \(planted): \(outcome.errors)\n\(text)")
+                } else {
+                    Issue.record("\(label): the generator planted a flaw without saying what check must report")
+                }
+            case .aliased:
+                // Refused at the alias itself, found by its text: no expansion, no other error.
+                #expect(outcome.diagnostics.map(\.message) == [.aliasNotSupported], "\(label): \(outcome.errors)\n\(text)")
+                let place = Self.place(of: "*planted", in: text)
+                #expect(outcome.diagnostics.first.map { [$0.location.line, $0.location.column] } == place.map { [$0.line, $0.column] },
+                        "\(label): \(outcome.errors)\n\(text)")
             case .mutated:
                 break
             }
@@ -58,6 +74,85 @@ struct FuzzCheckTests {
         #expect(unusualComments.count <= 8, "comments with ';' or quotes vary between specs: \(unusualComments.sorted())")
         #expect(tally.keys.contains { $0.hasPrefix("mutated accepted") }, "no mutated spec was accepted: \(tally)")
         #expect(tally.keys.contains { $0.hasPrefix("mutated refused") }, "\(tally)")
+        #expect(tally["aliased refused"] == Self.casesPerChunk / 10, "\(tally)")
+    }
+
+    /// The 1-based line and column (in characters, as YAML counts) of the first `token`.
+    static func place(of token: String, in text: String) -> (line: Int, column: Int)? {
+        guard let range = text.range(of: token) else { return nil }
+        let before = text[..<range.lowerBound]
+        let lineStart = before.lastIndex(of: "\n").map { before.index(after: $0) } ?? before.startIndex
+        return (before.count(where: { $0 == "\n" }) + 1, before[lineStart...].unicodeScalars.count + 1)
+    }
+
+    /// The messages `check` may give for a planted flaw: the flaw's own, with the values it
+    /// names taken from the spec (which open port a decoy covers first, which allowed prefix
+    /// a denied address falls in).
+    static func messages(for flaw: PlantedFlaw, in spec: GenSpec) -> [Diagnostic.Message] {
+        let sequences = spec.sequences ?? []
+        let names = sequences.map(\.name)
+        let openPorts = sequences.flatMap { $0.open ?? [] }.compactMap { try? TransportPort(parsing: $0) }
+        let allowed = ((spec.allow ?? []) + sequences.flatMap { $0.allow ?? [] }).compactMap { try? CIDR(parsing: $0) }
+        let shapes = ["'x'", "a list", "nothing", "a mapping", "'ssh'", "'tcp/7000'", "'tcp/23'"]
+        switch flaw {
+        case .repeatedKnock(let word): return [try? Knock(parsing: word)].compactMap { $0.map { .repeatedKnock($0) } }
+        case .knockIsOpenPort(let word): return [try? Knock(parsing: word)].compactMap { $0.map { .knockIsOpenPort($0) } }
+        case .openListedTwice(let word): return [try? TransportPort(parsing: word)].compactMap { $0.map { .openListedTwice($0) } }
+        case .allowedAndDenied(let text):
+            guard let denied = try? CIDR(parsing: text) else { return [] }
+            return allowed.map { .allowedAndDenied(denied, $0) }
+        case .badCIDR(let text):
+            do throws(CIDR.ParseError) { _ = try CIDR(parsing: text); return [] } catch { return [.badCIDR(error)] }
+        case .decoyInUse(let text):
+            guard let decoy = try? PortRange(parsing: text) else { return [] }
+            return openPorts.map { .decoyInUse(decoy, $0) }
+        case .decoysOverlap(let one, let other):
+            guard let one = try? PortRange(parsing: one), let other = try? PortRange(parsing: other) else { return [] }
+            return [.decoysOverlap(one, other), .decoysOverlap(other, one)]
+        case .tooManyKnocks(let name, let count): return [.tooManyKnocks(name, count)]
+        case .badDuration(let text, let key): return [.badDuration(text, key: key), .durationTooLong(text, key: key)]
+        case .sameKnocks: return names.flatMap { name in names.map { .sameKnocks(name, as: $0) } }
+        case .unknownKey(let key):
+            var contexts = [("the spec", SpecParser.topLevelKeys), ("defaults", SpecParser.timingKeys)]
+            for name in names {
+                contexts += [("sequence '\(name)'", SpecParser.sequenceKeys), ("limits of sequence '\(name)'", SpecParser.limitKeys)]
+            }
+            return contexts.map { .unknownKey(key, in: $0.0, allowed: $0.1) }
+        case .missingKey(let key, let name): return [.missingKey(key, in: "sequence '\(name)'")]
+        case .noSequences: return [.noSequences]
+        case .badTableName(let text): return [.badTableName(text)]
+        case .badSequenceName(let text): return [.badSequenceName(text)]
+        case .badKnock(let text, let inOpen, let inDecoys):
+            do throws(KnockSyntaxError) {
+                if inDecoys {
+                    _ = try PortRange(parsing: text)
+                } else if inOpen {
+                    _ = try TransportPort(parsing: text)
+                } else {
+                    _ = try Knock(parsing: text)
+                }
+                return []
+            } catch {
+                let hint = inDecoys ? "PROTOCOL/PORT or PROTOCOL/FIRST-LAST, as tcp/23 or tcp/2000-2100"
+                    : inOpen ? "PROTOCOL/PORT with PROTOCOL tcp or udp, as tcp/22" : Knock.syntaxHint
+                return [.badKnock(error, hint: hint)]
+            }
+        case .badRate(let text): return [.badRate(text)]
+        case .badTrackedSources(let text): return [.badTrackedSources(text)]
+        case .badBoolean(let text): return [.badBoolean(text, key: "strict")]
+        case .emptyClose(let name): return [.emptyClose(name)]
+        case .badHook(let arguments, let key):
+            do throws(HookCommand.Problem) { _ = try HookCommand(arguments); return [] } catch { return [.badHook(error, key: key)] }
+        case .badHookTimeout(let text):
+            return [.badDuration(text, key: "hook_timeout"), .durationTooLong(text, key: "hook_timeout")]
+                + [Duration(parsing: text)].compactMap { $0.map { .hookTimeoutTooLong($0) } }
+        case .hookNotAList(let key): return [.hookNotAList(key)]
+        case .wrongShape(let key):
+            return shapes.flatMap { found in
+                [.expectedMapping(key, found: found), .expectedList(key, found: found),
+                 .expectedScalar("an address or prefix", found: found)]
+            }
+        }
     }
 
     @Test("the nft audit catches what a smuggled value would leave")
@@ -135,18 +230,28 @@ struct FuzzCheckTests {
         #expect(elapsed < .seconds(10), "\(elapsed)")
     }
 
-    /// Cases in a fixed proportion: 30% valid, 20% flawed, 50% mutated (40% from valid specs,
-    /// 10% from flawed ones).
-    static func makeCase(index: Int, random: inout SplitMix) -> (Kind, String, String?) {
+    struct Case {
+        var kind: Kind
+        var text: String
+        /// The flaw or the mutations, for the failure message.
+        var label: String?
+        var spec: GenSpec
+    }
+
+    /// Cases in a fixed proportion: 30% valid, 20% flawed, 10% aliased, 40% mutated (30% from
+    /// valid specs, 10% from flawed ones).
+    static func makeCase(index: Int, random: inout SplitMix) -> Case {
         var generator = SpecGenerator(SplitMix(seed: random.next()))
         generator.maxKnocks = SpecValidator.maxKnocks
         let slot = index % 10
         let spec = slot < 3 || (5...8).contains(slot) ? generator.validSpec(density: slot.isMultiple(of: 2) ? 0.5 : 0.9) : generator.flawedSpec()
-        let tree = spec.tree(using: &generator.random)
+        var tree = spec.tree(using: &generator.random)
+        if slot == 8 { tree = tree.plantingAlias(using: &generator.random) }
         var writer = YAMLWriter(SplitMix(seed: random.next()))
         let text = writer.document(tree)
-        if slot < 3 { return (.valid, text, nil) }
-        if slot < 5 { return (.flawed, text, spec.flaw) }
+        if slot < 3 { return Case(kind: .valid, text: text, spec: spec) }
+        if slot < 5 { return Case(kind: .flawed, text: text, label: spec.flaw, spec: spec) }
+        if slot == 8 { return Case(kind: .aliased, text: text, label: "an anchor and *planted", spec: spec) }
         var mutator = TextMutator(random: SplitMix(seed: random.next()))
         var mutated = text
         let count = mutator.int(0...2) == 0 ? mutator.int(2...4) : 1
@@ -156,12 +261,13 @@ struct FuzzCheckTests {
             names.append(name)
             mutated = next
         }
-        return (.mutated, mutated, names.joined(separator: ", "))
+        return Case(kind: .mutated, text: mutated, label: names.joined(separator: ", "), spec: spec)
     }
 
     struct Outcome {
         var accepted: Bool
         var errors: [String]
+        var diagnostics: [Diagnostic]
     }
 
     /// Runs one text through every stage and checks what comes out.
@@ -184,7 +290,7 @@ struct FuzzCheckTests {
             #expect(location.line <= lineCount + 1, "\(label): points past the text: \(diagnostic)\n\(text)")
             #expect(!diagnostic.message.text.trimmingCharacters(in: .whitespaces).isEmpty, "\(label): empty message\n\(text)")
         }
-        guard let spec else { return Outcome(accepted: false, errors: errors.map(\.description)) }
+        guard let spec else { return Outcome(accepted: false, errors: errors.map(\.description), diagnostics: diagnostics) }
 
         let ruleset = RulesetLowering.lower(spec)
         let script = Pipeline.nftScript(for: ruleset)
@@ -198,7 +304,7 @@ struct FuzzCheckTests {
         } catch {
             #expect(Self.hasSubSecondTimeout(spec), "\(label): JSON refused \(error) without a sub-second timeout\n\(text)")
         }
-        return Outcome(accepted: true, errors: [])
+        return Outcome(accepted: true, errors: [], diagnostics: diagnostics)
     }
 
     static func hasSubSecondTimeout(_ spec: KnockSpec) -> Bool {
@@ -311,7 +417,8 @@ enum NftTextAudit {
 }
 
 /// Mutations of YAML text: byte flips, lines deleted, duplicated or swapped, nft and YAML
-/// syntax inserted, huge numbers, empty values, anchors and aliases, very deep nesting.
+/// syntax inserted, huge numbers, empty values, anchors and aliases (after quotes and
+/// apostrophes too), very deep nesting.
 struct TextMutator {
     var random: SplitMix
 
@@ -337,7 +444,7 @@ struct TextMutator {
     mutating func mutate(_ text: String) -> (String, String) {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let lineIndex = int(0...max(0, lines.count - 1))
-        switch int(0...15) {
+        switch int(0...16) {
         case 0:
             var bytes = Array(text.utf8)
             guard !bytes.isEmpty else { return ("flip", "x") }
@@ -387,10 +494,10 @@ struct TextMutator {
             if int(0...3) == 0 { lines.insert("<<: *a", at: first) }
             return ("anchor and aliases", lines.joined(separator: "\n"))
         case 11:
-            // Aliases that expand to many nodes, bounded (10^3 leaves) so that hashing them
-            // stays cheap: the unbounded kind is a known defect, tested on its own.
+            // Aliases that would expand to up to 10^10 nodes, used as keys and values: refused
+            // at the first alias, they cost no more than their text.
             let width = int(2...10)
-            let levels = int(1...3)
+            let levels = int(1...9)
             var bomb = ["b0: &b0 [" + Array(repeating: "l", count: width).joined(separator: ", ") + "]"]
             for level in 1...levels {
                 bomb.append("b\(level): &b\(level) [" + Array(repeating: "*b\(level - 1)", count: width).joined(separator: ", ") + "]")
@@ -416,6 +523,19 @@ struct TextMutator {
             var changed = text
             changed.replaceSubrange(range, with: replacement)
             return ("number \(replacement)", changed)
+        case 15:
+            // Quotes, and apostrophes in plain scalars, before an alias on the same line: a
+            // scan of the text once took `it's` for an opening quote and missed the alias.
+            let withValues = lines.indices.filter { lines[$0].contains(": ") }
+            guard let target = withValues.isEmpty ? nil : pick(withValues),
+                  let colon = lines[target].range(of: ": ") else { return mutate(text) }
+            let value = pick([
+                "it's *a", "[it's, *a]", "['it''s', *a]", "[\"it's\", *a]", "{k: it's, v: *a}", "&a it's", "[&a it's, *a]",
+                "'*a' it's", "\"*a\"", "it's # *a", "[it's, 'x', \"y\", *a, *a]", "{? *a : it's}", "[it''s, *a]",
+            ])
+            lines[target] = String(lines[target][..<colon.upperBound]) + value
+            if int(0...1) == 0 { lines.insert("? [it's, *a]\n: 1", at: int(0...lines.count)) }
+            return ("quotes and alias \(value.debugDescription) on line \(target + 1)", lines.joined(separator: "\n"))
         default:
             let scalar = Unicode.Scalar(UInt32(pick([int(0...0x7f), int(0x80...0x2fff), int(0xe000...0xfffd), int(0x10000...0x10ffff)]))) ?? "?"
             return ("insert U+\(String(scalar.value, radix: 16))", insert(String(scalar), into: text))
