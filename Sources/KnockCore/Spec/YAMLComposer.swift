@@ -6,7 +6,7 @@ import CYAML
 /// Composed here rather than by a YAML library because knockc must decide at the events
 /// themselves: an alias is refused at its own `*`, so no alias is ever expanded (a YAML
 /// library expanded nested aliases used as keys while checking for duplicates, and a 24-line
-/// spec took 21 s), and duplicate keys are found by their text, with both places.
+/// spec took 20 s), and duplicate keys are found by their text, with both places.
 /// Everything is linear in the text: one pass over the events, one hash per key.
 enum YAMLComposer {
     /// Lists and mappings nested deeper than this are refused. A spec needs 4 levels
@@ -22,7 +22,7 @@ enum YAMLComposer {
             Result { () throws(DiagnosticsError) -> YAMLNode? in
                 var events = try EventReader(bytes, file: file)
                 defer { events.close() }
-                return try compose(&events, text: bytes, file: file)
+                return try compose(&events, file: file)
             }
         }
         return try result.get()
@@ -40,7 +40,7 @@ enum YAMLComposer {
         var keys: [String: (line: Int, column: Int)] = [:]
     }
 
-    private static func compose(_ events: inout EventReader, text: UnsafeBufferPointer<UInt8>, file: String) throws(DiagnosticsError) -> YAMLNode? {
+    private static func compose(_ events: inout EventReader, file: String) throws(DiagnosticsError) -> YAMLNode? {
         func fail(_ message: Diagnostic.Message, line: Int, column: Int, notes: [Diagnostic] = []) -> DiagnosticsError {
             DiagnosticsError([Diagnostic(message, at: SourceLocation(file: file, line: line, column: column), notes: notes)])
         }
