@@ -317,7 +317,7 @@ enum EdgeSpecs {
         defaults: { step_timeout: 24d, open_for: 2073600000ms }
         limits: { wrong_knocks: 100000/second, ban_for: 576h }
         decoys: [udp/10000-65535, tcp/65535]
-        allow: ["fd0a::/32", 10.255.255.255]
+        allow: ["::/1", 10.255.255.255]
         deny: [128.0.0.0/1, "8000::/1"]
         sequences:
           \(String(repeating: "z", count: 32)):
