@@ -12,7 +12,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         // The watcher's log lines on stderr; the one logging API servers in Swift share.
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
@@ -22,6 +21,12 @@ let package = Package(
             pkgConfig: "libnftables",
             providers: [.apt(["libnftables-dev"])]
         ),
+        // YAML's events, composed by KnockCore's YAMLComposer, the one file that imports it.
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
         .executableTarget(name: "TemplateEmbedder"),
         .plugin(
             name: "EmbedTemplates",
@@ -30,7 +35,7 @@ let package = Package(
         ),
         .target(
             name: "KnockCore",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["CYAML"],
             plugins: ["EmbedTemplates"]
         ),
         .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore"]),

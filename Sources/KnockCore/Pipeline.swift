@@ -11,13 +11,14 @@ public enum Pipeline {
         return (diagnostics.hasErrors ? nil : spec, diagnostics)
     }
 
-    /// Reads and checks a spec file; a file that cannot be read is one diagnostic.
+    /// Reads (through `SpecFile`) and checks a spec file; a file that cannot be read is one
+    /// diagnostic that says why.
     public static func check(file path: String) -> (KnockSpec?, [Diagnostic]) {
-        do {
-            let text = try String(contentsOfFile: path, encoding: .utf8)
-            return check(text, file: path)
+        do throws(SpecFile.Problem) {
+            return check(try SpecFile.read(path), file: path)
         } catch {
-            return (nil, [Diagnostic(.unreadable(path), at: SourceLocation(file: path, line: 1, column: 1))])
+            let line = if case .notUTF8(_, let line, _) = error { line } else { 1 }
+            return (nil, [Diagnostic(.unreadable(path, error), at: SourceLocation(file: path, line: line, column: 1))])
         }
     }
 
@@ -52,8 +53,4 @@ public enum Pipeline {
     public static func nftJSON(for ruleset: RulesetIR) throws(NftJSONRenderer.UnrepresentableTimeout) -> String {
         try NftJSONRenderer.render(ruleset.table)
     }
-}
-
-extension Diagnostic.Message {
-    static func unreadable(_ path: String) -> Self { .init(.error, "cannot read the spec file '\(path)'") }
 }

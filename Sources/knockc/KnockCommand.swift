@@ -60,16 +60,24 @@ struct KnockCommand: ParsableCommand {
         for word in knocks {
             do { _ = try Knock(parsing: word) } catch { throw ValidationError("'\(word)' is not a knock; expected \(Knock.syntaxHint).") }
         }
-        guard Duration(parsing: delay) != nil else {
+        guard let pause = Duration(parsing: delay) else {
             throw ValidationError("'\(delay)' is not a duration; expected a number and a unit: 500ms, 1s.")
         }
+        // Bounded like a spec's durations: past 24d, no knock sequence could still be open,
+        // and the sleep would overflow.
+        guard pause <= .maximum else { throw ValidationError(Self.tooLong(delay, option: "--delay")) }
         guard !(ipv4 && ipv6) else { throw ValidationError("-4 and -6 exclude each other.") }
-        guard Duration(parsing: timeout) != nil else {
+        guard let wait = Duration(parsing: timeout) else {
             throw ValidationError("'\(timeout)' is not a duration; expected a number and a unit: 5s, 500ms.")
         }
+        guard wait <= .maximum else { throw ValidationError(Self.tooLong(timeout, option: "--timeout")) }
         guard (0...100).contains(retries) else { throw ValidationError("--retries takes 0 to 100.") }
         if retries > 0, thenConnect == nil { throw ValidationError("--retries needs --then-connect, which tells whether the knock worked.") }
         if thenConnect == 0 { throw ValidationError("--then-connect takes a port from 1 to 65535.") }
+    }
+
+    static func tooLong(_ text: String, option: String) -> String {
+        "'\(text)' is too long for \(option); the longest is \(Duration.maximum)."
     }
 
     func run() throws {

@@ -256,7 +256,7 @@ struct Coverage {
     var seen: Set<String> = []
 
     static let features = [
-        "custom table", "IPv4 prefix", "IPv6 prefix", "IPv4-mapped IPv6", "/0 prefix", "single address",
+        "custom table", "IPv4 prefix", "IPv6 prefix", "/0 prefix", "single address",
         "top-level allow", "top-level deny", "sequence allow", "sequence deny", "from",
         "sub-second timeout", "whole-second timeout", "24d", "long sub-second-precision timeout", "wrong_knocks", "ban_for",
         "decoy port", "decoy range", "close", "strict", "echo knock", "udp knock", "tcp knock",
@@ -302,9 +302,6 @@ struct Coverage {
                 seen.insert(prefix.family == .ipv4 ? "IPv4 prefix" : "IPv6 prefix")
                 if prefix.prefixLength == 0 { seen.insert("/0 prefix") }
                 if prefix.isSingleAddress { seen.insert("single address") }
-                if prefix.family == .ipv6 && prefix.bytes.starts(with: [UInt8](repeating: 0, count: 10) + [0xff, 0xff]) && prefix.prefixLength >= 96 {
-                    seen.insert("IPv4-mapped IPv6")
-                }
             }
         }
     }
@@ -334,7 +331,7 @@ enum EdgeSpecs {
         defaults: { step_timeout: 24d, open_for: 2073600000ms }
         limits: { wrong_knocks: 100000/second, ban_for: 576h }
         decoys: [udp/10000-65535, tcp/65535]
-        allow: ["::ffff:10.0.0.0/104", 10.255.255.255]
+        allow: ["::/1", 10.255.255.255]
         deny: [128.0.0.0/1, "8000::/1"]
         sequences:
           \(String(repeating: "z", count: 32)):

@@ -94,17 +94,6 @@ struct InjectionTests {
         return (text, before.filter { $0 == "\n" }.count + 1)
     }
 
-    /// Values the parser reads differently from how they are written, on purpose or by YAML.
-    ///
-    /// - Yams builds each scalar with Foundation's `String(bytes:encoding:)`, which drops a
-    ///   leading U+FEFF, so `"\ufeffknockc"` is read as `knockc`. Nothing reaches nft either.
-    static func knownDefect(_ place: Place, _ value: String) -> String? {
-        if value.hasPrefix("\u{FEFF}") && value.dropFirst() == place.valid {
-            return "a leading U+FEFF is dropped while reading YAML"
-        }
-        return nil
-    }
-
     @Test("each valid value alone is accepted, so that a refusal below is the payload's doing", arguments: places)
     func validValuesPass(_ place: Place) {
         let (spec, diagnostics) = Pipeline.check(Self.spec(place, place.valid).text, file: "spec.yaml")
@@ -124,15 +113,11 @@ struct InjectionTests {
             let (text, line) = Self.spec(place, value)
             let (spec, diagnostics) = Pipeline.check(text, file: "spec.yaml")
             let errors = diagnostics.filter { $0.severity == .error }
-            if Self.knownDefect(place, value) != nil {
-                // YAML drops a leading U+FEFF, leaving the valid value itself: accepting it is
-                // right, and the audit below still checks what reaches nft.
-                #expect(spec != nil || !errors.isEmpty)
-            } else {
-                #expect(spec == nil, "\(place): \(value.debugDescription) was accepted\n\(text)")
-                #expect(!errors.isEmpty, "\(place): \(value.debugDescription) refused without an error")
-                #expect(errors.contains { $0.location.line == line }, "\(place): \(value.debugDescription): no error on line \(line): \(errors)")
-            }
+            // Scalars are read exactly as written: a leading U+FEFF (which Yams dropped) is
+            // refused like any other character a name cannot hold.
+            #expect(spec == nil, "\(place): \(value.debugDescription) was accepted\n\(text)")
+            #expect(!errors.isEmpty, "\(place): \(value.debugDescription) refused without an error")
+            #expect(errors.contains { $0.location.line == line }, "\(place): \(value.debugDescription): no error on line \(line): \(errors)")
             guard let spec else { continue }
             // Accepted: whatever got in must be spelled canonically, with no trace of the payload.
             let script = Pipeline.nftScript(for: spec)

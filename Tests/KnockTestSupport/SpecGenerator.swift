@@ -7,6 +7,10 @@ indirect enum GenYAML {
     case scalar(String)
     case list([GenYAML])
     case map([(String, GenYAML)])
+    /// `*name`, which check must refuse where it stands.
+    case alias(String)
+    /// `&name VALUE`: an anchor alone changes nothing.
+    case anchored(String, GenYAML)
 }
 
 /// One sequence of a generated spec; nil leaves the key out.
@@ -43,6 +47,43 @@ struct GenSpec {
     var extra: [(String, GenYAML)] = []
     /// The error deliberately put in, or nil when the spec is meant to be valid.
     var flaw: String?
+    /// What the checker's error about that flaw names, so a test can tell the refusal is
+    /// for the planted flaw and not for a side effect.
+    var planted: PlantedFlaw?
+}
+
+/// A flaw put into a generated spec, with the values its diagnostic names. The fuzz test
+/// turns each into the messages `check` may give for it.
+enum PlantedFlaw: Equatable {
+    case repeatedKnock(String)
+    case knockIsOpenPort(String)
+    case openListedTwice(String)
+    /// The address both allowed and denied in one scope.
+    case allowedAndDenied(String)
+    /// Host bits set, not an address, or IPv4-mapped.
+    case badCIDR(String)
+    case decoyInUse(String)
+    case decoysOverlap(String, String)
+    /// The sequence (or "close") and its number of knocks.
+    case tooManyKnocks(String, Int)
+    case badDuration(String, key: String)
+    case sameKnocks
+    case unknownKey(String)
+    case missingKey(String, sequence: String)
+    case noSequences
+    case badTableName(String)
+    case badSequenceName(String)
+    /// A word in `knock`, `open` (`inOpen`) or `decoys` (`inDecoys`).
+    case badKnock(String, inOpen: Bool, inDecoys: Bool)
+    case badRate(String)
+    case badTrackedSources(String)
+    case badBoolean(String)
+    case emptyClose(String)
+    case badHook([String], key: String)
+    case badHookTimeout(String)
+    case hookNotAList(String)
+    /// A key whose value has the wrong shape: a scalar for a list, a list for a mapping.
+    case wrongShape(String)
 }
 
 /// Builds specs from a seeded random source. Valid specs keep every rule of the validator by
@@ -92,11 +133,14 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         return String((0..<count).map { _ in pick(alphabet) })
     }
 
-    /// A letter, then letters, digits, '-' and '_', at most 32.
+    /// A letter, then letters, digits, '-' and '_', at most 32, and not an nft keyword.
     mutating func tableName(length: Int? = nil) -> String {
         let count = length ?? (chance(0.1) ? 32 : int(1...12))
         let rest = Self.lowercase + Self.uppercase + Self.digits + ["-", "_"]
-        return String([pick(Self.lowercase + Self.uppercase)] + (1..<max(count, 1)).map { _ in pick(rest) })
+        while true {
+            let name = String([pick(Self.lowercase + Self.uppercase)] + (1..<max(count, 1)).map { _ in pick(rest) })
+            if NameRules.isValidTableName(name) { return name }
+        }
     }
 
     /// A duration of at most 24d; sometimes under a second, or not a whole number of seconds.
@@ -184,22 +228,26 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         }
         var bytes = (0..<16).map { _ in chance(0.4) ? 0 : UInt8.random(in: 0...255, using: &random) }
         var length: Int
-        var mapped = false
         switch pool {
         case .allow, .deny:
             bytes[0] = 0xfd; bytes[1] = 0; bytes[2] = 0; bytes[3] = pool == .allow ? 0x0a : 0x0d
             length = int(32...128)
-            if pool == .allow && chance(0.2) {
-                // An IPv4-mapped address: ::ffff:10.x.y.z, written in dotted form.
-                bytes = [UInt8](repeating: 0, count: 10) + [0xff, 0xff, 10] + bytes[13...]
-                length = int(104...128)
-                mapped = true
-            }
         case .anywhere:
             length = chance(0.05) ? 0 : int(1...128)
         }
         bytes = Self.masked(bytes, length)
-        let address = mapped ? "::ffff:" + bytes[12...].map(String.init).joined(separator: ".") : ipv6(bytes)
+        // Never inside ::ffff:0:0/96, which check refuses (a flaw of its own).
+        if length >= 96 && bytes.starts(with: [UInt8](repeating: 0, count: 10) + [0xff, 0xff]) { bytes[11] = 0xfe }
+        let address = ipv6(bytes)
+        return length == 128 && chance(0.5) ? address : "\(address)/\(length)"
+    }
+
+    /// An IPv4-mapped IPv6 address or prefix (inside ::ffff:0:0/96), which check refuses.
+    mutating func ipv4MappedCIDR() -> String {
+        let ipv4 = Self.masked((0..<4).map { _ in UInt8.random(in: 0...255, using: &random) }, 32)
+        let length = chance(0.5) ? 128 : int(96...128)
+        let bytes = Self.masked([UInt8](repeating: 0, count: 10) + [0xff, 0xff] + ipv4, length)
+        let address = chance(0.5) ? "::ffff:" + bytes[12...].map(String.init).joined(separator: ".") : ipv6(bytes)
         return length == 128 && chance(0.5) ? address : "\(address)/\(length)"
     }
 
@@ -257,7 +305,8 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
     mutating func hook() -> [String] {
         let program = pick(["/usr/bin/logger", "/usr/local/bin/notify", "/opt/knock hooks/grant.sh", "/bin/true"])
         let arguments = (0..<int(0...3)).map { _ in
-            pick(["-t", "knockc", "%IP%", "$(reboot)", "`id`", "a b", "; rm -rf /", "'quoted'", "\"double\"", "--", "é", "#x", ""])
+            pick(["-t", "knockc", "%IP%", "$(reboot)", "`id`", "a b", "; rm -rf /", "'quoted'", "\"double\"", "--", "é", "#x", "",
+                  "it's", "don't stop", "l'été", "say \"it's\"", "'", "it''s"])
         }
         return [program] + arguments
     }
@@ -278,11 +327,16 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         if chance(density * 0.5) { spec.onExpire = hook() }
         if chance(density * 0.5) { spec.hookTimeout = pick(["10s", "500ms", "1m", "10m"]) }
 
-        let alphabet = knockAlphabet()
+        var alphabet = knockAlphabet()
         var knockLists: Set<[String]> = []
         var names: Set<String> = []
         var sequences: [GenSequence] = []
         let count = chance(0.03) ? int(8...24) : int(1...4)
+        // Two words make only two lists of each length, 24 in all: too few for 24 sequences
+        // and their close lists, and the search for a new list below would never end.
+        if count > 4, alphabet.count < 3, let third = ["tcp/1002", "udp/1003", "tcp/1004"].first(where: { !alphabet.contains($0) }) {
+            alphabet.append(third)
+        }
         for _ in 0..<count {
             var name = sequenceName()
             while names.contains(name) { name = sequenceName() }
@@ -331,54 +385,66 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         var spec = validSpec(density: 0.5)
         var sequences = spec.sequences ?? []
         let index = int(0...max(0, sequences.count - 1))
-        switch int(0...33) {
+        switch int(0...34) {
         case 0:
             let knocks = sequences[index].knock ?? ["tcp/7000"]
             sequences[index].knock = knocks + [knocks.last!]
             spec.flaw = "a knock repeats the one before it"
+            spec.planted = .repeatedKnock(knocks.last!)
         case 1:
             let port = (sequences[int(0...sequences.count - 1)].open ?? ["tcp/22"]).first!
             sequences[index].knock = (sequences[index].knock ?? []) + [port]
             spec.flaw = "a knock is an open port"
+            spec.planted = .knockIsOpenPort(port)
         case 2:
             let open = sequences[index].open ?? ["tcp/22"]
             sequences[index].open = open + [open[0]]
             spec.flaw = "an open port listed twice"
+            spec.planted = .openListedTwice(open[0])
         case 3:
             let denied = cidr(.allow)
             spec.allow = (spec.allow ?? []) + [denied]
             spec.deny = (spec.deny ?? []) + [denied]
             spec.flaw = "allowed and denied at the top level"
+            spec.planted = .allowedAndDenied(denied)
         case 4:
             let denied = cidr(.deny)
             sequences[index].allow = (sequences[index].allow ?? []) + [chance(0.5) ? "0.0.0.0/0" : "::/0", denied]
             sequences[index].deny = (sequences[index].deny ?? []) + [denied]
             spec.flaw = "allowed and denied in one sequence"
+            spec.planted = .allowedAndDenied(denied)
         case 5:
             let bad = pick(["10.0.0.1/8", "192.0.2.1/24", "2001:db8::1/32", "fd00:a::1/64", "0.0.0.1/0", "::1/0", "10.0.0.128/24"])
             let lists: [WritableKeyPath<GenSequence, [String]?>] = [\.allow, \.deny, \.from]
             if chance(0.3) { spec.allow = (spec.allow ?? []) + [bad] } else { sequences[index][keyPath: pick(lists)] = [bad] }
             spec.flaw = "host bits set"
+            spec.planted = .badCIDR(bad)
         case 6:
             let used = sequences[index].open!.first!
-            spec.decoys = (spec.decoys ?? []) + [chance(0.5) ? used : used.replacingOccurrences(of: "/", with: "/1-") ]
+            let decoy = chance(0.5) ? used : used.replacingOccurrences(of: "/", with: "/1-")
+            spec.decoys = (spec.decoys ?? []) + [decoy]
             spec.flaw = "a decoy covers an open port"
+            spec.planted = .decoyInUse(decoy)
         case 7:
             spec.decoys = ["tcp/30000-30100", "tcp/30100"]
             spec.flaw = "decoys overlap"
+            spec.planted = .decoysOverlap("tcp/30100", "tcp/30000-30100")
         case 8:
             sequences[index].knock = (0...maxKnocks).map { "tcp/\(1000 + $0)" }
             spec.flaw = "too many knocks"
+            spec.planted = .tooManyKnocks(sequences[index].name, maxKnocks + 1)
         case 9:
             let bad = pick(["0s", "0ms", "25d", "2073601s", "5sec", "5", "s", "-5s", "1.5s", "5 s", "5S", "1w", "9999999999999s", "106751991167d", "99999999999h", "0x10s", "+5s", "", "true"])
+            let key: String
             switch int(0...4) {
-            case 0: spec.defaults = [("step_timeout", bad)]
-            case 1: sequences[index].openFor = bad
-            case 2: spec.limits = [("ban_for", bad)]
-            case 3: sequences[index].limits = [("ban_for", bad)]
-            default: spec.defaults = [("open_for", bad)]
+            case 0: spec.defaults = [("step_timeout", bad)]; key = "step_timeout"
+            case 1: sequences[index].openFor = bad; key = "open_for"
+            case 2: spec.limits = [("ban_for", bad)]; key = "ban_for"
+            case 3: sequences[index].limits = [("ban_for", bad)]; key = "ban_for"
+            default: spec.defaults = [("open_for", bad)]; key = "open_for"
             }
             spec.flaw = "bad duration '\(bad)'"
+            spec.planted = .badDuration(bad, key: key)
         case 10:
             if sequences.count < 2 {
                 var copy = sequences[0]
@@ -389,86 +455,123 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
                 sequences[sequences.count - 1].knock = sequences[0].knock
             }
             spec.flaw = "two sequences with the same knocks"
+            spec.planted = .sameKnocks
         case 11:
             let key = pick(["tables", "Table", "sequence", "allowed", "ports", "knock", "open", "wrong_knocks", "strict"])
             spec.extra.append((key, .scalar("1")))
             spec.flaw = "unknown top-level key '\(key)'"
+            spec.planted = .unknownKey(key)
         case 12:
             let key = pick(["knocks", "Open", "timeout", "decoys", "table", "defaults", "ban_for", "max_tracked_sources"])
             sequences[index].extra.append((key, .scalar("1")))
             spec.flaw = "unknown sequence key '\(key)'"
+            spec.planted = .unknownKey(key)
         case 13:
-            if chance(0.5) { sequences[index].knock = nil } else { sequences[index].open = nil }
+            let key = chance(0.5) ? "knock" : "open"
+            if key == "knock" { sequences[index].knock = nil } else { sequences[index].open = nil }
             spec.flaw = "a sequence lacks knock or open"
+            spec.planted = .missingKey(key, sequence: sequences[index].name)
         case 14:
             spec.sequences = []
-            return spec.with(flaw: "no sequences")
+            return spec.with(flaw: "no sequences", planted: .noSequences)
         case 15:
             spec.table = pick(["1abc", "-a", "_a", "a b", "a.b", "a" + String(repeating: "b", count: 32), "", "á", "a;b", "ａ"])
             spec.flaw = "bad table name"
+            spec.planted = .badTableName(spec.table!)
         case 16:
             sequences[index].name = pick(["SSH", "a b", "a.b", String(repeating: "a", count: 33), "", "ssh!", "ß", "a/b", "a:b"])
             spec.flaw = "bad sequence name"
+            spec.planted = .badSequenceName(sequences[index].name)
         case 17:
             let bad = pick(["tcp/0", "tcp/65536", "udp/99999", "tcp/", "/22", "sctp/22", "TCP/22", "tcp/-1", "tcp/22/3", "tcp/0x16", "tcp/ 22", "tcp/22 ", "icmp/0", "icmp/1233", "icmp/", "icmp/-1", "icmp/56/1", "tcp/١٢"])
-            if chance(0.5) { sequences[index].knock = (sequences[index].knock ?? []) + [bad] } else { sequences[index].open = [bad] }
+            let inOpen = chance(0.5)
+            if !inOpen { sequences[index].knock = (sequences[index].knock ?? []) + [bad] } else { sequences[index].open = [bad] }
             spec.flaw = "bad knock '\(bad)'"
+            spec.planted = .badKnock(bad, inOpen: inOpen, inDecoys: false)
         case 18:
             let bad = pick(["0/minute", "5/fortnight", "100001/second", "5", "/minute", "5/", "5/minutes", "-1/second", "1.5/second", "5 / minute", "1000000/day"])
             spec.limits = [("wrong_knocks", bad)]
             spec.flaw = "bad rate '\(bad)'"
+            spec.planted = .badRate(bad)
         case 19:
             spec.maxTrackedSources = pick(["0", "16777217", "1e6", "-1", "65536.0", "0x10000", "99999999999999999999", "", "many"])
             spec.flaw = "bad max_tracked_sources"
+            spec.planted = .badTrackedSources(spec.maxTrackedSources!)
         case 20:
             sequences[index].strict = pick(["yes", "no", "True", "1", "on", "", "~"])
             spec.flaw = "bad strict"
+            spec.planted = .badBoolean(sequences[index].strict!)
         case 21:
             sequences[index].close = []
             spec.flaw = "empty close"
+            spec.planted = .emptyClose(sequences[index].name)
         case 22:
             sequences[index].close = sequences[index].knock
             spec.flaw = "close equal to knock"
+            spec.planted = .sameKnocks
         case 23:
             let bad = pick(["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0", "10.0.0.0.0", "1.2.3.4/08a", "fd00:a:::1", "fd00:a::/-1", "010.0.0.1", "10.0.0.0/8/8", " 10.0.0.1", "10.0.0.1 ", "localhost", "0x0a000001"])
             spec.allow = [bad]
             spec.flaw = "bad address '\(bad)'"
+            spec.planted = .badCIDR(bad)
         case 24:
-            spec.decoys = [pick(["tcp/2000-1000", "tcp/0-10", "tcp/10-70000", "tcp/1-2-3", "tcp", "icmp/10", "tcp/-", "tcp/10-"])]
+            let bad = pick(["tcp/2000-1000", "tcp/0-10", "tcp/10-70000", "tcp/1-2-3", "tcp", "icmp/10", "tcp/-", "tcp/10-"])
+            spec.decoys = [bad]
             spec.flaw = "bad decoy"
+            spec.planted = .badKnock(bad, inOpen: false, inDecoys: true)
         case 25:
-            sequences[index].limits = [("wrong_knocks", "5/minute"), (pick(["ban", "rate", "step_timeout"]), "1m")]
+            let key = pick(["ban", "rate", "step_timeout"])
+            sequences[index].limits = [("wrong_knocks", "5/minute"), (key, "1m")]
             spec.flaw = "unknown limits key"
+            spec.planted = .unknownKey(key)
         case 26:
-            spec.defaults = [("step_timeout", "5s"), (pick(["open", "ban_for", "timeout"]), "5s")]
+            let key = pick(["open", "ban_for", "timeout"])
+            spec.defaults = [("step_timeout", "5s"), (key, "5s")]
             spec.flaw = "unknown defaults key"
+            spec.planted = .unknownKey(key)
         case 27:
-            let close = (sequences[index].close ?? ["tcp/7000"]) + [(sequences[index].open ?? ["tcp/22"])[0]]
-            sequences[index].close = close
+            let port = (sequences[index].open ?? ["tcp/22"])[0]
+            sequences[index].close = (sequences[index].close ?? ["tcp/7000"]) + [port]
             spec.flaw = "a close knock is an open port"
+            spec.planted = .knockIsOpenPort(port)
         case 28:
             sequences[index].close = (0...maxKnocks).map { "udp/\(1000 + $0)" }
             spec.flaw = "too many close knocks"
+            spec.planted = .tooManyKnocks("close", maxKnocks + 1)
         case 32:
             let bad: [String] = pick([[], ["logger", "-t", "knockc"], ["./grant.sh"], ["/bin/echo\u{0}"], [""],
                                       Array(repeating: "/bin/true", count: 65)])
-            if chance(0.5) { spec.onGrant = bad } else { sequences[index].onExpire = bad }
+            let key = chance(0.5) ? "on_grant" : "on_expire"
+            if key == "on_grant" { spec.onGrant = bad } else { sequences[index].onExpire = bad }
             spec.flaw = "bad hook \(bad.prefix(3))"
+            spec.planted = .badHook(bad, key: key)
         case 33:
             spec.sequences = sequences
             if chance(0.5) {
                 spec.hookTimeout = pick(["11m", "1h", "0s", "soon"])
-                return spec.with(flaw: "bad hook_timeout")
+                return spec.with(flaw: "bad hook_timeout", planted: .badHookTimeout(spec.hookTimeout!))
             }
-            return spec.with(flaw: "hook not a list", replacing: "on_grant",
+            return spec.with(flaw: "hook not a list", planted: .hookNotAList("on_grant"), replacing: "on_grant",
                              by: pick([.scalar("/usr/bin/logger grant %IP%"), .map([("run", .scalar("/bin/true"))])]))
+        case 34:
+            let mapped = ipv4MappedCIDR()
+            let lists: [WritableKeyPath<GenSequence, [String]?>] = [\.allow, \.deny, \.from]
+            switch int(0...2) {
+            case 0: spec.allow = (spec.allow ?? []) + [mapped]
+            case 1: spec.deny = (spec.deny ?? []) + [mapped]
+            default:
+                let list = pick(lists)
+                sequences[index][keyPath: list] = (sequences[index][keyPath: list] ?? []) + [mapped]
+            }
+            spec.flaw = "IPv4-mapped address '\(mapped)'"
+            spec.planted = .badCIDR(mapped)
         case 29:
             spec.sequences = sequences
-            return spec.with(flaw: "sequences not a mapping", replacing: "sequences", by: pick([.scalar("ssh"), .list([.scalar("ssh")]), .scalar("")]))
+            return spec.with(flaw: "sequences not a mapping", planted: .wrongShape("sequences"), replacing: "sequences", by: pick([.scalar("ssh"), .list([.scalar("ssh")]), .scalar("")]))
         case 30:
             spec.sequences = sequences
             let key = pick(["knock", "open", "allow", "from", "close", "decoys"])
-            if key == "decoys" { return spec.with(flaw: "decoys not a list", replacing: "decoys", by: .scalar("tcp/23")) }
+            if key == "decoys" { return spec.with(flaw: "decoys not a list", planted: .wrongShape("decoys"), replacing: "decoys", by: .scalar("tcp/23")) }
             sequences[index].extra.append((key, pick([.scalar("tcp/7000"), .map([("a", .scalar("b"))])])))
             switch key {
             case "knock": sequences[index].knock = nil
@@ -478,10 +581,11 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
             default: sequences[index].close = nil
             }
             spec.flaw = "'\(key)' not a list"
+            spec.planted = .wrongShape(key)
         default:
             let key = pick(["allow", "deny", "limits", "defaults"])
             spec.sequences = sequences
-            return spec.with(flaw: "'\(key)' of the wrong kind", replacing: key, by: pick([.scalar("x"), .list([.list([])])]))
+            return spec.with(flaw: "'\(key)' of the wrong kind", planted: .wrongShape(key), replacing: key, by: pick([.scalar("x"), .list([.list([])])]))
         }
         spec.sequences = sequences
         return spec
@@ -490,9 +594,10 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
 
 extension GenSpec {
     /// The spec with one top-level key's value replaced by something of the wrong shape.
-    func with(flaw: String, replacing key: String? = nil, by value: GenYAML? = nil) -> GenSpec {
+    func with(flaw: String, planted: PlantedFlaw, replacing key: String? = nil, by value: GenYAML? = nil) -> GenSpec {
         var copy = self
         copy.flaw = flaw
+        copy.planted = planted
         if let key, let value {
             switch key {
             case "sequences": copy.sequences = nil
@@ -591,6 +696,9 @@ struct YAMLWriter<Random: RandomNumberGenerator> {
             case .map(let inner) where !inner.isEmpty && !chance(flowChance):
                 lines.append(head + trailingComment())
                 lines += block(inner, indent: indent + (chance(0.8) ? 2 : 4))
+            case .anchored(let name, .map(let inner)) where !inner.isEmpty && !chance(flowChance):
+                lines.append(head + " &" + name + trailingComment())
+                lines += block(inner, indent: indent + 2)
             default:
                 lines.append(head + " " + flow(value) + trailingComment())
             }
@@ -605,6 +713,8 @@ struct YAMLWriter<Random: RandomNumberGenerator> {
     private mutating func flow(_ value: GenYAML) -> String {
         switch value {
         case .scalar(let text): return scalar(text)
+        case .alias(let name): return "*" + name
+        case .anchored(let name, let inner): return "&" + name + " " + flow(inner)
         case .list(let items):
             var parts: [String] = []
             for item in items { parts.append(flow(item)) }
@@ -616,15 +726,18 @@ struct YAMLWriter<Random: RandomNumberGenerator> {
         }
     }
 
-    /// Plain when YAML reads the text back unchanged, else quoted.
+    /// Plain when YAML reads the text back unchanged, else quoted. An apostrophe inside a
+    /// plain scalar (`it's`) is plain text to YAML, not a quote.
     private mutating func scalar(_ text: String) -> String {
         let plainSafe = !text.isEmpty && text.unicodeScalars.allSatisfy { scalar in
             ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-                || "_./:+".unicodeScalars.contains(scalar) || scalar == "-"
-        } && !text.hasPrefix(":") && !text.hasSuffix(":") && !text.hasPrefix("-") && text != "~"
+                || "_./:+'".unicodeScalars.contains(scalar) || scalar == "-"
+        } && !text.hasPrefix(":") && !text.hasSuffix(":") && !text.hasPrefix("-") && !text.hasPrefix("'") && text != "~"
         let style = plainSafe ? Int.random(in: 0...5, using: &random) : Int.random(in: 4...5, using: &random)
         switch style {
-        case 4 where !text.contains(where: { $0.isNewline }):
+        case 4 where !text.unicodeScalars.contains(where: YAMLScalar.needsEscape):
+            // Single quotes escape nothing but the quote: a control character written raw
+            // would be refused by YAML's reader, not by the check the spec was made for.
             return "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
         case 4, 5:
             return YAMLScalar.doubleQuoted(text)
@@ -635,9 +748,50 @@ struct YAMLWriter<Random: RandomNumberGenerator> {
 }
 
 extension GenYAML {
+    /// Written on one line: a block list holds these as `- ITEM`.
     var isScalar: Bool {
-        if case .scalar = self { return true }
-        return false
+        switch self {
+        case .scalar, .alias: true
+        case .anchored(_, let inner): inner.isScalar
+        default: false
+        }
+    }
+
+    /// The tree with an anchor on one value and an alias in place of another, both picked at
+    /// random among the values (never keys); the alias is written `*planted`, a name no
+    /// generated value holds, so a test can find where it stands in the text.
+    func plantingAlias<R: RandomNumberGenerator>(using random: inout R) -> GenYAML {
+        var paths: [[Int]] = []
+        func collect(_ node: GenYAML, _ path: [Int]) {
+            if !path.isEmpty { paths.append(path) }
+            switch node {
+            case .list(let items): for (index, item) in items.enumerated() { collect(item, path + [index]) }
+            case .map(let pairs): for (index, pair) in pairs.enumerated() { collect(pair.1, path + [index]) }
+            case .anchored(_, let inner): collect(inner, path)
+            default: break
+            }
+        }
+        collect(self, [])
+        guard !paths.isEmpty else { return .map([("x", .alias("planted"))]) }
+        let anchor = paths[Int.random(in: 0..<paths.count, using: &random)]
+        let alias = paths[Int.random(in: 0..<paths.count, using: &random)]
+        return replacing(at: anchor[...]) { .anchored("planted", $0) }.replacing(at: alias[...]) { _ in .alias("planted") }
+    }
+
+    private func replacing(at path: ArraySlice<Int>, with change: (GenYAML) -> GenYAML) -> GenYAML {
+        guard let index = path.first else { return change(self) }
+        switch self {
+        case .list(var items):
+            items[index] = items[index].replacing(at: path.dropFirst(), with: change)
+            return .list(items)
+        case .map(var pairs):
+            pairs[index].1 = pairs[index].1.replacing(at: path.dropFirst(), with: change)
+            return .map(pairs)
+        case .anchored(let name, let inner):
+            return .anchored(name, inner.replacing(at: path, with: change))
+        default:
+            return self
+        }
     }
 }
 

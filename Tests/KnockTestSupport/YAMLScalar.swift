@@ -14,7 +14,7 @@ enum YAMLScalar {
             case "\r": out += "\\r"
             case "\0": out += "\\0"
             default:
-                if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}" || scalar == "\u{FEFF}" {
+                if needsEscape(scalar) {
                     out += String(format: "\\u%04x", scalar.value)
                 } else {
                     out.unicodeScalars.append(scalar)
@@ -22,5 +22,11 @@ enum YAMLScalar {
             }
         }
         return out + "\""
+    }
+
+    /// Characters YAML would not read back as written outside a double-quoted escape:
+    /// controls, line and paragraph separators, and the byte-order mark.
+    static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}" || scalar == "\u{FEFF}"
     }
 }

@@ -11,6 +11,9 @@ public struct CIDR: Hashable, Comparable, Sendable, CustomStringConvertible {
     public enum ParseError: Error, Equatable, Sendable {
         case malformed(String)
         case hostBitsSet(String, network: String)
+        /// Inside `::ffff:0:0/96`: the kernel sees an IPv4 client's packets as IPv4, so such
+        /// an entry never matches one; `ipv4` is what to write instead.
+        case ipv4Mapped(String, ipv4: String)
     }
 
     public init(parsing text: String) throws(ParseError) {
@@ -38,10 +41,17 @@ public struct CIDR: Hashable, Comparable, Sendable, CustomStringConvertible {
             prefixLength = maximum
         }
         let network = Self.masked(bytes, prefixLength)
+        if family == .ipv6, prefixLength >= 96, network.prefix(12) == Self.ipv4MappedPrefix[...] {
+            let ipv4 = CIDR(family: .ipv4, bytes: Array(network.suffix(4)), prefixLength: prefixLength - 96)
+            throw .ipv4Mapped(text, ipv4: ipv4.description)
+        }
         guard network == bytes else {
             throw .hostBitsSet(text, network: CIDR(family: family, bytes: network, prefixLength: prefixLength).description)
         }
     }
+
+    /// The first 96 bits of every IPv4-mapped IPv6 address (RFC 4291 2.5.5.2).
+    static let ipv4MappedPrefix: [UInt8] = Array(repeating: 0, count: 10) + [0xff, 0xff]
 
     private init(family: IPFamily, bytes: [UInt8], prefixLength: Int) {
         self.family = family

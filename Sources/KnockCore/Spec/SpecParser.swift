@@ -1,5 +1,3 @@
-import Yams
-
 /// Stage 1: YAML text to `ParsedSpec`. Checks shape and scalar syntax (keys, durations,
 /// knock words, names) and keeps every value's position. Cross-checks between sequences are
 /// the validator's job.
@@ -24,23 +22,11 @@ public struct SpecParser {
     static let limitKeys = ["wrong_knocks", "ban_for"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
-        if let alias = AliasFinder.firstAlias(in: text) {
-            diagnostics.append(Diagnostic(.aliasNotSupported, at: location(line: alias.line, column: alias.column)))
-            return nil
-        }
-        let root: Node?
+        let root: YAMLNode?
         do {
-            // Every value is read as text, so no scalar needs YAML's implicit types. The
-            // default resolver runs a set of regular expressions on every scalar, again each
-            // time a mapping key is hashed for the duplicate check: most of the parse time.
-            // Without it, two keys are duplicates exactly when their text is the same, as
-            // knockc reads them (`true:` and `"true":` name the same sequence).
-            root = try Yams.compose(yaml: text, .basic)
-        } catch let error as YamlError {
-            diagnostics.append(yamlDiagnostic(error, text: text))
-            return nil
+            root = try YAMLComposer.compose(text, file: file)
         } catch {
-            diagnostics.append(Diagnostic(.invalidYAML("\(error)"), at: location(line: 1, column: 1)))
+            diagnostics += error.diagnostics
             return nil
         }
         guard let root, let mapping = expectMapping(root, what: "the spec") else {
@@ -84,7 +70,7 @@ public struct SpecParser {
         if let node = topFields["sequences"] {
             spec.sequencesLocation = location(of: node)
             if let sequences = expectMapping(node, what: "sequences") {
-                spec.sequences = sequences.compactMap { key, value in sequence(key: key, value: value) }
+                spec.sequences = sequences.compactMap { sequence(key: $0.key, value: $0.value) }
                 spec.sequencesComplete = spec.sequences.count == sequences.count
             } else {
                 spec.sequencesComplete = false
@@ -96,7 +82,7 @@ public struct SpecParser {
         return spec
     }
 
-    private mutating func sequence(key: Node, value: Node) -> ParsedSequence? {
+    private mutating func sequence(key: YAMLNode, value: YAMLNode) -> ParsedSequence? {
         guard let name = name(key, kind: .sequence) else { return nil }
         guard let mapping = expectMapping(value, what: "sequence '\(name.value)'") else { return nil }
         let seqFields = fields(of: mapping, allowed: Self.sequenceKeys, in: "sequence '\(name.value)'")
@@ -146,13 +132,13 @@ public struct SpecParser {
 
     // MARK: Scalars
 
-    private mutating func timings(_ fields: [String: Node]) -> ParsedTimings {
+    private mutating func timings(_ fields: [String: YAMLNode]) -> ParsedTimings {
         ParsedTimings(
             stepTimeout: fields["step_timeout"].flatMap { duration($0, key: "step_timeout") },
             openFor: fields["open_for"].flatMap { duration($0, key: "open_for") })
     }
 
-    private mutating func limits(_ node: Node?, in context: String) -> ParsedLimits {
+    private mutating func limits(_ node: YAMLNode?, in context: String) -> ParsedLimits {
         guard let node, let mapping = expectMapping(node, what: "limits") else { return ParsedLimits() }
         let fields = fields(of: mapping, allowed: Self.limitKeys, in: context)
         var limits = ParsedLimits(banFor: fields["ban_for"].flatMap { duration($0, key: "ban_for") })
@@ -166,19 +152,19 @@ public struct SpecParser {
         return limits
     }
 
-    private mutating func access(_ fields: [String: Node]) -> ParsedAccess {
+    private mutating func access(_ fields: [String: YAMLNode]) -> ParsedAccess {
         ParsedAccess(allow: fields["allow"].map { cidrs($0, key: "allow") } ?? [],
                      deny: fields["deny"].map { cidrs($0, key: "deny") } ?? [])
     }
 
-    private mutating func hooks(_ fields: [String: Node]) -> ParsedHooks {
+    private mutating func hooks(_ fields: [String: YAMLNode]) -> ParsedHooks {
         ParsedHooks(onGrant: fields["on_grant"].flatMap { hookCommand($0, key: "on_grant") },
                     onExpire: fields["on_expire"].flatMap { hookCommand($0, key: "on_expire") })
     }
 
     /// An argv array, never a shell string: the watcher passes the event in the environment,
     /// so nothing a packet controls is ever parsed by a shell.
-    private mutating func hookCommand(_ node: Node, key: String) -> Located<HookCommand>? {
+    private mutating func hookCommand(_ node: YAMLNode, key: String) -> Located<HookCommand>? {
         guard isList(node) else {
             diagnostics.append(Diagnostic(.hookNotAList(key), at: location(of: node)))
             return nil
@@ -197,7 +183,7 @@ public struct SpecParser {
         }
     }
 
-    private mutating func cidrs(_ node: Node, key: String) -> [Located<CIDR>] {
+    private mutating func cidrs(_ node: YAMLNode, key: String) -> [Located<CIDR>] {
         list(node, what: key).compactMap { item -> Located<CIDR>? in
             guard let text = expectScalar(item, what: "an address or prefix") else { return nil }
             do throws(CIDR.ParseError) {
@@ -209,7 +195,7 @@ public struct SpecParser {
         }
     }
 
-    private mutating func trackedSources(_ node: Node) -> Located<Int>? {
+    private mutating func trackedSources(_ node: YAMLNode) -> Located<Int>? {
         guard let text = expectScalar(node, what: "max_tracked_sources") else { return nil }
         guard text.count <= 8, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text),
               (1...SpecParser.maxTrackedSourcesLimit).contains(value) else {
@@ -223,7 +209,7 @@ public struct SpecParser {
     /// must not ask for billions.
     static let maxTrackedSourcesLimit = 16_777_216
 
-    private mutating func duration(_ node: Node, key: String) -> Located<Duration>? {
+    private mutating func duration(_ node: YAMLNode, key: String) -> Located<Duration>? {
         guard let text = expectScalar(node, what: key) else { return nil }
         guard let duration = Duration(parsing: text) else {
             diagnostics.append(Diagnostic(.badDuration(text, key: key), at: location(of: node)))
@@ -238,7 +224,7 @@ public struct SpecParser {
 
     enum NameKind { case table, sequence }
 
-    private mutating func name(_ node: Node, kind: NameKind) -> Located<String>? {
+    private mutating func name(_ node: YAMLNode, kind: NameKind) -> Located<String>? {
         guard let text = expectScalar(node, what: kind == .table ? "table" : "a sequence name") else { return nil }
         let valid = switch kind {
         case .table: NameRules.isValidTableName(text)
@@ -252,7 +238,7 @@ public struct SpecParser {
         return Located(text, at: location(of: node))
     }
 
-    private mutating func knockWord(_ node: Node) -> Located<Knock>? {
+    private mutating func knockWord(_ node: YAMLNode) -> Located<Knock>? {
         guard let text = expectScalar(node, what: "a knock") else { return nil }
         do {
             return Located(try Knock(parsing: text), at: location(of: node))
@@ -262,7 +248,7 @@ public struct SpecParser {
         }
     }
 
-    private mutating func openWord(_ node: Node) -> Located<TransportPort>? {
+    private mutating func openWord(_ node: YAMLNode) -> Located<TransportPort>? {
         guard let text = expectScalar(node, what: "an open port") else { return nil }
         do {
             return Located(try TransportPort(parsing: text), at: location(of: node))
@@ -277,54 +263,53 @@ public struct SpecParser {
     // MARK: Shapes
 
     /// The mapping's values by key; reports keys that are not in `allowed`.
-    private mutating func fields(of mapping: Node.Mapping, allowed: [String], in context: String) -> [String: Node] {
-        var result: [String: Node] = [:]
-        for (key, value) in mapping {
-            guard let name = key.scalar?.string, allowed.contains(name) else {
-                let found = key.scalar?.string ?? "a non-text key"
-                diagnostics.append(Diagnostic(.unknownKey(found, in: context, allowed: allowed), at: location(of: key)))
+    private mutating func fields(of mapping: [YAMLPair], allowed: [String], in context: String) -> [String: YAMLNode] {
+        var result: [String: YAMLNode] = [:]
+        for pair in mapping {
+            guard let name = pair.key.text, allowed.contains(name) else {
+                let found = pair.key.text ?? "a non-text key"
+                diagnostics.append(Diagnostic(.unknownKey(found, in: context, allowed: allowed), at: location(of: pair.key)))
                 continue
             }
-            result[name] = value
+            result[name] = pair.value
         }
         return result
     }
 
-    private mutating func list(_ node: Node, what: String) -> [Node] {
-        guard case .sequence(let items) = node else {
+    private mutating func list(_ node: YAMLNode, what: String) -> [YAMLNode] {
+        guard case .sequence(let items) = node.value else {
             diagnostics.append(Diagnostic(.expectedList(what, found: kindName(node)), at: location(of: node)))
             return []
         }
         return Array(items)
     }
 
-    private func isList(_ node: Node) -> Bool {
-        if case .sequence = node { return true }
+    private func isList(_ node: YAMLNode) -> Bool {
+        if case .sequence = node.value { return true }
         return false
     }
 
-    private mutating func expectMapping(_ node: Node, what: String) -> Node.Mapping? {
-        guard case .mapping(let mapping) = node else {
+    private mutating func expectMapping(_ node: YAMLNode, what: String) -> [YAMLPair]? {
+        guard case .mapping(let mapping) = node.value else {
             diagnostics.append(Diagnostic(.expectedMapping(what, found: kindName(node)), at: location(of: node)))
             return nil
         }
         return mapping
     }
 
-    private mutating func expectScalar(_ node: Node, what: String) -> String? {
-        guard case .scalar(let scalar) = node else {
+    private mutating func expectScalar(_ node: YAMLNode, what: String) -> String? {
+        guard case .scalar(let text) = node.value else {
             diagnostics.append(Diagnostic(.expectedScalar(what, found: kindName(node)), at: location(of: node)))
             return nil
         }
-        return scalar.string
+        return text
     }
 
-    private func kindName(_ node: Node) -> String {
-        switch node {
-        case .scalar(let scalar): scalar.string.isEmpty ? "nothing" : "'\(scalar.string)'"
+    private func kindName(_ node: YAMLNode) -> String {
+        switch node.value {
+        case .scalar(let text): text.isEmpty ? "nothing" : "'\(text)'"
         case .mapping: "a mapping"
         case .sequence: "a list"
-        case .alias: "an alias"
         }
     }
 
@@ -334,75 +319,8 @@ public struct SpecParser {
         SourceLocation(file: file, line: max(line, 1), column: max(column, 1))
     }
 
-    private func location(of node: Node) -> SourceLocation {
-        location(line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
-    }
-
-    private func yamlDiagnostic(_ error: YamlError, text: String) -> Diagnostic {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
-             .composer(_, let problem, let mark, _):
-            return Diagnostic(.invalidYAML(problem), at: location(line: mark.line, column: mark.column))
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            let key = duplicates.first ?? ""
-            let places = DuplicateKeyFinder.places(of: key, column: context.mark.column, in: text)
-            let first = location(line: context.mark.line, column: context.mark.column)
-            guard places.count >= 2 else { return Diagnostic(.duplicateKey(key), at: first) }
-            return Diagnostic(
-                .duplicateKey(key), at: location(line: places[1], column: context.mark.column),
-                notes: [Diagnostic(.firstDefinedHere, at: location(line: places[0], column: context.mark.column))])
-        default:
-            return Diagnostic(.invalidYAML("\(error)"), at: location(line: 1, column: 1))
-        }
-    }
-}
-
-/// YAML aliases (`*name`) are refused before YAML reads the text: a spec has no use for
-/// them, and an alias used as a mapping key makes the composer's duplicate-key check expand
-/// it, which nested aliases turn into an effectively endless hash.
-enum AliasFinder {
-    static func firstAlias(in text: String) -> (line: Int, column: Int)? {
-        // Most specs have no `*` at all; only those pay for a walk over the characters.
-        guard text.utf8.contains(UInt8(ascii: "*")) else { return nil }
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var quote: Character?
-            var previous: Character = " "
-            for (column, character) in line.enumerated() {
-                if let open = quote {
-                    if character == open { quote = nil }
-                } else if character == "\"" || character == "'" {
-                    quote = character
-                } else if character == "#" && (previous == " " || previous == "\t" || column == 0) {
-                    break
-                } else if character == "*" && " \t[{,:?-".contains(previous) {
-                    return (index + 1, column + 1)
-                }
-                previous = character
-            }
-        }
-        return nil
-    }
-}
-
-/// YAML's composer reports a duplicate key at its first occurrence only; this finds the lines
-/// where the key stands at that indentation, so the error can point at the repeat.
-enum DuplicateKeyFinder {
-    static func places(of key: String, column: Int, in text: String) -> [Int] {
-        var lines: [Int] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let indent = line.prefix { $0 == " " }.count
-            guard indent == column - 1 else { continue }
-            var rest = line.dropFirst(indent)
-            if rest.hasPrefix("\"\(key)\"") || rest.hasPrefix("'\(key)'") {
-                rest = rest.dropFirst(key.count + 2)
-            } else if rest.hasPrefix(key) {
-                rest = rest.dropFirst(key.count)
-            } else {
-                continue
-            }
-            if rest.drop(while: { $0 == " " }).hasPrefix(":") { lines.append(index + 1) }
-        }
-        return lines
+    private func location(of node: YAMLNode) -> SourceLocation {
+        location(line: node.line, column: node.column)
     }
 }
 
@@ -448,8 +366,6 @@ public enum NameRules {
 }
 
 extension Diagnostic.Message {
-    static func invalidYAML(_ problem: String) -> Self { .init(.error, "invalid YAML: \(problem)") }
-    static let aliasNotSupported = Self(.error, "YAML aliases (*name) are not supported in a spec; write the value out")
     static let emptySpec = Self(.error, "the spec is empty; expected a mapping with 'sequences'")
     static func unknownKey(_ key: String, in context: String, allowed: [String]) -> Self {
         .init(.error, "unknown key '\(key)' in \(context); expected one of \(allowed.joined(separator: ", "))")
@@ -457,7 +373,6 @@ extension Diagnostic.Message {
     static func missingKey(_ key: String, in context: String) -> Self {
         .init(.error, "\(context) has no '\(key)'")
     }
-    static func duplicateKey(_ key: String) -> Self { .init(.error, "duplicate key '\(key)'") }
     static let firstDefinedHere = Self.note("first defined here")
     static func expectedMapping(_ what: String, found: String) -> Self {
         .init(.error, "expected \(what) to be a mapping of keys, found \(found)")
@@ -474,6 +389,8 @@ extension Diagnostic.Message {
             .init(.error, "'\(text)' is not an address or prefix; expected IPv4 or IPv6, as 192.0.2.0/24 or 2001:db8::/32")
         case .hostBitsSet(let text, let network):
             .init(.error, "'\(text)' has host bits set; did you mean \(network)?")
+        case .ipv4Mapped(let text, let ipv4):
+            .init(.error, "'\(text)' is an IPv4-mapped IPv6 \(ipv4.contains("/") ? "prefix" : "address"), which never matches an IPv4 client; write \(ipv4)")
         }
     }
     static func hookNotAList(_ key: String) -> Self {

@@ -1,0 +1,2 @@
+// Debian's libyaml (libyaml-dev): KnockCore's YAMLComposer reads its events.
+#include <yaml.h>
