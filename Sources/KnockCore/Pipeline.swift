@@ -14,11 +14,20 @@ public enum Pipeline {
     /// Reads (through `SpecFile`) and checks a spec file; a file that cannot be read is one
     /// diagnostic that says why.
     public static func check(file path: String) -> (KnockSpec?, [Diagnostic]) {
+        let (_, spec, diagnostics) = checkReturningText(file: path)
+        return (spec, diagnostics)
+    }
+
+    /// As `check(file:)`, with the text that was checked, for a caller that must keep exactly
+    /// that text (apply records it; reading the file again could read another).
+    public static func checkReturningText(file path: String) -> (text: String?, spec: KnockSpec?, diagnostics: [Diagnostic]) {
         do throws(SpecFile.Problem) {
-            return check(try SpecFile.read(path), file: path)
+            let text = try SpecFile.read(path)
+            let (spec, diagnostics) = check(text, file: path)
+            return (text, spec, diagnostics)
         } catch {
             let line = if case .notUTF8(_, let line, _) = error { line } else { 1 }
-            return (nil, [Diagnostic(.unreadable(path, error), at: SourceLocation(file: path, line: line, column: 1))])
+            return (nil, nil, [Diagnostic(.unreadable(path, error), at: SourceLocation(file: path, line: line, column: 1))])
         }
     }
 

@@ -178,11 +178,8 @@ public final class Watcher {
 
     private func reloadSpec() {
         guard let specFile else { return }
-        guard let text = try? String(contentsOfFile: specFile, encoding: .utf8) else {
-            logger.error("cannot read the spec; hooks keep their last version", metadata: ["spec": "\(specFile)"])
-            return
-        }
-        let (loaded, diagnostics) = Pipeline.check(text, file: specFile)
+        // The one spec reader: bounded, and it says why a file is not a spec.
+        let (loaded, diagnostics) = Pipeline.check(file: specFile)
         guard let loaded else {
             logger.error("the spec has errors; hooks keep their last version",
                          metadata: ["spec": "\(specFile)", "first": "\(diagnostics.first.map { "\($0)" } ?? "")"])

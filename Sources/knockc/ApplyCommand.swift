@@ -49,16 +49,7 @@ struct ApplyCommand: ParsableCommand {
 
     func run() throws {
         // Read once: the text checked is the text installed and recorded.
-        let specText: String
-        do {
-            specText = try String(contentsOfFile: options.spec, encoding: .utf8)
-        } catch {
-            Console.error("knockc: cannot read the spec file \(options.spec)")
-            throw ExitCodes.specErrors
-        }
-        let (checked, diagnostics) = Pipeline.check(specText, file: options.spec)
-        Console.report(diagnostics)
-        guard let spec = checked else { throw ExitCodes.specErrors }
+        let (spec, specText) = try options.loadWithText()
         try Privilege.requireNetAdmin("apply")
         if let confirm, let window = Duration(parsing: confirm) {
             try applyPendingConfirmation(spec, specText: specText, window: window)

@@ -9,10 +9,15 @@ struct SpecOptions: ParsableArguments {
 
     /// Checks the spec, prints its diagnostics to stderr, and stops with exit code 1 on errors.
     func load() throws -> KnockSpec {
-        let (spec, diagnostics) = Pipeline.check(file: self.spec)
+        try loadWithText().spec
+    }
+
+    /// As `load`, with the exact text that was checked.
+    func loadWithText() throws -> (spec: KnockSpec, text: String) {
+        let (text, spec, diagnostics) = Pipeline.checkReturningText(file: self.spec)
         Console.report(diagnostics)
-        guard let spec else { throw ExitCodes.specErrors }
-        return spec
+        guard let spec, let text else { throw ExitCodes.specErrors }
+        return (spec, text)
     }
 }
 
