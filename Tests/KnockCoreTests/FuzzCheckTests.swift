@@ -110,6 +110,7 @@ struct FuzzCheckTests {
             guard let one = try? PortRange(parsing: one), let other = try? PortRange(parsing: other) else { return [] }
             return [.decoysOverlap(one, other), .decoysOverlap(other, one)]
         case .tooManyKnocks(let name, let count): return [.tooManyKnocks(name, count)]
+        case .tooManyCloseKnocks(let name, let count): return [.tooManyCloseKnocks(name, count)]
         case .badDuration(let text, let key): return [.badDuration(text, key: key), .durationTooLong(text, key: key)]
         case .sameKnocks: return names.flatMap { name in names.map { .sameKnocks(name, as: $0) } }
         case .unknownKey(let key):

@@ -64,8 +64,10 @@ enum PlantedFlaw: Equatable {
     case badCIDR(String)
     case decoyInUse(String)
     case decoysOverlap(String, String)
-    /// The sequence (or "close") and its number of knocks.
+    /// The sequence and its number of knocks.
     case tooManyKnocks(String, Int)
+    /// The sequence whose close list is too long, and its number of close knocks.
+    case tooManyCloseKnocks(String, Int)
     case badDuration(String, key: String)
     case sameKnocks
     case unknownKey(String)
@@ -537,7 +539,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         case 28:
             sequences[index].close = (0...maxKnocks).map { "udp/\(1000 + $0)" }
             spec.flaw = "too many close knocks"
-            spec.planted = .tooManyKnocks("close", maxKnocks + 1)
+            spec.planted = .tooManyCloseKnocks(sequences[index].name, maxKnocks + 1)
         case 32:
             let bad: [String] = pick([[], ["logger", "-t", "knockc"], ["./grant.sh"], ["/bin/echo\u{0}"], [""],
                                       Array(repeating: "/bin/true", count: 65)])
