@@ -57,8 +57,14 @@ final class HostileClients: @unchecked Sendable {
         let fds = try namespace.perform {
             var fds: [Int32] = []
             for _ in kinds {
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-                guard fd >= 0 else { throw NetworkNamespace.Failure(description: "socket: errno \(errno)") }
+                let low = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                guard low >= 0 else { throw NetworkNamespace.Failure(description: "socket: errno \(errno)") }
+                // Moved above FD_SETSIZE (1024): held in the low numbers, they would push the
+                // descriptors of tests running beside this one past it, and Foundation's
+                // Process, which watches its children with select(2), aborts on those.
+                let fd = fcntl(low, F_DUPFD_CLOEXEC, highDescriptors)
+                close(low)
+                guard fd >= 0 else { throw NetworkNamespace.Failure(description: "F_DUPFD: errno \(errno)") }
                 var (storage, length, _) = SocketAddress.make("127.0.0.1", port: port)
                 let result = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
                 guard result == 0 || errno == EINPROGRESS else { throw NetworkNamespace.Failure(description: "connect: errno \(errno)") }
@@ -110,6 +116,9 @@ func residentKiB(_ pid: pid_t) -> Int? {
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
     return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
 }
+
+/// Where `HostileClients` keeps its descriptors: above FD_SETSIZE, below the raised limit.
+let highDescriptors: Int32 = 2_048
 
 /// Raises this process's soft RLIMIT_NOFILE to `wanted` (or the hard limit): a test that holds
 /// a thousand sockets needs more than the usual 1,024 alongside the tests running beside it.
