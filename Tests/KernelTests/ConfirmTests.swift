@@ -127,6 +127,21 @@ struct ConfirmTests {
         return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
+    /// Applies ssh.yaml plainly; returns the table's definitions, which a revert must bring back.
+    func applyPrevious(_ bed: Testbed) throws -> String {
+        let applied = try knockc(in: bed.server, ["apply", CommandLineTests.ssh])
+        try #require(applied.status == 0, "\(applied.error)")
+        return try definitions(bed)
+    }
+
+    /// Starts `apply several.yaml --confirm WINDOW` and waits until its table is live and
+    /// pending; returns it with its reverter's pid.
+    func startPending(_ bed: Testbed, window: String) throws -> (apply: Started, reverter: pid_t) {
+        let apply = try start(in: bed.server, ["apply", CommandLineTests.several, "--confirm", window])
+        try #require(try apply.awaitPending())
+        return (apply, try #require(try reverterPID()))
+    }
+
     func cleanUp() {
         try? FileManager.default.removeItem(at: runDirectory)
     }
@@ -157,8 +172,7 @@ struct ConfirmTests {
     func confirmKeepsTheNewTable() throws {
         defer { cleanUp() }
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
+            let before = try applyPrevious(bed)
             #expect(try knockc(in: bed.server, ["apply", CommandLineTests.several, "--confirm", "1s"]).status == 5)
             #expect(try definitions(bed) == before)
 
@@ -191,8 +205,7 @@ struct ConfirmTests {
     func tinyWindowReverts() throws {
         defer { cleanUp() }
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
+            let before = try applyPrevious(bed)
             for _ in 0..<3 {
                 let result = try knockc(in: bed.server, ["apply", CommandLineTests.several, "--confirm", "1ms"])
                 #expect(result.status == 5, "\(result.error)")
@@ -205,11 +218,8 @@ struct ConfirmTests {
     func terminatedReverterReverts() throws {
         defer { cleanUp() }
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
-            let apply = try start(in: bed.server, ["apply", CommandLineTests.several, "--confirm", "10m"])
-            try #require(try apply.awaitPending())
-            let reverter = try #require(try reverterPID())
+            let before = try applyPrevious(bed)
+            let (apply, reverter) = try startPending(bed, window: "10m")
             kill(reverter, SIGTERM)
             #expect(try apply.exitStatus(within: 10) == 5)
             #expect(try definitions(bed) == before)
@@ -221,8 +231,7 @@ struct ConfirmTests {
     func stateDirectoryLostWhilePending() throws {
         defer { cleanUp() }
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
+            let before = try applyPrevious(bed)
             let result = try shell(in: bed.server, """
                 mount -t tmpfs -o mode=0700 tmpfs "$KNOCKC_RUN_DIR" || exit 99
                 "$1" apply "$2" >/dev/null || exit 98
@@ -250,11 +259,8 @@ struct ConfirmTests {
     func killedReverterSeenByApply() throws {
         defer { cleanUp() }
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
-            let apply = try start(in: bed.server, ["apply", CommandLineTests.several, "--confirm", "10m"])
-            try #require(try apply.awaitPending())
-            let reverter = try #require(try reverterPID())
+            let before = try applyPrevious(bed)
+            let (apply, reverter) = try startPending(bed, window: "10m")
             kill(reverter, SIGKILL)
             #expect(try apply.exitStatus(within: 10) == 5, "apply must not wait for a dead reverter")
             #expect(apply.complained.contains("reverter (pid \(reverter)) died"), "\(apply.complained)")
@@ -268,11 +274,8 @@ struct ConfirmTests {
     func killedReverterSeenByStatus() throws {
         defer { cleanUp() }
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
-            let apply = try start(in: bed.server, ["apply", CommandLineTests.several, "--confirm", "10m"])
-            try #require(try apply.awaitPending())
-            let reverter = try #require(try reverterPID())
+            let before = try applyPrevious(bed)
+            let (apply, reverter) = try startPending(bed, window: "10m")
             _ = apply.kill9()
             kill(reverter, SIGKILL)
             #expect(try eventually(within: 5) { isGone(reverter) })
@@ -291,11 +294,8 @@ struct ConfirmTests {
     func lateConfirmRestores() throws {
         defer { cleanUp() }
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
-            let apply = try start(in: bed.server, ["apply", CommandLineTests.several, "--confirm", "2s"])
-            try #require(try apply.awaitPending())
-            let reverter = try #require(try reverterPID())
+            let before = try applyPrevious(bed)
+            let (apply, reverter) = try startPending(bed, window: "2s")
             _ = apply.kill9()
             kill(reverter, SIGKILL)
             // Past the 2 s deadline, with nobody left to revert.
@@ -365,8 +365,7 @@ struct ConfirmTests {
         try #require(shift > 500, "the shift library moves the wall clock (\(shift) s)")
 
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
+            let before = try applyPrevious(bed)
             let started = Date()
             let apply = try start(in: bed.server, ["apply", CommandLineTests.several, "--confirm", "6s"], prefix: shifted)
             try #require(try apply.awaitPending())
@@ -398,8 +397,7 @@ struct ConfirmTests {
     func fullStateDirectory() throws {
         defer { cleanUp() }
         try Testbed.with { bed in
-            #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
-            let before = try definitions(bed)
+            let before = try applyPrevious(bed)
             let result = try shell(in: bed.server, """
                 mount -t tmpfs -o size=64k,mode=0700 tmpfs "$KNOCKC_RUN_DIR" || exit 99
                 "$1" apply "$2" >/dev/null || exit 98
