@@ -164,6 +164,32 @@ final class NetlinkDump {
         return IPAddress(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), family: family)
     }
 
+    /// The ruleset's generation: the kernel counts up with every committed transaction (an
+    /// apply, a revoke, `nft delete element`), but not for what the packet path writes.
+    func generation() throws(Failure) -> UInt32? {
+        var generation: UInt32?
+        _ = try request(type: wire(NFT_MSG_GETGEN), dump: false, attributes: []) { kind, value in
+            if kind == wire(NFTA_GEN_ID), value.count == 4 { generation = UInt32(bigEndian: value.loadUnaligned(as: UInt32.self)) }
+        }
+        return generation
+    }
+
+    /// The packets one named counter of `inet table` has counted; nil when there is no such
+    /// counter. One object, not a dump of every counter.
+    func counter(table: String, name: String) throws(Failure) -> UInt64? {
+        let type = withUnsafeBytes(of: UInt32(NFT_OBJECT_COUNTER).bigEndian) { Array($0) }
+        var packets: UInt64?
+        _ = try request(type: wire(NFT_MSG_GETOBJ), dump: false,
+                        attributes: [(wire(NFTA_OBJ_TABLE), Self.cString(table)), (wire(NFTA_OBJ_NAME), Self.cString(name)),
+                                     (wire(NFTA_OBJ_TYPE), type)]) { kind, value in
+            guard kind == wire(NFTA_OBJ_DATA) else { return }
+            Self.forEachAttribute(value) { field, data in
+                if field == wire(NFTA_COUNTER_PACKETS), data.count == 8 { packets = Self.bigEndian64(data) }
+            }
+        }
+        return packets
+    }
+
     /// Packets and bytes counted by each named counter of `inet table`, by name; empty
     /// without the table (the kernel filters an object dump by table rather than refusing it).
     func counters(table: String) throws(Failure) -> [String: (packets: UInt64, bytes: UInt64)] {

@@ -25,7 +25,8 @@ struct BanRules {
                                     comment: "banned sources do not knock"))
         if !spec.decoys.isEmpty {
             decoyRule = RuleIR([.setElement(.update, set: Self.banned(family), key: .sourceAddress(family), timeout: spec.decoyBanFor),
-                                .count(counter: RulesetLowering.Names.bansCounter)],
+                                .count(counter: RulesetLowering.Names.bansCounter),
+                                .count(counter: RulesetLowering.Names.stateChangesCounter)],
                                comment: "touched a decoy")
         }
     }
@@ -37,6 +38,7 @@ struct BanRules {
             .rateOver(set: Self.wrongKnocks(family, rate), key: .sourceAddress(family), timeout: rate.unit.period, rate: rate),
             .setElement(.add, set: Self.banned(family), key: .sourceAddress(family), timeout: sequence.banFor),
             .count(counter: RulesetLowering.Names.bansCounter),
+            .count(counter: RulesetLowering.Names.stateChangesCounter),
         ]
     }
 

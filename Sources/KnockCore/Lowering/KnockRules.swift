@@ -57,11 +57,13 @@ extension RulesetLowering {
                 case .grant where machine.purpose == .close:
                     statements += closeStatements(sequence, family: family)
                     statements.append(.count(counter: Names.closesCounter(sequence)))
+                    statements.append(.count(counter: Names.stateChangesCounter))
                     comment += ": knock " + String(count) + ofCount + ", end the grant"
                 case .grant:
                     statements += grantStatements(sequence, family: family)
                     // After the update, which stops the rule when the granted set is full.
                     statements.append(.count(counter: Names.grantsCounter(sequence)))
+                    statements.append(.count(counter: Names.stateChangesCounter))
                     comment = sequence.name + ": knock " + String(count) + ofCount + ", grant"
                 case .reset:
                     statements.append(.count(counter: Names.wrongKnocksCounter))

@@ -103,7 +103,8 @@ public enum RulesetLowering {
     /// wrong knocks and bans for the whole table. One counter per sequence, not per knock, so
     /// a large spec stays cheap to apply.
     static func counters(_ spec: KnockSpec) -> [CounterIR] {
-        var counters = [CounterIR(name: Names.wrongKnocksCounter, comment: "knocks that reset a source's progress")]
+        var counters = [CounterIR(name: Names.wrongKnocksCounter, comment: "knocks that reset a source's progress"),
+                        CounterIR(name: Names.stateChangesCounter, comment: "grants, closes and bans: the watcher reads the sets only after this moves")]
         if spec.bans {
             counters.append(CounterIR(name: Names.bansCounter, comment: "packets that banned a source or renewed its ban"))
         }
@@ -139,6 +140,9 @@ public enum RulesetLowering {
         // Counter names: a fixed prefix keeps a sequence name from ever reading as an nft keyword.
         public static let wrongKnocksCounter = "wrong_knocks"
         public static let bansCounter = "bans"
+        /// Bumped by every rule that adds to, renews or deletes from the granted and banned
+        /// sets, so the watcher can tell a quiet table in one small read.
+        public static let stateChangesCounter = "state_changes"
         public static let grantsCounterPrefix = "grants_"
         public static let closesCounterPrefix = "closes_"
         public static func grantsCounter(_ sequence: KnockSequence) -> String { grantsCounterPrefix + sequence.name }
