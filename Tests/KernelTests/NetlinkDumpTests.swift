@@ -46,7 +46,7 @@ struct NetlinkDumpTests {
                 let dump = try NetlinkDump()
                 return (try dump.counters(table: "knockc").mapValues(\.packets), try dump.counters(table: "nosuchtable").count)
             }
-            #expect(counters == ["grants_ssh": 0, "wrong_knocks": 0])
+            #expect(counters == ["grants_ssh": 0, "wrong_knocks": 0, "state_changes": 0])
             #expect(absent == 0)
         }
     }
