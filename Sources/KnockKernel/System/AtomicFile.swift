@@ -16,12 +16,7 @@ public enum AtomicFile {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("cannot write \(path)") }
         var failure: SystemError?
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty, failure == nil {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { failure = SystemError("cannot write \(path)") } else { bytes = bytes.dropFirst(written) }
-        }
+        if !Descriptor.writeAll(fd, text) { failure = SystemError("cannot write \(path)") }
         if failure == nil, fchmod(fd, mode) != 0 || fsync(fd) != 0 { failure = SystemError("cannot write \(path)") }
         if close(fd) != 0, failure == nil { failure = SystemError("cannot write \(path)") }
         if failure == nil, rename(temporary, path) != 0 { failure = SystemError("cannot write \(path)") }
@@ -39,16 +34,8 @@ public enum AtomicFile {
             throw SystemError("cannot read \(path)")
         }
         defer { close(fd) }
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw SystemError("cannot read \(path)") }
-            if count == 0 { break }
-            data += buffer[..<count]
-        }
-        return String(decoding: data, as: UTF8.self)
+        guard let text = Descriptor.readAll(fd) else { throw SystemError("cannot read \(path)") }
+        return text
     }
 
     /// Removes `path`; a file that is already gone is not an error.

@@ -12,16 +12,10 @@ public final class MemoryFile {
     public init(_ name: String, contents: String = "", inheritable: Bool = false) throws(SystemError) {
         fd = memfdCreate(name, inheritable ? 0 : memfdCloexec)
         guard fd >= 0 else { throw SystemError("cannot create an in-memory file") }
-        var bytes = Array(contents.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else {
-                let error = SystemError("cannot write an in-memory file")
-                close(fd)
-                throw error
-            }
-            bytes = bytes.dropFirst(written)
+        guard Descriptor.writeAll(fd, contents) else {
+            let error = SystemError("cannot write an in-memory file")
+            close(fd)
+            throw error
         }
     }
 
@@ -34,19 +28,7 @@ public final class MemoryFile {
     public var childPath: String { "/dev/fd/\(fd)" }
 
     /// Everything written to it, by this process or a child.
-    public func contents() -> String {
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        var offset: off_t = 0
-        while true {
-            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            data += buffer[..<count]
-            offset += off_t(count)
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
+    public func contents() -> String { Descriptor.readAll(fd) ?? "" }
 }
 
 /// memfd_create(2): Glibc's Swift module leaves it out, as it needs _GNU_SOURCE.
