@@ -82,12 +82,10 @@ struct ApplyCommand: ParsableCommand {
                 }
             }
         } catch let refused as PendingConfirm.AlreadyPending {
-            Console.error("knockc: table inet \(spec.tableName) has \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
-                + "wait for it to revert, or run this apply with --force to end it without a revert; nothing was changed")
-            throw ExitCode(1)
+            throw refusal(refused, spec, orElse: "wait for it to revert, or run this apply with --force to end it without a revert")
         } catch let error as SystemError {
             Console.error("knockc: \(error); nothing was changed")
-            throw error.isPermission ? ExitCodes.notPermitted : ExitCode(1)
+            throw ExitCodes.forFailure(error)
         }
     }
 
@@ -105,6 +103,14 @@ struct ApplyCommand: ParsableCommand {
               + (report.progressDropped > 0 ? "; dropped \(report.progressDropped) of removed or changed sequences" : ""))
     }
 
+    /// Says why an apply was refused while another apply --confirm is under way, and what to
+    /// do; exit 1.
+    private func refusal(_ refused: PendingConfirm.AlreadyPending, _ spec: KnockSpec, orElse: String) -> ExitCode {
+        Console.error("knockc: table inet \(spec.tableName) has \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
+            + "\(orElse); nothing was changed")
+        return ExitCode(1)
+    }
+
     private func tableOption(_ spec: KnockSpec) -> String {
         spec.tableName == KnockSpec.defaultTableName ? "" : " --table \(spec.tableName)"
     }
@@ -117,12 +123,10 @@ struct ApplyCommand: ParsableCommand {
         do {
             try pending.arm(candidateSpec: specText, windowMilliseconds: Int(window.milliseconds)) { try previousSpec(pending) }
         } catch let refused as PendingConfirm.AlreadyPending {
-            Console.error("knockc: table inet \(spec.tableName) has \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
-                + "or wait for it to end; nothing was changed")
-            throw ExitCode(1)
+            throw refusal(refused, spec, orElse: "or wait for it to end")
         } catch {
             Console.error("knockc: \(error); nothing was changed")
-            throw (error as? SystemError)?.isPermission == true ? ExitCodes.notPermitted : ExitCode(1)
+            throw ExitCodes.forFailure(error)
         }
         let knockc = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let started = try? Subprocess.run("/usr/bin/setsid", ["--fork", knockc, "revert-pending", "--table", spec.tableName])

@@ -29,7 +29,7 @@ struct ConfirmCommand: ParsableCommand {
             outcome = try pending.confirm()
         } catch {
             Console.error("knockc: cannot confirm: \(error)")
-            throw (error as? SystemError)?.isPermission == true ? ExitCodes.notPermitted : ExitCode(1)
+            throw ExitCodes.forFailure(error)
         }
         switch outcome {
         case .confirmed:

@@ -14,7 +14,7 @@ enum ConfirmSupport {
             return PendingConfirm(store: try ConfirmStore(table: table, root: root))
         } catch {
             Console.error("knockc: \(error)")
-            throw error.isPermission ? ExitCodes.notPermitted : ExitCode(1)
+            throw ExitCodes.forFailure(error)
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import KnockKernel
 
 /// `knockc`: port knocking compiled into the kernel.
 @main
@@ -31,4 +32,9 @@ enum ExitCodes {
     static let knockFailed = ExitCode(4)
     /// Root (CAP_NET_ADMIN) is needed, or a file under /run/knockc may not be written.
     static let notPermitted = ExitCode(6)
+
+    /// A failure around the state directory: 6 when a privilege was missing, else 1.
+    static func forFailure(_ error: Error) -> ExitCode {
+        (error as? SystemError)?.isPermission == true ? notPermitted : ExitCode(1)
+    }
 }
