@@ -20,8 +20,7 @@ public final class GrantWatcher {
     private var live: [RawGrant: TimedGrant] = [:]
     /// What the last full reading saw, to tell whether the next can be skipped.
     private var lastFull: Marks?
-    /// How many readings read the sets, and how many found the table quiet and skipped them.
-    public private(set) var fullReadings = 0
+    /// How many readings found the table quiet and skipped the set dumps.
     public private(set) var skippedReadings = 0
 
     /// The cheap signs of change, and the grant and ban counts they stand for.
@@ -84,7 +83,6 @@ public final class GrantWatcher {
                 return Reading(changes: GrantChanges(added: [], removed: []), grants: last.grants, bans: last.bans,
                                tableReplaced: false, skipped: true)
             }
-            fullReadings += 1
             var nextExpiry = Date.distantFuture
             var next: [RawGrant: TimedGrant] = [:]
             next.reserveCapacity(live.count)

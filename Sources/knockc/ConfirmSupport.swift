@@ -24,9 +24,9 @@ enum ConfirmSupport {
         case .nothing:
             break
         case .reverted(_, let why):
-            Console.error("knockc: the pending apply --confirm of table inet \(table) had lost its reverter (\(why)), so the previous table was restored now. Run the apply --confirm again if you still want the new spec.")
+            Console.error("knockc: the pending apply --confirm of table inet \(table) ended: \(why), so the previous table was restored now. Run the apply --confirm again if you still want the new spec.")
         case .revertFailed(_, let why):
-            Console.error("knockc: the pending apply --confirm of table inet \(table) had lost its reverter, and restoring the previous table failed: \(why). Check the table with `knockc diff` and apply the spec you want.")
+            Console.error("knockc: the pending apply --confirm of table inet \(table) ended: \(why). Check the table with `knockc diff` and apply the spec you want.")
         case .droppedFromEarlierBoot:
             Console.error("knockc: dropped a pending apply --confirm of table inet \(table) recorded before a reboot")
         case .droppedUnarmed:
