@@ -65,6 +65,8 @@ public enum ListingNormalizer {
         /// A set or map the packet path never writes: its elements are definition.
         public var isConstantSet: Bool
 
+        // A member is who it is, not what it holds: the terse listing's `ports` and the full
+        // listing's `ports` are the same member with different text.
         public static func == (lhs: Member, rhs: Member) -> Bool { lhs.kind == rhs.kind && lhs.name == rhs.name }
         public func hash(into hasher: inout Hasher) {
             hasher.combine(kind)
