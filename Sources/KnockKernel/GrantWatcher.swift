@@ -13,11 +13,12 @@ import KnockCore
 public final class GrantWatcher {
     private let dump: NetlinkDump
     public let table: String
-    private var tableHandle: UInt64?
-    private var opening: [Opening: Set<String>] = [:]
-    /// The grants of the last reading, by the kernel's bytes, each with its spelled-out key:
-    /// a reading formats only the grants that are new.
-    private var live: [RawGrant: TimedGrant] = [:]
+    /// The live table's catalog, read again whenever the ruleset's generation moves.
+    public private(set) var catalog = TableCatalog()
+    private var openers: [TableCatalog.Opening: [String]] = [:]
+    private var catalogGeneration: UInt32?
+    /// The grants of the last reading, each with when it runs out.
+    private var live: [Grant.ID: (grant: Grant, expiry: Date)] = [:]
     /// What the last full reading saw, to tell whether the next can be skipped.
     private var lastFull: Marks?
     /// How many readings found the table quiet and skipped the set dumps.
@@ -40,8 +41,8 @@ public final class GrantWatcher {
         public var grants: [IPFamily: Int]
         /// Banned sources now, per family.
         public var bans: [IPFamily: Int]
-        /// True when the table was replaced (an apply) since the reading before.
-        public var tableReplaced: Bool
+        /// True when the catalog changed (an apply) since the reading before.
+        public var catalogChanged: Bool
         /// True when nothing could have changed, so the sets were not read.
         public var skipped = false
     }
@@ -59,51 +60,52 @@ public final class GrantWatcher {
     /// delete and an apply); the reading before is then kept.
     public func read(now: Date = Date()) throws(NftError) -> Reading? {
         do {
-            // Every apply creates the table anew, with a new handle: a cheap way to notice one.
-            guard let handle = try dump.tableHandle(table) else { return nil }
-            let replaced = tableHandle != nil && handle != tableHandle
-            if handle != tableHandle {
-                // Learn again which sequences open which ports. The rules are read only now,
-                // without set contents, since the table's listing can be large; and through a
-                // context of its own, freed at once: libnftables keeps what a listing fetched
-                // (every grant included) in its context's cache, 2 KiB a grant.
-                tableHandle = handle
-                opening = try NftContext(output: .json).listTable(table, elements: false)
-                    .map { KnockRuleSummary.parse($0).opening } ?? [:]
-            }
             // The sets can have changed only through a committed transaction (an apply, a
             // revoke), a grant, close or ban rule (each bumps one counter), or an element's
             // time running out. When none of these happened, three small reads replace the
             // dumps: an idle watcher costs the same with 10 or 100,000 grants.
             let generation = try dump.generation()
-            let changes = try dump.counter(table: table, name: RulesetLowering.Names.stateChangesCounter)
-            if !replaced, let last = lastFull, changes != nil, last.generation == generation, last.changes == changes,
+            let changes = try dump.counter(table: table, name: TableLayout.Names.stateChangesCounter)
+            if let last = lastFull, changes != nil, last.generation == generation, last.changes == changes,
                now < last.nextExpiry {
                 skippedReadings += 1
                 return Reading(changes: GrantChanges(added: [], removed: []), grants: last.grants, bans: last.bans,
-                               tableReplaced: false, skipped: true)
+                               catalogChanged: false, skipped: true)
+            }
+            var catalogChanged = false
+            if generation == nil || generation != catalogGeneration {
+                // Only a transaction changes the catalog, and a transaction moves the generation.
+                guard let read = try LiveStateReader(dump: dump).catalog(table: table) else { return nil }
+                catalogChanged = catalogGeneration != nil && read != catalog
+                catalog = read
+                openers = read.openers
+                catalogGeneration = generation
             }
             var nextExpiry = Date.distantFuture
-            var next: [RawGrant: TimedGrant] = [:]
+            var next: [Grant.ID: (grant: Grant, expiry: Date)] = [:]
             next.reserveCapacity(live.count)
-            var added: [TimedGrant] = []
+            var added: [Grant] = []
             var grants: [IPFamily: Int] = [:]
             var bans: [IPFamily: Int] = [:]
             for family in IPFamily.allCases {
                 var count = 0
-                let found = try dump.forEachElement(table: table, set: RulesetLowering.Names.granted(family)) { element in
-                    guard let raw = RawGrant(element.key, family: family), let expires = element.expires else { return }
+                let layout = TableLayout.granted(family)
+                let found = try dump.forEachElement(table: table, set: layout.name) { element in
+                    guard let key = layout.decode(element.key), let timeout = element.timeout, let expires = element.expires,
+                          var grant = Grant(key: key, timeout: LiveStateReader.duration(timeout),
+                                            expires: LiveStateReader.duration(expires)) else { return }
                     // A dump can repeat an element (see `NetlinkDump.containsElement`).
-                    guard next[raw] == nil else { return }
+                    guard next[grant.id] == nil else { return }
                     count += 1
                     let expiry = now.addingTimeInterval(Double(expires) / 1000)
                     // Taken out of `live`: what is left there afterwards has gone.
-                    if var known = live.removeValue(forKey: raw) {
-                        known.expiry = expiry
-                        next[raw] = known
-                    } else if let spelled = raw.spelled() {
-                        let grant = TimedGrant(key: spelled, expiry: expiry)
-                        next[raw] = grant
+                    if let known = live.removeValue(forKey: grant.id) {
+                        var kept = known.grant
+                        kept.expires = grant.expires
+                        next[grant.id] = (kept, expiry)
+                    } else {
+                        grant.sequences = openers[TableCatalog.Opening(family: family, port: grant.port)] ?? []
+                        next[grant.id] = (grant, expiry)
                         added.append(grant)
                     }
                 }
@@ -114,7 +116,7 @@ public final class GrantWatcher {
                 }
                 grants[family] = count
                 var banned = 0
-                _ = try dump.forEachElement(table: table, set: RulesetLowering.Names.banned(family)) { element in
+                _ = try dump.forEachElement(table: table, set: TableLayout.banned(family).name) { element in
                     banned += 1
                     if let expires = element.expires { nextExpiry = min(nextExpiry, now.addingTimeInterval(Double(expires) / 1000)) }
                 }
@@ -122,20 +124,24 @@ public final class GrantWatcher {
             }
             // What the dumps did not list and whose time has not come may only have been
             // skipped: ask the kernel for each before reporting it gone.
-            var removed: [TimedGrant] = []
-            for (raw, grant) in live {
-                if grant.expiry > now,
-                   try dump.containsElement(table: table, set: RulesetLowering.Names.granted(raw.family), key: raw.keyBytes) {
-                    next[raw] = grant
-                    grants[raw.family, default: 0] += 1
+            var removed: [Grant] = []
+            for (id, known) in live {
+                let set = TableLayout.granted(id.source.family)
+                if known.expiry > now, let key = set.encode(known.grant.key),
+                   try dump.containsElement(table: table, set: set.name, key: key) {
+                    next[id] = known
+                    grants[id.source.family, default: 0] += 1
                 } else {
-                    removed.append(grant)
+                    var gone = known.grant
+                    gone.expires = Duration(milliseconds: Int64((known.expiry.timeIntervalSince(now) * 1000).rounded(.down)))
+                    removed.append(gone)
                 }
             }
             live = next
             nextExpiry = next.values.reduce(nextExpiry) { min($0, $1.expiry) }
             lastFull = Marks(generation: generation, changes: changes, nextExpiry: nextExpiry, grants: grants, bans: bans)
-            return Reading(changes: GrantChanges(added: added, removed: removed), grants: grants, bans: bans, tableReplaced: replaced)
+            return Reading(changes: GrantChanges(added: added, removed: removed), grants: grants, bans: bans,
+                           catalogChanged: catalogChanged)
         } catch let error as NetlinkDump.Failure {
             throw NftError(command: "netlink dump of table inet \(table)", message: error.description)
         } catch let error as NftError {
@@ -147,61 +153,6 @@ public final class GrantWatcher {
 
     /// The sequences of the live table that open `port` in `family`.
     public func sequencesOpening(_ family: IPFamily, _ port: TransportPort) -> [String] {
-        opening[Opening(family: family, port: port)]?.sorted() ?? []
-    }
-}
-
-/// A granted element as the kernel stores it: `source . protocol . port`, each part padded
-/// to 4 bytes. Integers only, so comparing two readings of 10,000 grants is cheap.
-struct RawGrant: Hashable {
-    var family: IPFamily
-    var high: UInt64
-    var low: UInt64
-    var proto: UInt8
-    var port: UInt16
-
-    /// Two words into the hasher rather than five fields: a reading hashes every grant twice.
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(high ^ low.byteSwapped)
-        hasher.combine(UInt64(port) << 16 | UInt64(proto) << 8 | (family == .ipv4 ? 4 : 6) | low << 32)
-    }
-
-    init?(_ key: UnsafeRawBufferPointer, family: IPFamily) {
-        let size = family == .ipv4 ? 4 : 16
-        guard key.count == size + 8 else { return nil }
-        self.family = family
-        if family == .ipv4 {
-            high = 0
-            low = UInt64(key.loadUnaligned(as: UInt32.self))
-        } else {
-            high = key.loadUnaligned(as: UInt64.self)
-            low = key.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-        }
-        proto = key[size]
-        port = UInt16(key[size + 4]) << 8 | UInt16(key[size + 5])
-    }
-
-    /// The key as the kernel stores it.
-    var keyBytes: [UInt8] {
-        var bytes: [UInt8] = []
-        if family == .ipv4 {
-            withUnsafeBytes(of: UInt32(truncatingIfNeeded: low)) { bytes += $0 }
-        } else {
-            withUnsafeBytes(of: high) { bytes += $0 }
-            withUnsafeBytes(of: low) { bytes += $0 }
-        }
-        return bytes + [proto, 0, 0, 0, UInt8(port >> 8), UInt8(port & 0xff), 0, 0]
-    }
-
-    /// The key with the address as text (the form nft prints); nil for anything knockc
-    /// would not have written.
-    func spelled() -> GrantKey? {
-        guard port > 0, let transport = TransportProtocol.allCases.first(where: { $0.number == proto }) else { return nil }
-        var bytes = [UInt8](repeating: 0, count: 16)
-        withUnsafeBytes(of: high) { bytes.replaceSubrange(0..<8, with: $0) }
-        withUnsafeBytes(of: low) { bytes.replaceSubrange(8..<16, with: $0) }
-        let address = family == .ipv4 ? Array(bytes[8..<12]) : bytes
-        guard let source = address.withUnsafeBytes({ NetlinkDump.address($0, family: family) }) else { return nil }
-        return GrantKey(family: family, source: source, port: TransportPort(transport, port))
+        openers[TableCatalog.Opening(family: family, port: port)] ?? []
     }
 }

@@ -1,13 +1,13 @@
 import Foundation
 import KnockCore
 
-/// Reads a knockc table's dynamic state back from the kernel. Anything that does not look as
-/// knockc wrote it is skipped, never trusted: these values are written back into nft commands.
+/// Reads a knockc table's catalog and dynamic state back from the kernel, decoding every
+/// element through `TableLayout`. Anything that does not look as knockc wrote it is skipped,
+/// never trusted: these values are written back into nft commands.
 ///
 /// It takes the elements straight from nf_tables over netlink (`NetlinkDump`): with a
-/// million live grants, libnftables' JSON listing of them took about 100 s and 10 GiB in
-/// `knockc apply`, and it rounds times left to whole seconds, where the dump gives
-/// milliseconds.
+/// million live grants, libnftables' JSON listing of them took about 100 s and 10 GiB, and it
+/// rounds times left to whole seconds, where the dump gives milliseconds.
 struct LiveStateReader {
     private let dump: NetlinkDump
 
@@ -19,49 +19,80 @@ struct LiveStateReader {
         }
     }
 
-    /// The state of `table`, or nil when the table does not exist.
-    ///
-    /// Reads only the sets that hold state and the catalog. A table without knockc's catalog
-    /// (absent, or not made by knockc) gives nil: there is nothing in it knockc could carry over.
-    func read(table: String, sets: [String] = Self.stateSets) throws(NftError) -> LiveState? {
-        let names = RulesetLowering.Names.self
-        var state = LiveState()
+    init(dump: NetlinkDump) {
+        self.dump = dump
+    }
+
+    /// What the table is made of, without elements; nil when there is no such table.
+    func definitions(table: String) throws(NftError) -> LiveDefinitions? {
         do {
-            let catalogFound = try dump.forEachElement(table: table, set: names.sequenceCatalog) { element in
-                guard element.key.count == 4, let comment = element.comment,
-                      let identity = SequenceIdentity(catalogComment: comment) else { return }
-                state.catalog[UInt32(bigEndian: element.key.loadUnaligned(as: UInt32.self))] = identity
+            return try dump.definitions(table: table)
+        } catch {
+            throw NftError(command: "netlink dump of table inet \(table)", message: error.description)
+        }
+    }
+
+    /// The table's catalog, or nil when the table has none knockc could read (absent, or not
+    /// made by knockc). A catalog written before the `openings` set existed (a stage tag per
+    /// sequence, named in its comment) is read too, without knock counts or ports.
+    func catalog(table: String) throws(NftError) -> TableCatalog? {
+        var catalog = TableCatalog()
+        do {
+            let layout = TableLayout.sequences
+            let found = try dump.forEachElement(table: table, set: layout.name) { element in
+                if let key = layout.decode(element.key) {
+                    catalog.add(sequence: key, comment: element.comment)
+                } else if element.key.count == 4, let comment = element.comment,
+                          let identity = SequenceIdentity(catalogComment: comment) {
+                    let tag = element.key.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                    catalog.entries[tag] = TableCatalog.Entry(identity: identity, knocks: 0)
+                }
             }
-            guard catalogFound else { return nil }
+            guard found else { return nil }
+            _ = try dump.forEachElement(table: table, set: TableLayout.openings.name) { element in
+                if let key = TableLayout.openings.decode(element.key) { catalog.add(opening: key) }
+            }
+        } catch {
+            throw NftError(command: "netlink dump of table inet \(table)", message: error.description)
+        }
+        return catalog
+    }
+
+    /// The elements of the state sets among `sets` (all of them by default), named through
+    /// `catalog`. Sets the table does not have are skipped.
+    func state(table: String, catalog: TableCatalog, sets: Set<String>? = nil) throws(NftError) -> LiveState {
+        var state = LiveState(catalog: catalog)
+        func wanted(_ layout: SetLayout) -> Bool { sets?.contains(layout.name) ?? true }
+        do {
             for family in IPFamily.allCases {
-                let size = family == .ipv4 ? 4 : 16
-                for progressSet in names.progressSets(family) where sets.contains(progressSet) {
-                    _ = try dump.forEachElement(table: table, set: progressSet) { element in
-                        guard element.key.count == 2 * size, let expires = element.expires,
-                              element.key[size..<(2 * size - 4)].allSatisfy({ $0 == 0 }),
-                              let source = NetlinkDump.address(UnsafeRawBufferPointer(rebasing: element.key[0..<size]), family: family)
-                        else { return }
-                        let tag = UInt32(bigEndian: element.key.loadUnaligned(fromByteOffset: 2 * size - 4, as: UInt32.self))
-                        state.progress.append(ProgressElement(family: family, source: source, tag: tag, expires: Self.duration(expires)))
+                for layout in [TableLayout.started(family), TableLayout.progress(family)] where wanted(layout) {
+                    _ = try dump.forEachElement(table: table, set: layout.name) { element in
+                        guard let key = layout.decode(element.key), let expires = element.expires,
+                              var progress = SequenceProgress(key: key, expires: Self.duration(expires)) else { return }
+                        if let entry = catalog.entry(forTag: progress.tag) {
+                            progress.sequence = entry.identity.name
+                            progress.knocks = entry.knocks > 0 ? entry.knocks : nil
+                        }
+                        state.progress.append(progress)
                     }
                 }
-                if sets.contains(names.granted(family)) {
-                    _ = try dump.forEachElement(table: table, set: names.granted(family)) { element in
-                        guard element.key.count == size + 8, let timeout = element.timeout, let expires = element.expires,
-                              let proto = TransportProtocol.allCases.first(where: { $0.number == element.key[size] }),
-                              let source = NetlinkDump.address(UnsafeRawBufferPointer(rebasing: element.key[0..<size]), family: family)
+                let granted = TableLayout.granted(family)
+                if wanted(granted) {
+                    let openers = catalog.openers
+                    _ = try dump.forEachElement(table: table, set: granted.name) { element in
+                        guard let key = granted.decode(element.key), let timeout = element.timeout, let expires = element.expires,
+                              var grant = Grant(key: key, timeout: Self.duration(timeout), expires: Self.duration(expires))
                         else { return }
-                        let port = UInt16(element.key[size + 4]) << 8 | UInt16(element.key[size + 5])
-                        guard port > 0 else { return }
-                        state.grants.append(GrantElement(family: family, source: source, port: TransportPort(proto, port),
-                                                         timeout: Self.duration(timeout), expires: Self.duration(expires)))
+                        grant.sequences = openers[TableCatalog.Opening(family: family, port: grant.port)] ?? []
+                        state.grants.append(grant)
                     }
                 }
-                if sets.contains(names.banned(family)) {
-                    _ = try dump.forEachElement(table: table, set: names.banned(family)) { element in
-                        guard element.key.count == size, let expires = element.expires,
-                              let source = NetlinkDump.address(element.key, family: family) else { return }
-                        state.bans.append(BanElement(family: family, source: source, expires: Self.duration(expires)))
+                let banned = TableLayout.banned(family)
+                if wanted(banned) {
+                    _ = try dump.forEachElement(table: table, set: banned.name) { element in
+                        guard let key = banned.decode(element.key), case .address(let source) = key[0],
+                              let expires = element.expires else { return }
+                        state.bans.append(Ban(source: source, expires: Self.duration(expires)))
                     }
                 }
             }
@@ -71,16 +102,21 @@ struct LiveStateReader {
         return state
     }
 
+    /// The whole state of `table`, or nil when it has no catalog knockc could read.
+    func read(table: String) throws(NftError) -> LiveState? {
+        guard let catalog = try catalog(table: table) else { return nil }
+        return try state(table: table, catalog: catalog)
+    }
+
     /// The sources of `table`'s top-level `allow` list, read from its interval sets; empty when
     /// the table has no such list.
     func readAllowed(table: String) throws(NftError) -> AddressIntervals {
         var allowed = AddressIntervals()
         do {
             for family in IPFamily.allCases {
-                let size = family == .ipv4 ? 4 : 16
                 var bounds: [AddressIntervals.Bound] = []
-                _ = try dump.forEachElement(table: table, set: RulesetLowering.Names.allowed(family)) { element in
-                    guard element.key.count == size else { return }
+                _ = try dump.forEachElement(table: table, set: TableLayout.Names.allowed(family)) { element in
+                    guard element.key.count == family.addressLength else { return }
                     bounds.append(.init(key: Array(element.key), isEnd: element.flags & NetlinkDump.ElementView.intervalEnd != 0))
                 }
                 allowed.add(bounds, family: family)
@@ -91,12 +127,8 @@ struct LiveStateReader {
         return allowed
     }
 
-    private static func duration(_ milliseconds: UInt64) -> Duration {
+    static func duration(_ milliseconds: UInt64) -> Duration {
         Duration(milliseconds: Int64(clamping: milliseconds))
-    }
-
-    static let stateSets = [RulesetLowering.Names.sequenceCatalog] + IPFamily.allCases.flatMap {
-        RulesetLowering.Names.progressSets($0) + [RulesetLowering.Names.granted($0), RulesetLowering.Names.banned($0)]
     }
 }
 
@@ -136,11 +168,9 @@ struct AddressIntervals {
     }
 
     /// Whether `address` lies in one of the intervals of its family.
-    func contains(_ address: IPAddress, family: IPFamily) -> Bool {
-        var bytes = [UInt8](repeating: 0, count: 16)
-        guard inet_pton(family == .ipv4 ? AF_INET : AF_INET6, address.text, &bytes) == 1 else { return false }
-        let key = Array(bytes.prefix(family == .ipv4 ? 4 : 16))
-        return (ranges[family] ?? []).contains { range in
+    func contains(_ address: IPAddress) -> Bool {
+        let key = address.bytes
+        return (ranges[address.family] ?? []).contains { range in
             !key.lexicographicallyPrecedes(range.start) && (range.end.map { key.lexicographicallyPrecedes($0) } ?? true)
         }
     }

@@ -154,14 +154,89 @@ final class NetlinkDump {
         return nil
     }
 
-    /// An address of `family` from its bytes, as nft prints it (inet_ntop).
-    static func address(_ bytes: UnsafeRawBufferPointer, family: IPFamily) -> IPAddress? {
-        let size = family == .ipv4 ? 4 : 16
-        guard bytes.count >= size else { return nil }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        guard inet_ntop(family == .ipv4 ? AF_INET : AF_INET6, bytes.baseAddress, &text, socklen_t(text.count)) != nil
-        else { return nil }
-        return IPAddress(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), family: family)
+    /// What `inet table` is made of, without any set's elements: its named sets and maps with
+    /// their definitions, its chains, counters and other objects. Nil when there is no such
+    /// table. Four small dumps, whatever the sets hold.
+    func definitions(table: String) throws(Failure) -> LiveDefinitions? {
+        guard try tableHandle(table) != nil else { return nil }
+        var definitions = LiveDefinitions()
+        var name = ""
+        var owner = ""
+        var flags: UInt32 = 0
+        var keyType: UInt32 = 0
+        var keyLength = 0
+        var size = 0
+        func reset() {
+            (name, owner, flags, keyType, keyLength, size) = ("", "", 0, 0, 0, 0)
+        }
+        _ = try request(type: wire(NFT_MSG_GETSET), dump: true, attributes: [(wire(NFTA_SET_TABLE), Self.cString(table))],
+                        messageEnd: {
+                            // Anonymous sets belong to the rules that hold them.
+                            if owner == table, flags & UInt32(NFT_SET_ANONYMOUS.rawValue) == 0 {
+                                definitions.sets[name] = SetDefinition(
+                                    isMap: flags & UInt32(NFT_SET_MAP.rawValue) != 0, keyType: keyType, keyLength: keyLength,
+                                    flags: flags, size: size)
+                            }
+                            reset()
+                        }) { kind, value in
+            switch kind {
+            case wire(NFTA_SET_NAME): name = Self.string(value)
+            case wire(NFTA_SET_TABLE): owner = Self.string(value)
+            case wire(NFTA_SET_FLAGS) where value.count == 4: flags = Self.bigEndian32(value)
+            case wire(NFTA_SET_KEY_TYPE) where value.count == 4: keyType = Self.bigEndian32(value)
+            case wire(NFTA_SET_KEY_LEN) where value.count == 4: keyLength = Int(Self.bigEndian32(value))
+            case wire(NFTA_SET_DESC):
+                Self.forEachAttribute(value) { field, data in
+                    if field == wire(NFTA_SET_DESC_SIZE), data.count == 4 { size = Int(Self.bigEndian32(data)) }
+                }
+            default: break
+            }
+        }
+        _ = try request(type: wire(NFT_MSG_GETCHAIN), dump: true, attributes: [(wire(NFTA_CHAIN_TABLE), Self.cString(table))],
+                        messageEnd: {
+                            if owner == table { definitions.chains.append(name) }
+                            reset()
+                        }) { kind, value in
+            if kind == wire(NFTA_CHAIN_NAME) { name = Self.string(value) }
+            if kind == wire(NFTA_CHAIN_TABLE) { owner = Self.string(value) }
+        }
+        var objectType: UInt32 = 0
+        _ = try request(type: wire(NFT_MSG_GETOBJ), dump: true, attributes: [(wire(NFTA_OBJ_TABLE), Self.cString(table))],
+                        messageEnd: {
+                            if owner == table {
+                                if objectType == UInt32(NFT_OBJECT_COUNTER) {
+                                    definitions.counters.append(name)
+                                } else {
+                                    definitions.foreignObjects.append(name)
+                                }
+                            }
+                            reset()
+                        }) { kind, value in
+            switch kind {
+            case wire(NFTA_OBJ_NAME): name = Self.string(value)
+            case wire(NFTA_OBJ_TABLE): owner = Self.string(value)
+            case wire(NFTA_OBJ_TYPE) where value.count == 4: objectType = Self.bigEndian32(value)
+            default: break
+            }
+        }
+        _ = try request(type: wire(NFT_MSG_GETFLOWTABLE), dump: true,
+                        attributes: [(wire(NFTA_FLOWTABLE_TABLE), Self.cString(table))],
+                        messageEnd: {
+                            if owner == table { definitions.foreignObjects.append(name) }
+                            reset()
+                        }) { kind, value in
+            if kind == wire(NFTA_FLOWTABLE_NAME) { name = Self.string(value) }
+            if kind == wire(NFTA_FLOWTABLE_TABLE) { owner = Self.string(value) }
+        }
+        return definitions
+    }
+
+    private static func string(_ value: UnsafeRawBufferPointer) -> String {
+        String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    static func bigEndian32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self))
     }
 
     /// The ruleset's generation: the kernel counts up with every committed transaction (an

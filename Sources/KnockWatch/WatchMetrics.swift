@@ -51,7 +51,7 @@ public final class WatchMetrics: @unchecked Sendable {
     public func families(kernelCounters counters: [String: UInt64]) -> [MetricFamily] {
         lock.lock()
         defer { lock.unlock() }
-        let names = RulesetLowering.Names.self
+        let names = TableLayout.Names.self
         func perSequence(_ prefix: String) -> [MetricFamily.Sample] {
             counters.filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }
                 .map { MetricFamily.Sample([("sequence", String($0.key.dropFirst(prefix.count)))], Double($0.value)) }

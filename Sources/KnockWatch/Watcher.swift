@@ -11,7 +11,7 @@ public enum EndReason: String, Sendable {
     case close
     /// Removed from the set by `knockc revoke` (or by hand with nft).
     case revoke
-    /// An apply replaced the table and did not carry the grant over.
+    /// An apply ended it: no sequence that opened its port still opens it.
     case apply
 }
 
@@ -80,11 +80,11 @@ public final class Watcher {
         // No table (between a delete and an apply): keep the last reading, so grants that the
         // next table carries over give no event.
         guard let reading else { return [] }
-        if reading.tableReplaced {
-            logger.info("the table was replaced (an apply)", metadata: ["table": "\(table)"])
+        if reading.catalogChanged {
+            logger.info("the table's sequences changed (an apply)", metadata: ["table": "\(table)"])
             if specFile != nil { reloadSpec() }
         }
-        let events = reading.changes.events(now: now, sequencesOpening: reader.sequencesOpening)
+        let events = reading.changes.events(now: now)
         let reported = events.map { ReportedEvent(event: $0, reason: reason(for: $0, reading: reading), time: now) }
         for event in reported {
             emit(EventLine.json(event))
@@ -133,7 +133,11 @@ public final class Watcher {
         case .grant: return nil
         case .expire: return .timeout
         case .end:
-            if reading.tableReplaced { return .apply }
+            // An apply ends a grant when no sequence that opened its port still opens it.
+            if reading.catalogChanged,
+               event.ports.allSatisfy({ Set(reader.sequencesOpening(event.family, $0)).isDisjoint(with: event.sequences) }) {
+                return .apply
+            }
             // A close knock bumps its sequence's counter in the same rule that deletes the
             // grant; a revoke bumps nothing.
             let now = closeCounters()
@@ -145,7 +149,7 @@ public final class Watcher {
 
     /// Close counters by sequence name.
     private func closeCounters() -> [String: UInt64] {
-        let prefix = RulesetLowering.Names.closesCounterPrefix
+        let prefix = TableLayout.Names.closesCounterPrefix
         var result: [String: UInt64] = [:]
         for (name, packets) in counters.packets() where name.hasPrefix(prefix) {
             result[String(name.dropFirst(prefix.count))] = packets

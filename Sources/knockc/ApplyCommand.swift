@@ -9,10 +9,11 @@ struct ApplyCommand: ParsableCommand {
         commandName: "apply",
         abstract: "Install the spec's table in this network namespace's kernel.",
         discussion: """
-            One transaction replaces knockc's table; other tables are never touched. Grants and \
-            knocks in progress carry over, except the progress of sequences that were removed or \
-            whose knocks changed. When the kernel refuses the ruleset, nothing changes and the \
-            refused line is printed. Needs CAP_NET_ADMIN (root); without it, exits 6.
+            One transaction changes knockc's table in place; other tables are never touched. \
+            Grants, knocks in progress and bans stay in the kernel, except the knocks in progress \
+            of sequences that were removed or whose knocks changed, and grants of ports that no \
+            sequence which opened them still opens. When the kernel refuses the ruleset, nothing \
+            changes and the refused line is printed. Needs CAP_NET_ADMIN (root); without it, exits 6.
 
             With --confirm 60s, the new table stays only if `knockc confirm` runs within 60 \
             seconds, for example from a new SSH session. Otherwise the previous table comes back \
@@ -97,10 +98,7 @@ struct ApplyCommand: ParsableCommand {
             Console.error("knockc: the kernel refused the ruleset; nothing was changed.\n\(error)")
             throw ExitCodes.kernelRefused
         }
-        let sequences = spec.sequences.count
-        print("applied table inet \(spec.tableName): \(sequences) sequence\(sequences == 1 ? "" : "s"); "
-              + "kept \(report.grantsKept) grant\(report.grantsKept == 1 ? "" : "s") and \(report.progressKept) knock\(report.progressKept == 1 ? "" : "s") in progress"
-              + (report.progressDropped > 0 ? "; dropped \(report.progressDropped) of removed or changed sequences" : ""))
+        print(RulesetApplier.summary(report, table: spec.tableName, sequences: spec.sequences.count))
     }
 
     /// Says why an apply was refused while another apply --confirm is under way, and what to

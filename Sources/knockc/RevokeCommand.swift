@@ -28,7 +28,7 @@ struct RevokeCommand: ParsableCommand {
     var table: String = KnockSpec.defaultTableName
 
     func validate() throws {
-        guard IPAddress.canonical(source) != nil else { throw ValidationError("'\(source)' is not an IPv4 or IPv6 address.") }
+        guard IPAddress.parse(source) != nil else { throw ValidationError("'\(source)' is not an IPv4 or IPv6 address.") }
         guard NameRules.isValidTableName(table) else { throw ValidationError("'\(table)' is not a table name.") }
         if let sequence, !NameRules.isValidSequenceName(sequence) {
             throw ValidationError("'\(sequence)' is not a sequence name.")
@@ -37,10 +37,10 @@ struct RevokeCommand: ParsableCommand {
 
     func run() throws {
         try Privilege.requireNetAdmin("revoke")
-        let (address, family) = IPAddress.canonical(source)!
+        let address = IPAddress.parse(source)!
         let outcome: Revoker.Outcome?
         do {
-            outcome = try Revoker().revoke(source: address, family: family, sequence: sequence, table: table)
+            outcome = try Revoker().revoke(source: address, sequence: sequence, table: table)
         } catch Revoker.Failure.noSuchSequence(let name, let known) {
             Console.error("knockc: table inet \(table) has no sequence '\(name)'; it has "
                           + (known.isEmpty ? "none" : known.joined(separator: ", ")) + "; nothing was revoked")

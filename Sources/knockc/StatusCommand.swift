@@ -113,7 +113,7 @@ struct StatusCommand: ParsableCommand {
         return out
     }
 
-    /// Beside a ban that cannot take effect (`TableStatus.Ban.effective`).
+    /// Beside a ban that cannot take effect (`Ban.effective`).
     static let ineffectiveBan = "(allowed: ban has no effect)"
 
     /// Rows with each column padded to its widest cell, indented by two spaces.

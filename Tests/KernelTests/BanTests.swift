@@ -37,7 +37,7 @@ struct BanTests {
             // The third wrong knock within the minute bans it: the correct sequence now fails.
             try bed.client.knock(Testbed.serverV4, [.tcp(7000), .tcp(8000)])
             try bed.server.perform { () throws -> Void in
-                _ = try Revoker().revoke(source: IPAddress(Testbed.clientV4, family: .ipv4)!, family: .ipv4, sequence: nil, table: "knockc")
+                _ = try Revoker().revoke(source: IPAddress(Testbed.clientV4, family: .ipv4)!, sequence: nil, table: "knockc")
             }
             try bed.client.knock(Testbed.serverV4, Self.knocks)
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
@@ -102,7 +102,7 @@ struct BanTests {
             // `other` touches a decoy from its own address: a ban that does take effect.
             #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 2050) == .refused)
 
-            var bans: [TableStatus.Ban] = []
+            var bans: [Ban] = []
             let banned = try eventually(within: 2) {
                 bans = try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.bans ?? [] }
                 return bans.count == 2

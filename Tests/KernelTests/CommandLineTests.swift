@@ -35,7 +35,7 @@ struct CommandLineTests {
 
             let changed = try knockc(in: bed.server, ["diff", Self.several])
             #expect(changed.status == 1)
-            #expect(changed.output.contains("+\t\t\t0.0.1.0 comment \"admin-web"))
+            #expect(changed.output.contains("\n+\t\t\t") && changed.output.contains(" comment \"admin-web "))
             #expect(try bed.serverRuleset() == applied)
 
             let broken = try knockc(in: bed.server, ["diff", "/nonexistent.yaml"])

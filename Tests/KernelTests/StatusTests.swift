@@ -92,45 +92,40 @@ struct StatusTests {
     }
 }
 
-/// The listing is read strictly, and ports map to every sequence whose grant opens them.
-struct StatusParsingTests {
-    static func grantRule(_ comment: String, set: String = "@granted4", _ openings: [(String, Int)]) -> String {
-        let updates = openings.map { proto, port in
-            #"{"set": {"op": "update", "elem": {"elem": {"val": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, "\#(proto)", \#(port)]}, "timeout": 3600}}, "set": "\#(set)"}}"#
-        }
-        return #"{"rule": {"family": "inet", "table": "knockc", "chain": "knock4_tcp_8000", "comment": "\#(comment)", "expr": [\#(updates.joined(separator: ", "))]}}"#
-    }
-
-    /// The rules part of a `nft -j list table` listing, as `KnockRuleSummary` reads it.
-    static let rules = """
-        {"nftables": [{"metainfo": {"version": "1.0.6"}},
-        {"rule": {"family": "inet", "table": "knockc", "chain": "knock4_tcp_7000", "comment": "alt: knock 1 of 4", "expr": []}},
-        \(grantRule("ssh: knock 3 of 3, grant", [("tcp", 22)])),
-        \(grantRule("alt: knock 4 of 4, grant", [("tcp", 22), ("udp", 53)])),
-        \(grantRule("alt: knock 4 of 4, grant", set: "@granted6", [("tcp", 8443)])),
-        \(grantRule("Evil: knock 3 of 3, grant", [("udp", 53)])),
-        \(grantRule("granted sources", [("tcp", 2222)]))]}
-        """
-
-    /// The state the netlink reader would give for such a table.
+/// Status is built from the live state as the reader decodes it through the catalog.
+struct StatusBuildingTests {
+    /// The state the netlink reader would give for a table of two sequences, `alt` (tag
+    /// 0x100, 4 knocks, opens tcp/22 and udp/53) and `ssh` (tag 0x200, 3 knocks, opens
+    /// tcp/22), with a grant of a port nothing opens and progress of a tag nothing names.
     static let state: LiveState = {
         func address(_ text: String) -> IPAddress { IPAddress(text, family: .ipv4)! }
+        var catalog = TableCatalog()
+        catalog.entries = [
+            0x100: .init(identity: SequenceIdentity(catalogComment: "alt 9fe6a677a97ef285")!, knocks: 4,
+                         opens: [.ipv4: [TransportPort(.tcp, 22), TransportPort(.udp, 53)]]),
+            0x200: .init(identity: SequenceIdentity(catalogComment: "ssh 9fe6a677a97ef286")!, knocks: 3,
+                         opens: [.ipv4: [TransportPort(.tcp, 22)]]),
+        ]
+        let openers = catalog.openers
+        func grant(_ source: String, _ port: TransportPort, timeout: Int64, expires: Int64) -> Grant {
+            Grant(source: address(source), port: port, sequences: openers[.init(family: .ipv4, port: port)] ?? [],
+                  timeout: .seconds(timeout), expires: .seconds(expires))
+        }
         return LiveState(
-            catalog: [0x100: SequenceIdentity(catalogComment: "alt 9fe6a677a97ef285")!,
-                      0x200: SequenceIdentity(catalogComment: "ssh 9fe6a677a97ef286")!],
-            progress: [ProgressElement(family: .ipv4, source: address("192.0.2.10"), tag: 0x102, expires: .seconds(2)),
-                       ProgressElement(family: .ipv4, source: address("192.0.2.9"), tag: 0x901, expires: .seconds(2))],
-            grants: [GrantElement(family: .ipv4, source: address("192.0.2.10"), port: TransportPort(.tcp, 22), timeout: .seconds(3600), expires: .seconds(599)),
-                     GrantElement(family: .ipv4, source: address("192.0.2.9"), port: TransportPort(.udp, 53), timeout: .seconds(30), expires: .seconds(7)),
-                     GrantElement(family: .ipv4, source: address("192.0.2.9"), port: TransportPort(.tcp, 2222), timeout: .seconds(30), expires: .seconds(7))])
+            catalog: catalog,
+            progress: [SequenceProgress(source: address("192.0.2.10"), tag: 0x102, sequence: "alt", knocks: 4, expires: .seconds(2)),
+                       SequenceProgress(source: address("192.0.2.9"), tag: 0x901, expires: .seconds(2))],
+            grants: [grant("192.0.2.10", TransportPort(.tcp, 22), timeout: 3600, expires: 599),
+                     grant("192.0.2.9", TransportPort(.udp, 53), timeout: 30, expires: 7),
+                     grant("192.0.2.9", TransportPort(.tcp, 2222), timeout: 30, expires: 7)])
     }()
 
     static var status: TableStatus {
-        StatusReader.status(state: state, rules: KnockRuleSummary.parse(rules), table: "knockc")
+        StatusReader.status(state: state, table: "knockc")
     }
 
     @Test("grants list every sequence opening their port; unknown tags keep their stage")
-    func parses() {
+    func builds() {
         let status = Self.status
         // Numeric address order (.9 before .10), then tcp before udp.
         #expect(status.grants.map(\.source.text) == ["192.0.2.9", "192.0.2.9", "192.0.2.10"])
@@ -139,18 +134,6 @@ struct StatusParsingTests {
         #expect(status.progress.map(\.sequence) == [nil, "alt"])
         #expect(status.progress.map(\.stage) == [1, 2])
         #expect(status.progress.map(\.knocks) == [nil, 4])
-    }
-
-    @Test("knock rule comments as lowering writes them")
-    func comments() {
-        typealias Comment = KnockRuleSummary.Comment
-        #expect(Comment("ssh: knock 3 of 3, grant") == Comment(sequence: "ssh", knocks: 3, grants: true))
-        #expect(Comment("ssh: knock 2 of 3") == Comment(sequence: "ssh", knocks: 3, grants: false))
-        #expect(Comment("ssh: knock 1 of 3 again, from stage 2") == Comment(sequence: "ssh", knocks: 3, grants: false))
-        #expect(Comment("ssh: wrong knock at stage 1, reset") == nil)
-        #expect(Comment("ssh: knock 2 of 3, grant") == nil)
-        #expect(Comment("SSH: knock 3 of 3, grant") == nil)
-        #expect(Comment("granted sources") == nil)
     }
 
     @Test("JSON: one object with the documented keys; bans empty when none")
@@ -168,12 +151,12 @@ struct StatusParsingTests {
     func endedElementsLeftOut() {
         func address(_ text: String) -> IPAddress { IPAddress(text, family: .ipv4)! }
         var state = Self.state
-        state.bans = [BanElement(family: .ipv4, source: address("192.0.2.7"), expires: .init(milliseconds: 999)),
-                      BanElement(family: .ipv4, source: address("192.0.2.8"), expires: .seconds(0)),
-                      BanElement(family: .ipv4, source: address("192.0.2.9"), expires: .init(milliseconds: 1000))]
+        state.bans = [Ban(source: address("192.0.2.7"), expires: .init(milliseconds: 999)),
+                      Ban(source: address("192.0.2.8"), expires: .seconds(0)),
+                      Ban(source: address("192.0.2.9"), expires: .init(milliseconds: 1000))]
         state.grants[0].expires = .init(milliseconds: 400)
         state.progress[0].expires = .seconds(0)
-        let status = StatusReader.status(state: state, rules: KnockRuleSummary.parse(Self.rules), table: "knockc")
+        let status = StatusReader.status(state: state, table: "knockc")
         #expect(status.bans.map(\.source.text) == ["192.0.2.9"])
         #expect(status.grants.count == 2)
         #expect(status.progress.count == 1)
@@ -187,17 +170,17 @@ struct StatusParsingTests {
         allowed.add([.init(key: bytes("198.51.100.8"), isEnd: true), .init(key: bytes("198.51.100.7"), isEnd: false),
                      .init(key: bytes("192.0.2.16"), isEnd: true), .init(key: bytes("192.0.2.0"), isEnd: false),
                      .init(key: bytes("0.0.0.0"), isEnd: true)], family: .ipv4)
-        func contains(_ text: String) -> Bool { allowed.contains(IPAddress(text, family: .ipv4)!, family: .ipv4) }
+        func contains(_ text: String) -> Bool { allowed.contains(IPAddress(text, family: .ipv4)!) }
         #expect(contains("198.51.100.7"))
         #expect(!contains("198.51.100.8"))
         #expect(!contains("198.51.100.6"))
         #expect(contains("192.0.2.0") && contains("192.0.2.15"))
         #expect(!contains("192.0.2.16"))
-        #expect(!allowed.contains(IPAddress("2001:db8::1", family: .ipv6)!, family: .ipv6))
+        #expect(!allowed.contains(IPAddress("2001:db8::1", family: .ipv6)!))
         // An interval to the last address has no end bound.
         var top = AddressIntervals()
         top.add([.init(key: bytes("128.0.0.0"), isEnd: false), .init(key: bytes("0.0.0.0"), isEnd: true)], family: .ipv4)
-        #expect(top.contains(IPAddress("255.255.255.255", family: .ipv4)!, family: .ipv4))
-        #expect(!top.contains(IPAddress("127.255.255.255", family: .ipv4)!, family: .ipv4))
+        #expect(top.contains(IPAddress("255.255.255.255", family: .ipv4)!))
+        #expect(!top.contains(IPAddress("127.255.255.255", family: .ipv4)!))
     }
 }

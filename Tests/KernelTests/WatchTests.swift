@@ -142,7 +142,7 @@ struct WatchTests {
         }
     }
 
-    @Test("a close sequence and a revoke each give an end event with its reason; an apply that carries the grant gives none")
+    @Test("a close sequence, a revoke and an apply that drops the port each give an end event with its reason; an apply that keeps the grant gives none")
     func endEventsSayWhy() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -162,7 +162,7 @@ struct WatchTests {
 
             try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
             #expect(eventually(within: 2) { watcher.events("grant").count == 2 })
-            let revoked = try bed.server.perform { try Revoker().revoke(source: IPAddress(Testbed.clientV4, family: .ipv4)!, family: .ipv4, sequence: nil, table: "knockc") }
+            let revoked = try bed.server.perform { try Revoker().revoke(source: IPAddress(Testbed.clientV4, family: .ipv4)!, sequence: nil, table: "knockc") }
             #expect(revoked != nil)
             #expect(eventually(within: 2) { endReasons() == ["close", "revoke"] }, "\(watcher.stdout)")
 
@@ -176,13 +176,19 @@ struct WatchTests {
             let changed = longer.replacingOccurrences(of: "open: [tcp/443]", with: "open: [tcp/8443]")
             try changed.write(toFile: specPath, atomically: true, encoding: .utf8)
             try bed.apply(changed)
-            #expect(eventually(within: 2) { watcher.stderr.contains("the table was replaced") })
+            #expect(eventually(within: 2) { watcher.stderr.contains("the table's sequences changed") })
             // The poll that logged the replacement prints its events after the log line: wait
             // for a later event, the other host's grant, before counting.
             try bed.other.knock(Testbed.serverOtherV4, KnockSemanticsTests.sequence)
             #expect(eventually(within: 5) { watcher.events("grant").contains { $0["source"] as? String == Testbed.otherV4 } }, "\(watcher.stdout)")
             #expect(watcher.events("end").count == 2, "\(watcher.stdout)")
             #expect(watcher.events("grant").filter { $0["source"] as? String == Testbed.clientV4 }.count == 3, "\(watcher.stdout)")
+
+            // ssh no longer opens tcp/22: the apply ends both grants, and says so.
+            let dropped = changed.replacingOccurrences(of: "open: [tcp/22]", with: "open: [tcp/2222]")
+            try dropped.write(toFile: specPath, atomically: true, encoding: .utf8)
+            try bed.apply(dropped)
+            #expect(eventually(within: 2) { endReasons() == ["close", "revoke", "apply", "apply"] }, "\(watcher.stdout)")
         }
     }
 

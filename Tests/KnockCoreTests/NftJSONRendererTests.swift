@@ -163,10 +163,13 @@ struct NftJSONRendererTests {
         let json = try Pipeline.nftJSON(for: try Self.ruleset(Self.udpGuarded))
         let saddr = #"{"payload": {"protocol": "ip", "field": "saddr"}}"#
         let saddr6 = #"{"payload": {"protocol": "ip6", "field": "saddr"}}"#
+        let machines = KnockMachine.all(in: try #require(Pipeline.check(Self.udpGuarded, file: "spec.yaml").0))
+        let second = IPFamily.ipv4.address(machines[1].tags.tag(1))
+        let first = IPFamily.ipv6.address(machines[0].tags.tag(3))
         for fragment in [
             // The stage tag, and a set statement whose timeout is whole seconds (2s).
-            #"{"set": {"op": "add", "elem": {"elem": {"val": {"concat": [\#(saddr), {"|": [{"&": [\#(saddr), "0.0.0.0"]}, "0.0.2.1"]}]}, "timeout": 2}}, "set": "@started4"}}"#,
-            #"{"set": {"op": "delete", "elem": {"concat": [\#(saddr6), {"|": [{"&": [\#(saddr6), "::"]}, "::0.0.1.3"]}]}, "set": "@progress6"}}"#,
+            #"{"set": {"op": "add", "elem": {"elem": {"val": {"concat": [\#(saddr), {"|": [{"&": [\#(saddr), "0.0.0.0"]}, "\#(second)"]}]}, "timeout": 2}}, "set": "@started4"}}"#,
+            #"{"set": {"op": "delete", "elem": {"concat": [\#(saddr6), {"|": [{"&": [\#(saddr6), "::"]}, "\#(first)"]}]}, "set": "@progress6"}}"#,
             #"{"set": {"op": "update", "elem": {"elem": {"val": {"concat": [\#(saddr), "udp", 53]}, "timeout": 600}}, "set": "@granted4"}}"#,
             #"{"match": {"op": "!=", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, ["syn", "ack"]]}, "right": "syn"}}"#,
             #"{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}"#,

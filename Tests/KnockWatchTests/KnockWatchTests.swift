@@ -8,9 +8,10 @@ import Testing
 /// The watcher's parts that need no kernel: event lines, metrics text, hooks.
 struct EventLineTests {
     let event = ReportedEvent(
-        event: GrantEvent(kind: .end, family: .ipv6, source: IPAddress("2001:db8::2", family: .ipv6)!,
-                          ports: [TransportPort(.tcp, 22), TransportPort(.udp, 53)], sequences: ["ssh", "dns-x"],
-                          expiresAt: Date(timeIntervalSince1970: 1_795_000_000.5)),
+        event: GrantEvent(kind: .end, grants: [TransportPort(.tcp, 22), TransportPort(.udp, 53)].map {
+                              Grant(source: IPAddress("2001:db8::2", family: .ipv6)!, port: $0, sequences: ["ssh", "dns-x"],
+                                    timeout: .seconds(30), expires: .seconds(0))
+                          }, expiresAt: Date(timeIntervalSince1970: 1_795_000_000.5)),
         reason: .close, time: Date(timeIntervalSince1970: 1_795_000_000.031))
 
     @Test("the JSON line holds every field, parses, and spells times as RFC 3339 UTC with milliseconds")

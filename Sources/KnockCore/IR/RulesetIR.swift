@@ -73,6 +73,18 @@ public struct SetIR: Equatable, Sendable {
         public var key: [Value]
         public var comment: String
     }
+
+    public init(name: String, key: [KeyType], contents: Contents, comment: String) {
+        self.name = name
+        self.key = key
+        self.contents = contents
+        self.comment = comment
+    }
+
+    /// A set the packet path fills, laid out as the live table reads it (`TableLayout`).
+    public init(_ layout: SetLayout, size: Int, comment: String) {
+        self.init(name: layout.name, key: layout.key, contents: .dynamic(size: size), comment: comment)
+    }
 }
 
 /// A verdict map: one lookup that dispatches a packet to the chain that cares about it,

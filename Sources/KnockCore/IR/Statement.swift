@@ -18,8 +18,11 @@ public enum Value: Equatable, Sendable {
     case port(UInt16)
     case integer(Int)
     case interface(String)
-    /// A stage tag as an IPv4 address (`0.0.1.0`), the key of the sequence catalog.
-    case tag(UInt32)
+    /// A stage tag, as an address of the family (`0.0.1.0`, `::0.0.1.0`): a key part of the
+    /// progress sets and the catalog.
+    case tag(UInt32, IPFamily)
+    /// A source address, in an element of a state set.
+    case address(IPAddress)
     /// An address prefix, in an interval set.
     case prefix(CIDR)
     /// A range of ports, in an interval set.

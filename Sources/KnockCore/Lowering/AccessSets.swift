@@ -25,7 +25,7 @@ struct AccessSets {
             knockPreamble.append(RuleIR([.inSet(source, set: name), .verdict(.return)], comment: "denied sources do not knock"))
         }
         if !allow.isEmpty {
-            let name = RulesetLowering.Names.allowed(family)
+            let name = TableLayout.Names.allowed(family)
             sets.append(Self.prefixSet(name, allow, family: family, comment: "sources that need no knock"))
             guardRules.append(RuleIR([.inSet(source, set: name), .verdict(.accept)], comment: "allowed sources"))
         }

@@ -15,8 +15,7 @@ struct BanRules {
         self.family = family
         let rates = Set(spec.sequences.compactMap(\.wrongKnocks)).sorted()
         guard spec.bans else { return }
-        sets.append(SetIR(name: Self.banned(family), key: [family.addressType],
-                          contents: .dynamic(size: spec.maxTrackedSources), comment: "banned sources"))
+        sets.append(SetIR(TableLayout.banned(family), size: spec.maxTrackedSources, comment: "banned sources"))
         for rate in rates {
             sets.append(SetIR(name: Self.wrongKnocks(family, rate), key: [family.addressType],
                               contents: .dynamic(size: spec.maxTrackedSources), comment: "wrong knocks per source, up to \(rate)"))
@@ -25,8 +24,8 @@ struct BanRules {
                                     comment: "banned sources do not knock"))
         if !spec.decoys.isEmpty {
             decoyRule = RuleIR([.setElement(.update, set: Self.banned(family), key: .sourceAddress(family), timeout: spec.decoyBanFor),
-                                .count(counter: RulesetLowering.Names.bansCounter),
-                                .count(counter: RulesetLowering.Names.stateChangesCounter)],
+                                .count(counter: TableLayout.Names.bansCounter),
+                                .count(counter: TableLayout.Names.stateChangesCounter)],
                                comment: "touched a decoy")
         }
     }
@@ -37,12 +36,12 @@ struct BanRules {
         return [
             .rateOver(set: Self.wrongKnocks(family, rate), key: .sourceAddress(family), timeout: rate.unit.period, rate: rate),
             .setElement(.add, set: Self.banned(family), key: .sourceAddress(family), timeout: sequence.banFor),
-            .count(counter: RulesetLowering.Names.bansCounter),
-            .count(counter: RulesetLowering.Names.stateChangesCounter),
+            .count(counter: TableLayout.Names.bansCounter),
+            .count(counter: TableLayout.Names.stateChangesCounter),
         ]
     }
 
-    static func banned(_ family: IPFamily) -> String { RulesetLowering.Names.banned(family) }
+    static func banned(_ family: IPFamily) -> String { TableLayout.Names.banned(family) }
 
     static func wrongKnocks(_ family: IPFamily, _ rate: Rate) -> String {
         "wrong\(family.suffix)_\(rate.count)_per_\(rate.unit.rawValue)"

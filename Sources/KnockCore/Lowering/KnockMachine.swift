@@ -9,8 +9,12 @@ public struct KnockMachine: Sendable {
 
     public var sequence: KnockSequence
     public var purpose: Purpose
-    /// The high 24 bits of the machine's stage tags, minus one (see `StageTags`).
-    public var tagIndex: Int
+    /// The high 24 bits of the machine's stage tags (see `StageTags`).
+    public var tagBase: UInt32
+
+    /// The machine's stage tags, as the family's progress keys spell them.
+    public func tags(_ family: IPFamily = .ipv4) -> StageTags { StageTags(base: tagBase, family: family) }
+    public var tags: StageTags { tags(.ipv4) }
 
     public var knocks: [Knock] {
         switch purpose {
@@ -26,13 +30,26 @@ public struct KnockMachine: Sendable {
         }
     }
 
-    /// Grant machines first, in name order, so a spec without `close` keeps the tags it
-    /// always had; then the close machines.
+    /// Grant machines first, in name order, then the close machines.
+    ///
+    /// A machine's tags come from its identity (name and knocks), not its place in the spec,
+    /// so adding, removing or editing one sequence leaves every other sequence's tags, and the
+    /// knocks in progress that an apply keeps in the kernel, as they were. Two identities
+    /// that hash alike are told apart by taking the next free value, in this order; only then
+    /// can a new sequence move an old one's tags (about one chance in 16 million a pair).
     public static func all(in spec: KnockSpec) -> [KnockMachine] {
-        var machines = spec.sequences.enumerated().map { KnockMachine(sequence: $1, purpose: .grant, tagIndex: $0) }
-        for sequence in spec.sequences where sequence.close != nil {
-            machines.append(KnockMachine(sequence: sequence, purpose: .close, tagIndex: machines.count))
+        var machines: [KnockMachine] = []
+        machines.reserveCapacity(spec.sequences.count)
+        var taken = Set<UInt32>()
+        func add(_ sequence: KnockSequence, _ purpose: Purpose) {
+            var machine = KnockMachine(sequence: sequence, purpose: purpose, tagBase: 0)
+            var base = machine.identity.tagBase
+            while !taken.insert(base).inserted { base = base % 0xff_ffff + 1 }
+            machine.tagBase = base
+            machines.append(machine)
         }
+        for sequence in spec.sequences { add(sequence, .grant) }
+        for sequence in spec.sequences where sequence.close != nil { add(sequence, .close) }
         return machines
     }
 }

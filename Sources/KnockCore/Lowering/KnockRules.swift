@@ -20,7 +20,7 @@ extension RulesetLowering {
             let sequence = machine.sequence
             // Sources outside `from`, or in the sequence's `deny`, are not seen at all.
             guard let gate = access.knockGate(for: sequence) else { continue }
-            let tags = StageTags(sequenceIndex: machine.tagIndex, family: family)
+            let tags = machine.tags(family)
             let knocks = machine.knocks
             let count = knocks.count
             // Comments are built by appending: this runs for every rule of every knock chain.
@@ -99,14 +99,14 @@ extension RulesetLowering {
 }
 
 /// Stage tags: 32-bit numbers that name (sequence, stage) pairs inside the progress sets.
-/// The sequence's index (1-based, in name order) fills the high 24 bits and the stage the
-/// low 8, so `192.0.2.7 . 0.0.3.2` in a listing reads "192.0.2.7 is at stage 2 of the third
-/// sequence".
+/// The machine's base (see `KnockMachine.all`) fills the high 24 bits and the stage the low
+/// 8, so `192.0.2.7 . 0.171.34.2` in a listing reads "192.0.2.7 is at stage 2 of the
+/// sequence whose catalog entry starts 0.171.34.0".
 public struct StageTags: Sendable {
-    public var sequenceIndex: Int
+    public var base: UInt32
     public var family: IPFamily
 
-    public func tag(_ stage: Int) -> UInt32 { UInt32(sequenceIndex + 1) << 8 | UInt32(stage) }
+    public func tag(_ stage: Int) -> UInt32 { base << 8 | UInt32(stage) }
 
     /// The progress-set key for the packet's source at `stage`.
     func key(_ stage: Int) -> Expr { .concat([.sourceAddress(family), .stageTag(family, tag(stage))]) }

@@ -14,6 +14,8 @@
 ///   sequence's state machine. A knock chain only reads and writes sets; it never drops or
 ///   accepts, so a knock port answers exactly as it would without knockc.
 public enum RulesetLowering {
+    typealias Names = TableLayout.Names
+
     public static func lower(_ spec: KnockSpec) -> RulesetIR {
         var sets: [SetIR] = []
         var input = inputChain(hasDecoys: !spec.decoys.isEmpty)
@@ -26,14 +28,11 @@ public enum RulesetLowering {
 
         for family in IPFamily.allCases {
             sets.append(SetIR(
-                name: Names.started(family), key: [family.addressType, family.addressType],
-                contents: .dynamic(size: spec.maxTrackedSources), comment: "sources that made the first knock of a sequence"))
+                TableLayout.started(family), size: spec.maxTrackedSources, comment: "sources that made the first knock of a sequence"))
             sets.append(SetIR(
-                name: Names.progress(family), key: [family.addressType, family.addressType],
-                contents: .dynamic(size: spec.maxTrackedSources), comment: "sources past the first knock of a sequence, by stage"))
+                TableLayout.progress(family), size: spec.maxTrackedSources, comment: "sources past the first knock of a sequence, by stage"))
             sets.append(SetIR(
-                name: Names.granted(family), key: [family.addressType, .inetProto, .inetService],
-                contents: .dynamic(size: spec.maxTrackedSources), comment: "sources granted a guarded port"))
+                TableLayout.granted(family), size: spec.maxTrackedSources, comment: "sources granted a guarded port"))
 
             let access = AccessSets(spec, family: family)
             let bans = BanRules(spec, family: family)
@@ -87,7 +86,7 @@ public enum RulesetLowering {
                                   comment: "not a knock port nor a guarded port"),
                            at: input.rules.count - 1)
 
-        sets.append(sequenceCatalog(spec))
+        sets += TableCatalog(spec).sets
         if let decoys = BanRules.decoySet(spec) {
             sets.append(decoys)
             chains.append(ChainIR(name: Names.decoyChain, hook: nil, rules: decoyRules))
@@ -115,57 +114,6 @@ public enum RulesetLowering {
             }
         }
         return counters
-    }
-
-    /// The nft names of everything lowering creates, in one place.
-    public enum Names {
-        public static let inputChain = "input"
-        public static let dispatchMap = "dispatch"
-        public static let portSet = "ports"
-        public static let sequenceCatalog = "sequences"
-        public static let decoyChain = "decoy"
-        /// Knocks in progress past the first.
-        public static func progress(_ family: IPFamily) -> String { "progress\(family.suffix)" }
-        /// Knocks in progress at the first stage.
-        public static func started(_ family: IPFamily) -> String { "started\(family.suffix)" }
-        /// The set that holds a source at `stage` (1 or more) of a sequence.
-        public static func progress(_ family: IPFamily, stage: Int) -> String { stage == 1 ? started(family) : progress(family) }
-        /// Every set of knocks in progress.
-        public static func progressSets(_ family: IPFamily) -> [String] { [started(family), progress(family)] }
-        public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
-        public static func banned(_ family: IPFamily) -> String { "banned\(family.suffix)" }
-        /// The top-level `allow` list: sources that reach every guarded port without knocking.
-        public static func allowed(_ family: IPFamily) -> String { AccessSets.name("allow", family) }
-        public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
-        // Counter names: a fixed prefix keeps a sequence name from ever reading as an nft keyword.
-        public static let wrongKnocksCounter = "wrong_knocks"
-        public static let bansCounter = "bans"
-        /// Bumped by every rule that adds to, renews or deletes from the granted and banned
-        /// sets, so the watcher can tell a quiet table in one small read.
-        public static let stateChangesCounter = "state_changes"
-        public static let grantsCounterPrefix = "grants_"
-        public static let closesCounterPrefix = "closes_"
-        public static func grantsCounter(_ sequence: KnockSequence) -> String { grantsCounterPrefix + sequence.name }
-        public static func closesCounter(_ sequence: KnockSequence) -> String { closesCounterPrefix + sequence.name }
-        public static func knockChain(_ family: IPFamily, _ knock: Knock) -> String {
-            switch knock {
-            case .port(let port): "knock\(family.suffix)_\(port.proto.rawValue)_\(port.port)"
-            case .icmpEcho(let length): "knock\(family.suffix)_icmp_\(length)"
-            }
-        }
-    }
-
-    /// The table describes itself: each sequence's stage tag (stage 0) with its name and knock
-    /// fingerprint. `apply` reads it back to carry progress over to the new tags, and `status`
-    /// to name the sequence of a knock in progress.
-    static func sequenceCatalog(_ spec: KnockSpec) -> SetIR {
-        let elements = KnockMachine.all(in: spec).map { machine in
-            SetIR.Element(
-                key: [.tag(StageTags(sequenceIndex: machine.tagIndex, family: .ipv4).tag(0))],
-                comment: machine.identity.catalogComment)
-        }
-        return SetIR(name: Names.sequenceCatalog, key: [.ipv4Address], contents: .constant(elements),
-                     comment: "stage tag of each sequence: name and knock fingerprint")
     }
 
     /// Loopback first: the host's own traffic never needs a knock. Decoys see every packet;

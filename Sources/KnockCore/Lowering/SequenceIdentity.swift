@@ -30,6 +30,16 @@ public struct SequenceIdentity: Hashable, Sendable {
         self.init(name: name, fingerprint: String(repeating: "0", count: 16 - hex.count) + hex)
     }
 
+    /// Where this machine's stage tags start looking for a free value: 1 to 2^24 - 1, from
+    /// FNV-1a of the name and fingerprint.
+    var tagBase: UInt32 {
+        var hash: UInt32 = 0x811c_9dc5
+        for byte in catalogComment.utf8 {
+            hash = (hash ^ UInt32(byte)) &* 0x0100_0193
+        }
+        return (hash ^ hash >> 24) % 0xff_ffff + 1
+    }
+
     /// `NAME FINGERPRINT`: safe inside an nft comment, since names are validated.
     public var catalogComment: String { "\(name) \(fingerprint)" }
 

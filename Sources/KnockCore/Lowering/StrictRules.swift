@@ -37,9 +37,9 @@ struct StrictRules {
             // TCP segments after a connection's first never get here (see the input chain).
         ]
         for machine in machines {
-            let tags = StageTags(sequenceIndex: machine.tagIndex, family: family)
+            let tags = machine.tags(family)
             for stage in 1..<max(machine.knocks.count, 1) {
-                let progress = RulesetLowering.Names.progress(family, stage: stage)
+                let progress = TableLayout.Names.progress(family, stage: stage)
                 rules.append(RuleIR([
                     .inSet(tags.key(stage), set: progress),
                     .setElement(.delete, set: progress, key: tags.key(stage), timeout: nil),

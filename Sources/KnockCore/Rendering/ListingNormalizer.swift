@@ -4,9 +4,26 @@ import Foundation
 /// listings can be compared line by line: the elements of dynamic sets (knocks in progress,
 /// grants, bans) and the values of named counters are dropped, and the elements of constant
 /// sets and maps, which the kernel lists in hash order, are written one per line, sorted.
+/// Members are put in one order, by kind and name: the kernel lists them in the order they
+/// were made, and an apply in place makes the new ones after the sets it keeps.
 /// Every function here reads each line once: a listing of 65,536 elements is linear work.
 public enum ListingNormalizer {
     public static func definitions(_ listing: String) -> String {
+        inMemberOrder(elementsSorted(listing))
+    }
+
+    /// The table with its members sorted by kind (counters, sets, maps, chains) and name, each
+    /// after an empty line, as nft lists them; the text outside members is kept as it is.
+    static func inMemberOrder(_ listing: String) -> String {
+        let members = members(of: listing)
+        guard members.count > 1, let first = members.first, let start = listing.range(of: first.text),
+              let last = members.last, let end = listing.range(of: last.text, options: .backwards) else { return listing }
+        let rank = ["counter": 0, "set": 1, "map": 2, "chain": 3]
+        let sorted = members.sorted { (rank[$0.kind] ?? 4, $0.kind, $0.name) < (rank[$1.kind] ?? 4, $1.kind, $1.name) }
+        return String(listing[..<start.lowerBound]) + sorted.map(\.text).joined(separator: "\n\n") + String(listing[end.upperBound...])
+    }
+
+    private static func elementsSorted(_ listing: String) -> String {
         var output: [String] = []
         var inDynamicSet = false
         var lines = listing.split(separator: "\n", omittingEmptySubsequences: false)[...]

@@ -45,6 +45,57 @@ public enum NftTextRenderer {
         return text.string
     }
 
+    /// `add element` and `delete element` commands for `table`, one per run of operations on
+    /// the same set; empty when there are none.
+    public static func render(_ operations: [ElementOperation], table: String) -> String {
+        var text = TextBuffer(capacity: 64 + 80 * operations.count)
+        var index = operations.startIndex
+        while index < operations.endIndex {
+            let first = operations[index]
+            text.append(contentsOf: first.kind.rawValue)
+            text.append(" element inet ")
+            text.append(contentsOf: table)
+            text.append(" ")
+            text.append(contentsOf: first.set)
+            text.append(" { ")
+            var member = index
+            while member < operations.endIndex, operations[member].kind == first.kind, operations[member].set == first.set {
+                let operation = operations[member]
+                if member > index { text.append(", ") }
+                for (part, value) in operation.key.enumerated() {
+                    if part > 0 { text.append(" . ") }
+                    write(value, to: &text)
+                }
+                if let timeout = operation.timeout {
+                    text.append(" timeout ")
+                    text.append(contentsOf: timeout.description)
+                }
+                if let expires = operation.expires {
+                    text.append(" expires ")
+                    text.append(contentsOf: expires.description)
+                }
+                member += 1
+            }
+            text.append(" }\n")
+            index = member
+        }
+        return text.string
+    }
+
+    /// The transaction that turns the live table into `update.table` in place: the removals,
+    /// then the definition, then the elements.
+    public static func render(_ update: TableUpdate) -> String {
+        let table = update.table.name
+        var lines = ["table inet \(table) {}"]
+        // Rules go first, so no chain, map or set is still referenced when it is deleted.
+        for case .chain(let chain) in update.removals { lines.append("flush chain inet \(table) \(chain)") }
+        for case .map(let map) in update.removals { lines.append("delete map inet \(table) \(map)") }
+        for case .chain(let chain) in update.removals { lines.append("delete chain inet \(table) \(chain)") }
+        for case .set(let set) in update.removals { lines.append("delete set inet \(table) \(set)") }
+        for case .counter(let counter) in update.removals { lines.append("delete counter inet \(table) \(counter)") }
+        return lines.joined(separator: "\n") + "\n" + render(update.table) + "\n" + render(update.elements, table: table)
+    }
+
     /// Enough room for the whole table in most cases, so the text is not copied as it grows.
     private static func estimatedSize(_ table: TableIR) -> Int {
         var size = 256 + 128 * table.counters.count
@@ -274,7 +325,8 @@ public enum NftTextRenderer {
         case .port(let port): text.append(port)
         case .integer(let number): text.append(number)
         case .interface(let name): text.append(contentsOf: name)
-        case .tag(let tag): IPFamily.ipv4.writeAddress(tag, to: &text)
+        case .tag(let tag, let family): family.writeAddress(tag, to: &text)
+        case .address(let address): text.append(contentsOf: address.text)
         case .prefix(let cidr): text.append(contentsOf: cidr.description)
         case .portRange(let first, let last):
             text.append(first)

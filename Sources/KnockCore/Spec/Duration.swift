@@ -49,3 +49,11 @@ public struct Duration: Hashable, Comparable, Sendable, CustomStringConvertible 
         return parts
     }
 }
+
+extension Duration: Encodable {
+    /// Whole seconds, rounded down: what `status --format json` promises.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(milliseconds / 1000)
+    }
+}

@@ -142,3 +142,11 @@ extension Knock {
         self = .port(try TransportPort(parsing: text))
     }
 }
+
+extension TransportPort: Encodable {
+    /// As `tcp/22`.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}

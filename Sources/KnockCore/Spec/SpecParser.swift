@@ -326,6 +326,16 @@ public struct SpecParser {
 
 /// Names that reach nft text: restricted so that they can never carry nft syntax.
 public enum NameRules {
+    /// A name read back from a live table that is safe to spell into an nft command: letters,
+    /// digits, `_`, `-`, starting with a letter, and no keyword. Every name knockc writes is.
+    public static func isSafeObjectName(_ name: String) -> Bool {
+        func isLetter(_ byte: UInt8) -> Bool { (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) }
+        func isAllowed(_ byte: UInt8) -> Bool { isLetter(byte) || (0x30...0x39).contains(byte) || byte == 0x5f || byte == 0x2d }
+        guard let first = name.utf8.first, isLetter(first), name.utf8.count <= 64, name.utf8.allSatisfy(isAllowed)
+        else { return false }
+        return !nftKeywords.contains(name)
+    }
+
     /// Words nft 1.0.6 reads as keywords where knockc writes a table name. Found by loading
     /// `table inet WORD` for every word of nft(8) and of libnftables' strings; the soundness
     /// tests load generated names against the kernel to catch any this list misses.

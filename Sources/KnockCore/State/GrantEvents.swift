@@ -14,76 +14,63 @@ public struct GrantEvent: Equatable, Sendable {
     }
 
     public var kind: Kind
-    public var family: IPFamily
-    public var source: IPAddress
-    public var ports: [TransportPort]
+    /// The grants of one source that the event is about, in port order: the ports the same
+    /// sequences open, granted or gone together.
+    public var grants: [Grant]
+    /// When the grants run out (grant events) or ran out (expire events).
+    public var expiresAt: Date
+
+    public init(kind: Kind, grants: [Grant], expiresAt: Date) {
+        self.kind = kind
+        self.grants = grants
+        self.expiresAt = expiresAt
+    }
+
+    public var source: IPAddress { grants[0].source }
+    public var family: IPFamily { source.family }
+    public var ports: [TransportPort] { grants.map(\.port) }
     /// The sequences of the live table that open these ports (the kernel does not record
     /// which one was knocked).
-    public var sequences: [String]
-    /// When the grant runs out (grant events) or ran out (expire events).
-    public var expiresAt: Date
+    public var sequences: [String] { grants[0].sequences }
 }
 
-/// One granted (source, port) pair, as the granted sets hold it.
-public struct GrantKey: Hashable, Sendable {
-    public var family: IPFamily
-    public var source: IPAddress
-    public var port: TransportPort
-
-    public init(family: IPFamily, source: IPAddress, port: TransportPort) {
-        self.family = family
-        self.source = source
-        self.port = port
-    }
-}
-
-/// A grant and when it runs out.
-public struct TimedGrant: Equatable, Sendable {
-    public var key: GrantKey
-    public var expiry: Date
-
-    public init(key: GrantKey, expiry: Date) {
-        self.key = key
-        self.expiry = expiry
-    }
-}
-
-/// The grants that appeared and vanished between two readings. The watcher computes these
-/// itself, on the kernel's bytes, so a reading of 10,000 unchanged grants costs no text.
+/// The grants that appeared and vanished between two readings, each with the time it has
+/// (or had) left as of the later reading.
 public struct GrantChanges: Equatable, Sendable {
-    public var added: [TimedGrant]
-    public var removed: [TimedGrant]
+    public var added: [Grant]
+    public var removed: [Grant]
 
-    public init(added: [TimedGrant], removed: [TimedGrant]) {
+    public init(added: [Grant], removed: [Grant]) {
         self.added = added
         self.removed = removed
     }
 
     /// Added grants are grant events; removed ones expiries (when their time had come,
-    /// within `slack`) or ends. Grouped per source and kind, so one sequence opening several
-    /// ports is one event.
-    public func events(now: Date, sequencesOpening: (IPFamily, TransportPort) -> [String],
-                       slack: TimeInterval = 1.5) -> [GrantEvent] {
+    /// within `slack`) or ends. Grouped per source, kind and sequences, so one sequence
+    /// opening several ports is one event.
+    public func events(now: Date, slack: TimeInterval = 1.5) -> [GrantEvent] {
         var groups: [String: GrantEvent] = [:]
-        func add(_ kind: GrantEvent.Kind, _ key: GrantKey, _ expiry: Date) {
-            let sequences = sequencesOpening(key.family, key.port)
-            let id = "\(kind.rawValue) \(key.family.rawValue) \(key.source) \(sequences.joined(separator: ","))"
-            var event = groups[id] ?? GrantEvent(kind: kind, family: key.family, source: key.source, ports: [],
-                                                 sequences: sequences, expiresAt: expiry)
-            event.ports.append(key.port)
-            event.expiresAt = max(event.expiresAt, expiry)
-            groups[id] = event
+        func add(_ kind: GrantEvent.Kind, _ grant: Grant) {
+            let expiry = now.addingTimeInterval(Double(grant.expires.milliseconds) / 1000)
+            let id = "\(kind.rawValue) \(grant.source) \(grant.sequences.joined(separator: ","))"
+            if var event = groups[id] {
+                event.grants.append(grant)
+                event.expiresAt = max(event.expiresAt, expiry)
+                groups[id] = event
+            } else {
+                groups[id] = GrantEvent(kind: kind, grants: [grant], expiresAt: expiry)
+            }
         }
         for grant in added {
-            add(.grant, grant.key, grant.expiry)
+            add(.grant, grant)
         }
         for grant in removed {
-            add(grant.expiry.timeIntervalSince(now) <= slack ? .expire : .end, grant.key, grant.expiry)
+            add(Double(grant.expires.milliseconds) / 1000 <= slack ? .expire : .end, grant)
         }
         return groups.values.map { event in
             var sorted = event
-            sorted.ports.sort()
+            sorted.grants.sort { $0.port < $1.port }
             return sorted
-        }.sorted { ($0.expiresAt, $0.source.text, $0.kind.rawValue) < ($1.expiresAt, $1.source.text, $1.kind.rawValue) }
+        }.sorted { ($0.expiresAt, $0.source, $0.kind.rawValue) < ($1.expiresAt, $1.source, $1.kind.rawValue) }
     }
 }

@@ -1,14 +1,13 @@
 /// The dynamic state of a live knockc table, as read back from the kernel: the catalog that
-/// names its stage tags, every knock in progress and every grant, with the time each has left.
+/// names its stage tags, every knock in progress, every grant and every ban, with the time
+/// each has left.
 public struct LiveState: Equatable, Sendable {
-    /// Each sequence's stage-0 tag, and what the table that wrote it called that sequence.
-    public var catalog: [UInt32: SequenceIdentity]
-    public var progress: [ProgressElement]
-    public var grants: [GrantElement]
-    public var bans: [BanElement]
+    public var catalog: TableCatalog
+    public var progress: [SequenceProgress]
+    public var grants: [Grant]
+    public var bans: [Ban]
 
-    public init(catalog: [UInt32: SequenceIdentity] = [:], progress: [ProgressElement] = [], grants: [GrantElement] = [],
-                bans: [BanElement] = []) {
+    public init(catalog: TableCatalog = TableCatalog(), progress: [SequenceProgress] = [], grants: [Grant] = [], bans: [Ban] = []) {
         self.catalog = catalog
         self.progress = progress
         self.grants = grants
@@ -16,77 +15,152 @@ public struct LiveState: Equatable, Sendable {
     }
 }
 
-/// A banned source, and how long the ban has left.
-public struct BanElement: Equatable, Sendable {
-    public var family: IPFamily
-    public var source: IPAddress
-    public var expires: Duration
-
-    public init(family: IPFamily, source: IPAddress, expires: Duration) {
-        self.family = family
-        self.source = source
-        self.expires = expires
-    }
-}
-
-/// A source part-way through a sequence.
-public struct ProgressElement: Equatable, Sendable {
-    public var family: IPFamily
-    public var source: IPAddress
-    public var tag: UInt32
-    /// Time left before the kernel forgets it.
-    public var expires: Duration
-
-    public init(family: IPFamily, source: IPAddress, tag: UInt32, expires: Duration) {
-        self.family = family
-        self.source = source
-        self.tag = tag
-        self.expires = expires
-    }
-
-    /// The sequence's stage-0 tag and the stage within it (see `StageTags`).
-    public var sequenceTag: UInt32 { tag & ~0xff }
-    public var stage: Int { Int(tag & 0xff) }
-}
-
-/// A source granted one guarded port.
-public struct GrantElement: Equatable, Sendable {
-    public var family: IPFamily
+/// One source granted one guarded port: decoded from the granted set, printed by `status`,
+/// carried by `apply`, deleted by `revoke`, and reported by `watch`. The same value all the way.
+public struct Grant: Equatable, Sendable, Identifiable, Encodable {
     public var source: IPAddress
     public var port: TransportPort
-    /// The grant's full length, and the time it has left.
+    /// The sequences of the live table that open this port, in name order. The kernel does not
+    /// record which one granted it; empty when none opens it any more.
+    public var sequences: [String]
+    /// The grant's full length (its sequence's `open_for`), and the time it has left.
     public var timeout: Duration
     public var expires: Duration
 
-    public init(family: IPFamily, source: IPAddress, port: TransportPort, timeout: Duration, expires: Duration) {
-        self.family = family
+    public init(source: IPAddress, port: TransportPort, sequences: [String] = [], timeout: Duration, expires: Duration) {
         self.source = source
         self.port = port
+        self.sequences = sequences
         self.timeout = timeout
         self.expires = expires
     }
-}
 
-/// An IP address in its canonical text form. Only constructed from text that parses as an
-/// address of its family, so it is safe to write into nft commands.
-public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
-    public let text: String
+    public var family: IPFamily { source.family }
 
-    /// Accepts dotted-quad IPv4 or RFC 4291 IPv6 text; nothing else (no names, no spaces).
-    public init?(_ text: String, family: IPFamily) {
-        let allowed: (Character) -> Bool = switch family {
-        case .ipv4: { $0.isASCII && ($0.isNumber || $0 == ".") }
-        case .ipv6: { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }
+    /// What the granted set keys a grant by.
+    public struct ID: Hashable, Sendable {
+        public var source: IPAddress
+        public var port: TransportPort
+
+        public init(source: IPAddress, port: TransportPort) {
+            self.source = source
+            self.port = port
         }
-        guard !text.isEmpty, text.count <= 45, text.allSatisfy(allowed) else { return nil }
-        if family == .ipv4 {
-            let octets = text.split(separator: ".", omittingEmptySubsequences: false)
-            guard octets.count == 4, octets.allSatisfy({ !$0.isEmpty && $0.count <= 3 && Int($0)! <= 255 }) else { return nil }
-        } else {
-            guard text.contains(":"), text.components(separatedBy: "::").count <= 2 else { return nil }
-        }
-        self.text = text
     }
 
-    public var description: String { text }
+    public var id: ID { ID(source: source, port: port) }
+
+    /// The set that holds it, and its key there.
+    public var set: SetLayout { TableLayout.granted(family) }
+    public var key: [Value] { [.address(source), .proto(port.proto), .port(port.port)] }
+
+    /// The grant a granted set's key names; nil for a key of another shape.
+    public init?(key: [Value], timeout: Duration, expires: Duration) {
+        guard key.count == 3, case .address(let source) = key[0], case .proto(let proto) = key[1],
+              case .port(let port) = key[2] else { return nil }
+        self.init(source: source, port: TransportPort(proto, port), timeout: timeout, expires: expires)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case source, family, port, sequences
+        case timeout = "timeout_seconds"
+        case expires = "expires_in_seconds"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(source, forKey: .source)
+        try container.encode(family.rawValue, forKey: .family)
+        try container.encode(port, forKey: .port)
+        try container.encode(sequences, forKey: .sequences)
+        try container.encode(timeout, forKey: .timeout)
+        try container.encode(expires, forKey: .expires)
+    }
+}
+
+/// A source part-way through a sequence: it has made `stage` of the sequence's knocks.
+public struct SequenceProgress: Equatable, Sendable, Encodable {
+    public var source: IPAddress
+    /// The stage tag: the sequence's tag with the stage in its low byte (see `StageTags`).
+    public var tag: UInt32
+    /// The sequence's name and number of knocks, from the table's catalog; nil when the
+    /// catalog does not have its tag (the sequence changed, and this can no longer advance).
+    public var sequence: String?
+    public var knocks: Int?
+    /// Time left before the kernel forgets it (the step timeout).
+    public var expires: Duration
+
+    public init(source: IPAddress, tag: UInt32, sequence: String? = nil, knocks: Int? = nil, expires: Duration) {
+        self.source = source
+        self.tag = tag
+        self.sequence = sequence
+        self.knocks = knocks
+        self.expires = expires
+    }
+
+    public var family: IPFamily { source.family }
+    /// The sequence's stage-0 tag, its key in the catalog.
+    public var sequenceTag: UInt32 { tag & ~0xff }
+    public var stage: Int { Int(tag & 0xff) }
+
+    /// The set that holds it, and its key there.
+    public var set: SetLayout { TableLayout.progress(family, stage: stage) }
+    public var key: [Value] { [.address(source), .tag(tag, family)] }
+
+    /// The progress a progress set's key names; nil for a key of another shape or stage 0.
+    public init?(key: [Value], expires: Duration) {
+        guard key.count == 2, case .address(let source) = key[0], case .tag(let tag, _) = key[1], tag & 0xff != 0
+        else { return nil }
+        self.init(source: source, tag: tag, expires: expires)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case source, family, sequence, stage
+        case knocks = "of"
+        case expires = "expires_in_seconds"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(source, forKey: .source)
+        try container.encode(family.rawValue, forKey: .family)
+        try container.encode(sequence, forKey: .sequence)
+        try container.encode(stage, forKey: .stage)
+        try container.encode(knocks, forKey: .knocks)
+        try container.encode(expires, forKey: .expires)
+    }
+}
+
+/// A banned source (by wrong knocks or a decoy) and the time its ban has left.
+public struct Ban: Equatable, Sendable, Encodable {
+    public var source: IPAddress
+    public var expires: Duration
+    /// False when the ban cannot take effect: the source is in the top-level `allow` list,
+    /// which reaches every guarded port without knocking, so the knocks a ban ignores are
+    /// knocks it never needs. Bans are triggered by packets whose source can be forged, so
+    /// such a ban is often someone else's doing.
+    public var effective: Bool
+
+    public init(source: IPAddress, expires: Duration, effective: Bool = true) {
+        self.source = source
+        self.expires = expires
+        self.effective = effective
+    }
+
+    public var family: IPFamily { source.family }
+    public var set: SetLayout { TableLayout.banned(family) }
+    public var key: [Value] { [.address(source)] }
+
+    enum CodingKeys: String, CodingKey {
+        case family, source, effective
+        case expires = "expires_in_seconds"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(family.rawValue, forKey: .family)
+        try container.encode(source, forKey: .source)
+        try container.encode(expires, forKey: .expires)
+        try container.encode(effective, forKey: .effective)
+    }
 }
