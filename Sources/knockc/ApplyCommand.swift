@@ -128,8 +128,7 @@ struct ApplyCommand: ParsableCommand {
             Console.error("knockc: \(error); nothing was changed")
             throw ExitCodes.forFailure(error)
         }
-        let knockc = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let started = try? Subprocess.run("/usr/bin/setsid", ["--fork", knockc, "revert-pending", "--table", spec.tableName])
+        let started = try? Subprocess.run("/usr/bin/setsid", ["--fork", Knockc.executable, "revert-pending", "--table", spec.tableName])
         guard started?.status == 0, pending.awaitReverter(timeout: 10) else {
             _ = try? pending.end("the reverter did not start")
             Console.error("knockc: could not start the process that reverts the table, so nothing was changed\(started.map { $0.errors.isEmpty ? "" : ": \($0.errors)" } ?? "")")
@@ -192,14 +191,24 @@ struct ApplyCommand: ParsableCommand {
         guard let recorded = pending.store.recordedSpec() else {
             throw ValidationErrorText("table inet \(table) exists, but knockc has no record of the spec it came from in this network namespace; apply once without --confirm first")
         }
-        let compiled = try ThrowawayNamespace.runKnockc(["scratch-apply", pending.store.recordPath, "--list"])
-        if let failure = ThrowawayNamespace.setupFailure(of: compiled) {
-            throw ValidationErrorText("cannot check that the live table can be restored exactly: \(failure)")
+        let compiled: String?
+        do {
+            compiled = try Knockc.throwawayNamespace.load(specPath: pending.store.recordPath, list: true)
+        } catch {
+            switch error {
+            case .setup(let failure): throw ValidationErrorText("cannot check that the live table can be restored exactly: \(failure)")
+            case .refused: compiled = nil
+            case .cannotRun: throw error
+            }
         }
-        guard compiled.status == 0,
-              ListingNormalizer.definitions(compiled.output) == ListingNormalizer.definitions(live) else {
+        guard let compiled, ListingNormalizer.definitions(compiled) == ListingNormalizer.definitions(live) else {
             throw ValidationErrorText("the live table inet \(table) is not what knockc last applied here (see `knockc diff`), so it cannot be restored exactly; apply without --confirm, or restore it first")
         }
         return recorded
     }
+}
+
+struct ValidationErrorText: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
