@@ -6,19 +6,19 @@ import Glibc
 /// fill up and stall the child, and nothing is left on disk. Unlike `KnockProcess`'s
 /// `ChildProcess`, the child keeps the descriptors it is meant to inherit: diff(1) reads its
 /// two inputs as `/dev/fd/N`.
-public enum Subprocess {
-    public struct Result: Sendable {
-        public var status: Int32
-        public var output: String
-        public var errors: String
+enum Subprocess {
+    struct Result: Sendable {
+        var status: Int32
+        var output: String
+        var errors: String
     }
 
     /// The program could not be started at all.
-    public struct SpawnFailure: Error, Sendable, CustomStringConvertible {
-        public var description: String
+    struct SpawnFailure: Error, Sendable, CustomStringConvertible {
+        var description: String
     }
 
-    public static func run(_ executable: String, _ arguments: [String]) throws(SpawnFailure) -> Result {
+    static func run(_ executable: String, _ arguments: [String]) throws(SpawnFailure) -> Result {
         let output: MemoryFile
         let errors: MemoryFile
         do {
