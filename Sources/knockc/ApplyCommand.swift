@@ -52,152 +52,97 @@ struct ApplyCommand: ParsableCommand {
         // Read once: the text checked is the text installed and recorded.
         let (spec, specText) = try options.loadWithText()
         try Privilege.requireNetAdmin("apply")
+        let operation = ApplyOperation(stateRoot: ConfirmSupport.root, namespace: Knockc.throwawayNamespace,
+                                       startReverter: ApplyOperation.detachedReverter(knockc: Knockc.executable))
+        let report = { (event: ApplyOperation.Event) in say(event, spec) }
         if let confirm, let window = Duration(parsing: confirm) {
-            try applyPendingConfirmation(spec, specText: specText, window: window)
-        } else {
-            try applyNow(spec, specText: specText)
-        }
-    }
-
-    /// A plain apply. The record it leaves is what a later `--confirm` restores; when it cannot
-    /// be written the table is still applied, and the warning says what that costs.
-    private func applyNow(_ spec: KnockSpec, specText: String) throws {
-        let pending: PendingConfirm
-        do {
-            pending = PendingConfirm(store: try ConfirmStore(table: spec.tableName, root: ConfirmSupport.root))
-        } catch {
-            Console.error("knockc: warning: \(error); this apply is not recorded, so a later `apply --confirm` will refuse to start")
-            try install(spec)
-            return
-        }
-        ConfirmSupport.report(pending.recoverOrphan(), table: spec.tableName)
-        do {
-            try pending.applyPlainly(force: force, onEnded: { _ in
-                Console.error("knockc: ended the pending apply --confirm of table inet \(spec.tableName); it will not revert")
-            }) {
-                try install(spec)
-                do {
-                    try pending.store.record(specText: specText)
-                } catch {
-                    Console.error("knockc: warning: \(error); the table is applied, but a later `apply --confirm` cannot restore it")
-                }
+            let outcome: ApplyOperation.Outcome
+            do {
+                outcome = try operation.applyPendingConfirmation(spec, text: specText, window: window, report: report)
+            } catch {
+                throw stop(error, spec, orElse: "or wait for it to end")
             }
-        } catch let refused as PendingConfirm.AlreadyPending {
-            throw refusal(refused, spec, orElse: "wait for it to revert, or run this apply with --force to end it without a revert")
-        } catch let error as SystemError {
+            try finish(outcome, window: window)
+        } else {
+            do {
+                _ = try operation.applyNow(spec, text: specText, force: force, report: report)
+            } catch {
+                throw stop(error, spec, orElse: "wait for it to revert, or run this apply with --force to end it without a revert")
+            }
+        }
+    }
+
+    /// Says how an apply --confirm ended; exit 5 when the previous table is back.
+    private func finish(_ outcome: ApplyOperation.Outcome, window: Duration) throws {
+        switch outcome {
+        case .applied:
+            break
+        case .confirmed:
+            print("confirmed: keeping the new table")
+        case .reverted(let detail):
+            Console.error("knockc: \(detail ?? "not confirmed within \(window)"): the previous table is restored")
+            throw Self.reverted
+        case .revertFailed(let detail):
+            Console.error("knockc: \(detail ?? "restoring the previous table failed")")
+            throw Self.reverted
+        case .ended(let detail):
+            Console.error("knockc: the pending apply was \(detail ?? "ended"); nothing will be reverted")
+        case .recordVanished(let directory):
+            Console.error("knockc: the record of this apply --confirm disappeared from \(directory); its reverter restores the previous table")
+            throw Self.reverted
+        }
+    }
+
+    /// Says what happened while it happens: results on stdout, the rest on stderr.
+    private func say(_ event: ApplyOperation.Event, _ spec: KnockSpec) {
+        switch event {
+        case .notRecorded(let error):
+            Console.error("knockc: warning: \(error); this apply is not recorded, so a later `apply --confirm` will refuse to start")
+        case .recovered(let recovery):
+            ConfirmSupport.report(recovery, table: spec.tableName)
+        case .endedPending:
+            Console.error("knockc: ended the pending apply --confirm of table inet \(spec.tableName); it will not revert")
+        case .installed(let report):
+            print(RulesetApplier.summary(report, table: spec.tableName, sequences: spec.sequences.count))
+        case .recordNotWritten(let error):
+            Console.error("knockc: warning: \(error); the table is applied, but a later `apply --confirm` cannot restore it")
+        case .awaitingConfirmation(let window):
+            print("run `knockc confirm\(tableOption(spec))` within \(window) to keep it; otherwise the previous table comes back")
+            // Whoever reads this through a pipe (a script, ssh -T) needs it now, not at exit.
+            fflush(nil)
+        }
+    }
+
+    /// Says why the apply stopped; returns the exit code that says so. `orElse` is the way
+    /// out of a refusal besides confirming.
+    private func stop(_ failure: ApplyOperation.Failure, _ spec: KnockSpec, orElse: String) -> Error {
+        switch failure {
+        case .alreadyPending(let refused):
+            Console.error("knockc: table inet \(spec.tableName) has \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
+                + "\(orElse); nothing was changed")
+            return ExitCode(1)
+        case .storeUnavailable(let error):
+            Console.error("knockc: \(error)")
+            return ExitCodes.forFailure(error)
+        case .unchanged(let error):
             Console.error("knockc: \(error); nothing was changed")
-            throw ExitCodes.forFailure(error)
-        }
-    }
-
-    private func install(_ spec: KnockSpec) throws {
-        let report: RulesetApplier.Report
-        do {
-            report = try RulesetApplier().apply(spec)
-        } catch {
+            return ExitCodes.forFailure(error)
+        case .reverterNotStarted(let output):
+            Console.error("knockc: could not start the process that reverts the table, so nothing was changed\(output.isEmpty ? "" : ": \(output)")")
+            return ExitCode(1)
+        case .notInstalled(let error):
+            Console.error("knockc: \(error)")
+            return ExitCode(1)
+        case .kernelRefused(let error):
             Console.error("knockc: the kernel refused the ruleset; nothing was changed.\n\(error)")
-            throw ExitCodes.kernelRefused
+            return ExitCodes.kernelRefused
+        case .unexpected(let error):
+            // Left to ArgumentParser, which says `Error: …`, as it always has.
+            return error
         }
-        print(RulesetApplier.summary(report, table: spec.tableName, sequences: spec.sequences.count))
-    }
-
-    /// Says why an apply was refused while another apply --confirm is under way, and what to
-    /// do; exit 1.
-    private func refusal(_ refused: PendingConfirm.AlreadyPending, _ spec: KnockSpec, orElse: String) -> ExitCode {
-        Console.error("knockc: table inet \(spec.tableName) has \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
-            + "\(orElse); nothing was changed")
-        return ExitCode(1)
     }
 
     private func tableOption(_ spec: KnockSpec) -> String {
         spec.tableName == KnockSpec.defaultTableName ? "" : " --table \(spec.tableName)"
-    }
-
-    /// Arms the revert, starts the reverter, installs, then waits for the outcome. See
-    /// `PendingConfirm`.
-    private func applyPendingConfirmation(_ spec: KnockSpec, specText: String, window: Duration) throws {
-        let pending = try ConfirmSupport.pending(table: spec.tableName)
-        ConfirmSupport.report(pending.recoverOrphan(), table: spec.tableName)
-        do {
-            try pending.arm(candidateSpec: specText, windowMilliseconds: Int(window.milliseconds)) { try previousSpec(pending) }
-        } catch let refused as PendingConfirm.AlreadyPending {
-            throw refusal(refused, spec, orElse: "or wait for it to end")
-        } catch {
-            Console.error("knockc: \(error); nothing was changed")
-            throw ExitCodes.forFailure(error)
-        }
-        let knockc = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let started = try? Subprocess.run("/usr/bin/setsid", ["--fork", knockc, "revert-pending", "--table", spec.tableName])
-        guard started?.status == 0, pending.awaitReverter(timeout: 10) else {
-            _ = try? pending.end("the reverter did not start")
-            Console.error("knockc: could not start the process that reverts the table, so nothing was changed\(started.map { $0.errors.isEmpty ? "" : ": \($0.errors)" } ?? "")")
-            throw ExitCode(1)
-        }
-        do {
-            try pending.install { try install(spec) }
-        } catch let error as PendingConfirm.NotInstalled {
-            Console.error("knockc: \(error)")
-            throw ExitCode(1)
-        }
-        print("run `knockc confirm\(tableOption(spec))` within \(window) to keep it; otherwise the previous table comes back")
-        // Whoever reads this through a pipe (a script, ssh -T) needs it now, not at exit.
-        fflush(nil)
-        try awaitOutcome(pending, window: window)
-    }
-
-    /// Waits for a confirm, a revert or an end, polling. Never forever: a reverter that dies is
-    /// noticed within a poll, and one stuck past its deadline is replaced (`recoverOrphan`).
-    private func awaitOutcome(_ pending: PendingConfirm, window: Duration) throws {
-        var missing = 0
-        while true {
-            guard let record = pending.store.confirmRecord() else {
-                // The reverter reverts when the record vanishes; give it a moment to say so.
-                missing += 1
-                if missing > 100 {
-                    Console.error("knockc: the record of this apply --confirm disappeared from \(pending.store.directory); its reverter restores the previous table")
-                    throw Self.reverted
-                }
-                usleep(50_000)
-                continue
-            }
-            missing = 0
-            switch record.phase {
-            case .arming, .pending:
-                _ = pending.recoverOrphan()
-                usleep(50_000)
-            case .confirmed:
-                print("confirmed: keeping the new table")
-                return
-            case .reverted:
-                Console.error("knockc: \(record.detail ?? "not confirmed within \(window)"): the previous table is restored")
-                throw Self.reverted
-            case .failed:
-                Console.error("knockc: \(record.detail ?? "restoring the previous table failed")")
-                throw Self.reverted
-            case .ended:
-                Console.error("knockc: the pending apply was \(record.detail ?? "ended"); nothing will be reverted")
-                return
-            }
-        }
-    }
-
-    /// The spec that restores the live table exactly, or nil when there is no table. Refuses
-    /// when knockc cannot promise an exact restore: a live table that is not what the
-    /// recorded spec compiles to.
-    private func previousSpec(_ pending: PendingConfirm) throws -> String? {
-        let table = pending.table
-        guard let live = try RulesetApplier().listDefinitions(table) else { return nil }
-        guard let recorded = pending.store.recordedSpec() else {
-            throw ValidationErrorText("table inet \(table) exists, but knockc has no record of the spec it came from in this network namespace; apply once without --confirm first")
-        }
-        let compiled = try ThrowawayNamespace.runKnockc(["scratch-apply", pending.store.recordPath, "--list"])
-        if let failure = ThrowawayNamespace.setupFailure(of: compiled) {
-            throw ValidationErrorText("cannot check that the live table can be restored exactly: \(failure)")
-        }
-        guard compiled.status == 0,
-              ListingNormalizer.definitions(compiled.output) == ListingNormalizer.definitions(live) else {
-            throw ValidationErrorText("the live table inet \(table) is not what knockc last applied here (see `knockc diff`), so it cannot be restored exactly; apply without --confirm, or restore it first")
-        }
-        return recorded
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KnockCore
+import KnockKernel
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,12 +40,14 @@ struct CheckCommand: ParsableCommand {
             var kernelError: String?
             var namespaceError: String?
             if kernel, spec != nil {
-                let result = try ThrowawayNamespace.runKnockc(["scratch-apply", path])
-                if let failure = ThrowawayNamespace.setupFailure(of: result) {
-                    namespaceError = failure.description
-                    spec = nil
-                } else if result.status != 0 {
-                    kernelError = result.errors.trimmingCharacters(in: .whitespacesAndNewlines)
+                do {
+                    _ = try Knockc.throwawayNamespace.load(specPath: path)
+                } catch {
+                    switch error {
+                    case .setup(let failure): namespaceError = failure.description
+                    case .refused(let errors): kernelError = errors.trimmingCharacters(in: .whitespacesAndNewlines)
+                    case .cannotRun: throw error
+                    }
                     spec = nil
                 }
             }

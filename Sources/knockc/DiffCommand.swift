@@ -25,43 +25,17 @@ struct DiffCommand: ParsableCommand {
         let spec: KnockSpec
         do { spec = try options.load() } catch { throw Self.trouble }
 
-        let live: String
+        let difference: String?
         do {
-            live = try RulesetApplier().listDefinitions(spec.tableName) ?? ""
+            difference = try RulesetDiff(namespace: Knockc.throwawayNamespace).difference(table: spec.tableName, specPath: options.spec)
         } catch {
-            Console.error("knockc: cannot read the live ruleset: \(error)")
+            // Left to ArgumentParser, which says `Error: …`, as it always has.
+            if case .toolFailed = error { throw error }
+            Console.error("knockc: \(error)")
             throw Self.trouble
         }
-        let compiled = try ThrowawayNamespace.runKnockc(["scratch-apply", options.spec, "--list"])
-        guard compiled.status == 0 else {
-            if let failure = ThrowawayNamespace.setupFailure(of: compiled) {
-                Console.error("knockc: cannot list the compiled table: \(failure)")
-                throw Self.trouble
-            }
-            Console.error("knockc: the kernel refused the compiled ruleset:\n\(compiled.errors)")
-            throw Self.trouble
-        }
-        let difference = try UnifiedDiff.between(
-            ListingNormalizer.definitions(live), labelled: "live table inet \(spec.tableName)",
-            and: ListingNormalizer.definitions(compiled.output), labelled: "compiled \(options.spec)")
         guard let difference else { return }
         print(difference, terminator: "")
         throw ExitCode(1)
-    }
-}
-
-/// diff(1) -u between two texts; nil when they are equal. Both texts reach diff(1) as
-/// in-memory files it inherits (`/dev/fd/N`): the live table's knock ports never touch a
-/// path another user could read or plant.
-enum UnifiedDiff {
-    static func between(_ old: String, labelled oldLabel: String, and new: String, labelled newLabel: String) throws -> String? {
-        let oldFile = try MemoryFile("knockc-diff-old", contents: old.isEmpty ? "" : old + "\n", inheritable: true)
-        let newFile = try MemoryFile("knockc-diff-new", contents: new + "\n", inheritable: true)
-        let result = try Subprocess.run("/usr/bin/diff", ["-u", "--label", oldLabel, "--label", newLabel, oldFile.childPath, newFile.childPath])
-        switch result.status {
-        case 0: return nil
-        case 1: return result.output
-        default: throw ValidationErrorText("diff(1) failed with status \(result.status): \(result.errors)")
-        }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KnockKernel
 
 /// `knockc`: port knocking compiled into the kernel.
@@ -23,6 +24,12 @@ struct Knockc: ParsableCommand {
             ScratchApplyCommand.self, RevertPendingCommand.self,
         ]
     )
+
+    /// This knockc binary, which the throwaway namespace and the reverter run again.
+    static var executable: String { URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path }
+
+    /// A kernel of its own for this binary's `scratch-apply`.
+    static var throwawayNamespace: ThrowawayNamespace { ThrowawayNamespace(knockc: executable) }
 }
 
 /// Exit codes that scripts can rely on.

@@ -2,8 +2,8 @@ import ArgumentParser
 import KnockCore
 import KnockKernel
 
-/// The inside half of `check --kernel` and `diff`: run by `ThrowawayNamespace` in an empty
-/// network namespace, never by hand, so it is hidden from help.
+/// The inside half of `check --kernel`, `diff` and `apply --confirm`: run by
+/// `ThrowawayNamespace` in an empty network namespace, never by hand, so it is hidden from help.
 struct ScratchApplyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scratch-apply",

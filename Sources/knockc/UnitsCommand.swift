@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import KnockCore
+import KnockKernel
 
 struct UnitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,13 +33,9 @@ struct UnitsCommand: ParsableCommand {
     static let defaultSpec = "/etc/knockc/knockc.yaml"
     static let defaultKnockc = "/usr/local/bin/knockc"
     static let defaultDirectory = "/etc/systemd/system"
-    static let unitName = "knockc.service"
 
     @Flag(help: "The watcher's unit, knockc-watch.service, instead of the boot unit.")
     var watcher = false
-
-    /// The unit this run renders.
-    var unitName: String { watcher ? "knockc-watch.service" : Self.unitName }
 
     @Option(help: "The spec the unit applies.", completion: .file(extensions: ["yaml", "yml"]))
     var spec: String = Self.defaultSpec
@@ -56,51 +53,37 @@ struct UnitsCommand: ParsableCommand {
         if directory != nil, !install {
             throw ValidationError("--directory only applies with --install.")
         }
-        try Self.checkUnitPath(spec, what: "--spec")
-        try Self.checkUnitPath(knockc, what: "--knockc")
+        for (path, option) in [(spec, "--spec"), (knockc, "--knockc")] {
+            do { try SystemdUnit.checkPath(path) } catch { throw ValidationError("\(option) \(error)") }
+        }
         if let directory {
             guard directory.hasPrefix("/") else { throw ValidationError("--directory '\(directory)' is not an absolute path.") }
         }
     }
 
-    /// A path that goes into ExecStart= verbatim. systemd splits command lines at whitespace,
-    /// unquotes quotes, unescapes backslashes, expands `$VAR` and `%` specifiers, and a
-    /// newline would start a directive of its own: refuse all of them rather than escape.
-    static func checkUnitPath(_ path: String, what option: String) throws {
-        guard path.hasPrefix("/") else {
-            throw ValidationError("\(option) '\(path)' is not an absolute path; systemd needs one.")
-        }
-        let forbidden: Set<Character> = ["\"", "'", "\\", "$", "%"]
-        if let bad = path.first(where: { $0.isWhitespace || $0.isNewline || forbidden.contains($0)
-                || $0.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) }) {
-            throw ValidationError("\(option) \(String(reflecting: path)) contains \(String(reflecting: String(bad))), which a systemd unit would not keep as it is.")
-        }
-    }
-
     func run() throws {
-        let table = try tableName()
-        let unit: String
+        let unit = SystemdUnit(watcher ? .watcher : .apply, specPath: spec, knockcPath: knockc, tableName: try tableName())
+        let text: String
         do {
-            unit = watcher
-                ? try Template.named(unitName).render(["knockc": knockc, "spec": spec])
-                : try Template.named(unitName).render(["knockc": knockc, "spec": spec, "table": table])
+            text = try unit.text()
         } catch {
             Console.error("knockc: \(error)")
             throw ExitCode(1)
         }
         guard install else {
-            print(unit, terminator: "")
+            print(text, terminator: "")
             return
         }
         let directory = self.directory ?? Self.defaultDirectory
-        let destination = URL(fileURLWithPath: directory).appendingPathComponent(unitName).path
-        if (try? String(contentsOfFile: destination, encoding: .utf8)) == unit {
+        let destination = URL(fileURLWithPath: directory).appendingPathComponent(unit.fileName).path
+        if (try? String(contentsOfFile: destination, encoding: .utf8)) == text {
             print("\(destination) is already up to date")
         } else {
             do {
-                try Self.writeAtomically(unit, to: destination)
+                // systemd never reads half a unit; 0644 whatever the umask.
+                try AtomicFile.write(text, to: destination, mode: 0o644)
             } catch {
-                Console.error("knockc: could not write \(destination): \(error)")
+                Console.error("knockc: could not write \(destination): \(String(cString: strerror(error.errno)))")
                 throw ExitCode(1)
             }
             print("wrote \(destination)")
@@ -111,7 +94,7 @@ struct UnitsCommand: ParsableCommand {
         if !FileManager.default.fileExists(atPath: spec) {
             print("next: put the spec at \(spec) and run `knockc check \(spec)`")
         }
-        print("next: systemctl daemon-reload && systemctl enable --now \(unitName)")
+        print("next: systemctl daemon-reload && systemctl enable --now \(unit.fileName)")
     }
 
     /// The table the unit's ExecStop deletes: the spec's, or the default while there is no spec.
@@ -127,40 +110,5 @@ struct UnitsCommand: ParsableCommand {
             throw ExitCodes.specErrors
         }
         return checked.tableName
-    }
-
-    /// Writes a temporary file beside the destination, then renames it over the destination,
-    /// so systemd never reads half a unit. The mode is 0644 whatever the umask.
-    static func writeAtomically(_ text: String, to path: String) throws {
-        let temporary = URL(fileURLWithPath: path).deletingLastPathComponent()
-            .appendingPathComponent(".\(unitName).\(getpid()).tmp").path
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw POSIXFailure(call: "open", path: temporary) }
-        var failure: POSIXFailure?
-        let bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count, failure == nil {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno != EINTR { failure = POSIXFailure(call: "write", path: temporary) }
-            } else {
-                written += count
-            }
-        }
-        if failure == nil, fchmod(descriptor, 0o644) != 0 { failure = POSIXFailure(call: "fchmod", path: temporary) }
-        if failure == nil, fsync(descriptor) != 0 { failure = POSIXFailure(call: "fsync", path: temporary) }
-        close(descriptor)
-        if failure == nil, rename(temporary, path) != 0 { failure = POSIXFailure(call: "rename", path: path) }
-        if let failure {
-            unlink(temporary)
-            throw failure
-        }
-    }
-
-    struct POSIXFailure: Error, CustomStringConvertible {
-        var description: String
-        init(call: String, path: String) {
-            description = "\(call) \(path): \(String(cString: strerror(errno)))"
-        }
     }
 }
