@@ -31,19 +31,10 @@ public enum Pipeline {
         }
     }
 
-    /// The spec as one nft script: applying it replaces knockc's table in a single transaction.
-    /// `counters` (packets and bytes by counter name) start the new table's counters where
-    /// the live table's stood, so an apply does not reset what the kernel has counted.
-    public static func nftScript(for spec: KnockSpec, counters: [String: (packets: UInt64, bytes: UInt64)] = [:]) -> String {
-        var ruleset = RulesetLowering.lower(spec)
-        if !counters.isEmpty {
-            for index in ruleset.table.counters.indices {
-                guard let live = counters[ruleset.table.counters[index].name] else { continue }
-                ruleset.table.counters[index].packets = live.packets
-                ruleset.table.counters[index].bytes = live.bytes
-            }
-        }
-        return nftScript(for: ruleset)
+    /// The spec as one nft script that replaces knockc's table in a single transaction: what
+    /// `compile` prints. `apply` changes a live table in place instead (`ApplyPlan`).
+    public static func nftScript(for spec: KnockSpec) -> String {
+        nftScript(for: RulesetLowering.lower(spec))
     }
 
     public static func nftScript(for ruleset: RulesetIR) -> String {

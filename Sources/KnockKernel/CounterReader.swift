@@ -1,6 +1,6 @@
 import KnockCore
 
-/// Reads the table's named counters (see `RulesetLowering.counters`): what the kernel itself
+/// Reads the table's named counters (see `RulesetLowering.counters`; an apply keeps them counting): what the kernel itself
 /// counted, whether or not a watcher was running.
 public struct CounterReader {
     private let dump: NetlinkDump

@@ -8,19 +8,20 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show the live table's grants, knocks in progress and bans.",
         discussion: """
-            Reads the table's rules through libnftables (listed without set contents) and its \
-            sets straight from the kernel over netlink, in the current network namespace, and \
-            changes nothing. Needs CAP_NET_ADMIN (root).
+            Reads the table's sets straight from the kernel over netlink, in the current \
+            network namespace, and changes nothing. Needs CAP_NET_ADMIN (root).
 
             grants: each source and guarded port it may reach, the sequences that open that \
             port, and the time left. The kernel stores a grant as source, protocol and port \
             only, so SEQUENCES lists every sequence of the live table whose last knock opens \
-            the port (read from the table's knock rules), not necessarily the one that was \
+            the port (read from the table's catalog, the sets sequences and openings), not \
+            necessarily the one that was \
             knocked; "-" when no sequence of the table opens it any more (a grant kept from \
             an earlier spec).
 
             knocks in progress: each source part-way through a sequence, the knocks it has \
-            made out of the sequence's total, and the time left before the kernel forgets them \
+            made out of the sequence's total (from the catalog; "-" and "?" for a sequence \
+            the table no longer has), and the time left before the kernel forgets them \
             (the step timeout).
 
             bans: sources banned by wrong knocks or a decoy, and the time left. A ban of a \
@@ -29,7 +30,8 @@ struct StatusCommand: ParsableCommand {
             whose source can be forged, so a ban does not show that its source misbehaved.
 
             The kernel gives times left to the millisecond; they are shown in whole seconds, \
-            rounded down, and an element with less than a second left is not shown. With --json, prints one JSON object: table, grants \
+            rounded down, and an element with less than a second left is not shown. With \
+            --json, prints one JSON object: table, grants \
             (source, family, port, sequences, timeout_seconds, expires_in_seconds), progress \
             (source, family, sequence, stage, of, expires_in_seconds) and bans (source, \
             family, expires_in_seconds, effective: false for an allowed source).

@@ -29,9 +29,6 @@ public struct TableIR: Equatable, Sendable {
 public struct CounterIR: Equatable, Sendable {
     public var name: String
     public var comment: String
-    /// Where the counter starts: zero, or the live table's count carried over an apply.
-    public var packets: UInt64 = 0
-    public var bytes: UInt64 = 0
 
     public init(name: String, comment: String) {
         self.name = name

@@ -55,14 +55,10 @@ public enum NftJSONRenderer {
             command("add", "table", tableObject),
         ]
         commands += table.counters.map { counter in
-            var fields: [(String, JSON)] = [
+            command("add", "counter", .object([
                 ("family", "inet"), ("table", .string(table.name)), ("name", .string(counter.name)),
                 ("comment", .string(counter.comment)),
-            ]
-            if counter.packets > 0 || counter.bytes > 0 {
-                fields += [("packets", .int(Int(clamping: counter.packets))), ("bytes", .int(Int(clamping: counter.bytes)))]
-            }
-            return command("add", "counter", .object(fields))
+            ]))
         }
         // Commands run in the order written, and the map's elements jump to chains, so the
         // chains come first (nft orders a `table { }` block the same way), their rules last.

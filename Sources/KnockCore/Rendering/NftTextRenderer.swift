@@ -20,9 +20,6 @@ public enum NftTextRenderer {
             text.append(contentsOf: counter.name)
             text.append(" {\n")
             writeComment(counter.comment, to: &text)
-            if counter.packets > 0 || counter.bytes > 0 {
-                text.append(contentsOf: "\t\tpackets \(counter.packets) bytes \(counter.bytes)\n")
-            }
             text.append("\t}\n")
         }
         for set in table.sets {
