@@ -1,5 +1,5 @@
 /// IP family of a packet, as `meta nfproto` sees it.
-public enum IPFamily: String, CaseIterable, Equatable, Sendable {
+public enum IPFamily: String, CaseIterable, Equatable, Sendable, Encodable {
     case ipv4, ipv6
 
     /// The suffix that tells a family's sets and chains apart (`progress4`, `guard6`).

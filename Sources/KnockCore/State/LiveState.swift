@@ -18,7 +18,9 @@ public struct LiveState: Equatable, Sendable {
 /// One source granted one guarded port: decoded from the granted set, printed by `status`,
 /// carried by `apply`, deleted by `revoke`, and reported by `watch`. The same value all the way.
 public struct Grant: Equatable, Sendable, Identifiable, Encodable {
-    public var source: IPAddress
+    public let source: IPAddress
+    /// The source's family, stored so that the JSON form has it as a field of its own.
+    public let family: IPFamily
     public var port: TransportPort
     /// The sequences of the live table that open this port, in name order. The kernel does not
     /// record which one granted it; empty when none opens it any more.
@@ -29,13 +31,12 @@ public struct Grant: Equatable, Sendable, Identifiable, Encodable {
 
     public init(source: IPAddress, port: TransportPort, sequences: [String] = [], timeout: Duration, expires: Duration) {
         self.source = source
+        family = source.family
         self.port = port
         self.sequences = sequences
         self.timeout = timeout
         self.expires = expires
     }
-
-    public var family: IPFamily { source.family }
 
     /// What the granted set keys a grant by.
     public struct ID: Hashable, Sendable {
@@ -66,23 +67,18 @@ public struct Grant: Equatable, Sendable, Identifiable, Encodable {
         case timeout = "timeout_seconds"
         case expires = "expires_in_seconds"
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(source, forKey: .source)
-        try container.encode(family.rawValue, forKey: .family)
-        try container.encode(port, forKey: .port)
-        try container.encode(sequences, forKey: .sequences)
-        try container.encode(timeout, forKey: .timeout)
-        try container.encode(expires, forKey: .expires)
-    }
 }
 
 /// A source part-way through a sequence: it has made `stage` of the sequence's knocks.
 public struct SequenceProgress: Equatable, Sendable, Encodable {
-    public var source: IPAddress
+    public let source: IPAddress
+    public let family: IPFamily
     /// The stage tag: the sequence's tag with the stage in its low byte (see `StageTags`).
-    public var tag: UInt32
+    public var tag: UInt32 {
+        didSet { stage = Int(tag & 0xff) }
+    }
+    /// The knocks made so far: the tag's low byte, stored for the JSON form.
+    public private(set) var stage: Int
     /// The sequence's name and number of knocks, from the table's catalog; nil when the
     /// catalog does not have its tag (the sequence changed, and this can no longer advance).
     public var sequence: String?
@@ -92,16 +88,16 @@ public struct SequenceProgress: Equatable, Sendable, Encodable {
 
     public init(source: IPAddress, tag: UInt32, sequence: String? = nil, knocks: Int? = nil, expires: Duration) {
         self.source = source
+        family = source.family
         self.tag = tag
+        stage = Int(tag & 0xff)
         self.sequence = sequence
         self.knocks = knocks
         self.expires = expires
     }
 
-    public var family: IPFamily { source.family }
     /// The sequence's stage-0 tag, its key in the catalog.
     public var sequenceTag: UInt32 { tag & ~0xff }
-    public var stage: Int { Int(tag & 0xff) }
 
     /// The set that holds it, and its key there.
     public var set: SetLayout { TableLayout.progress(family, stage: stage) }
@@ -114,16 +110,18 @@ public struct SequenceProgress: Equatable, Sendable, Encodable {
         self.init(source: source, tag: tag, expires: expires)
     }
 
+    /// The tag is the kernel's business; the JSON form says the stage.
     enum CodingKeys: String, CodingKey {
         case source, family, sequence, stage
         case knocks = "of"
         case expires = "expires_in_seconds"
     }
 
+    /// Written out so that a nil sequence or knock count is `null`, as `status --json` promises.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(source, forKey: .source)
-        try container.encode(family.rawValue, forKey: .family)
+        try container.encode(family, forKey: .family)
         try container.encode(sequence, forKey: .sequence)
         try container.encode(stage, forKey: .stage)
         try container.encode(knocks, forKey: .knocks)
@@ -133,7 +131,8 @@ public struct SequenceProgress: Equatable, Sendable, Encodable {
 
 /// A banned source (by wrong knocks or a decoy) and the time its ban has left.
 public struct Ban: Equatable, Sendable, Encodable {
-    public var source: IPAddress
+    public let source: IPAddress
+    public let family: IPFamily
     public var expires: Duration
     /// False when the ban cannot take effect: the source is in the top-level `allow` list,
     /// which reaches every guarded port without knocking, so the knocks a ban ignores are
@@ -143,24 +142,16 @@ public struct Ban: Equatable, Sendable, Encodable {
 
     public init(source: IPAddress, expires: Duration, effective: Bool = true) {
         self.source = source
+        family = source.family
         self.expires = expires
         self.effective = effective
     }
 
-    public var family: IPFamily { source.family }
     public var set: SetLayout { TableLayout.banned(family) }
     public var key: [Value] { [.address(source)] }
 
     enum CodingKeys: String, CodingKey {
         case family, source, effective
         case expires = "expires_in_seconds"
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(family.rawValue, forKey: .family)
-        try container.encode(source, forKey: .source)
-        try container.encode(expires, forKey: .expires)
-        try container.encode(effective, forKey: .effective)
     }
 }
