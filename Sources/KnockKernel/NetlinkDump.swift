@@ -133,19 +133,26 @@ final class NetlinkDump {
         return withUnsafeBytes(of: header) { Array($0) } + value + [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
     }
 
-    /// The record type of an element's comment in its user data: nftables'
-    /// `NFTNL_UDATA_SET_ELEM_COMMENT`, which no installed header declares.
+    /// Record types in libnftnl's user data, which no installed header declares: an
+    /// element's comment (`NFTNL_UDATA_SET_ELEM_COMMENT`) and a set's comment
+    /// (`NFTNL_UDATA_SET_COMMENT`).
     private static let commentRecord: UInt8 = 0
+    private static let setCommentRecord: UInt8 = 7
 
-    /// The comment in libnftnl's user data: records of a type byte, a length byte and the
-    /// value; a comment is a `commentRecord`, NUL-terminated.
+    /// An element's comment, from its user data.
     static func comment(userdata: UnsafeRawBufferPointer) -> String? {
+        userdataRecord(commentRecord, in: userdata)
+    }
+
+    /// One record of libnftnl's user data: records of a type byte, a length byte and the
+    /// value; text is NUL-terminated.
+    static func userdataRecord(_ record: UInt8, in userdata: UnsafeRawBufferPointer) -> String? {
         var offset = 0
         while offset + 2 <= userdata.count {
             let type = userdata[offset]
             let length = Int(userdata[offset + 1])
             guard offset + 2 + length <= userdata.count else { return nil }
-            if type == commentRecord {
+            if type == record {
                 let bytes = userdata[(offset + 2)..<(offset + 2 + length)].prefix { $0 != 0 }
                 return String(decoding: bytes, as: UTF8.self)
             }
@@ -158,16 +165,25 @@ final class NetlinkDump {
     /// their definitions, its chains, counters and other objects. Nil when there is no such
     /// table. Four small dumps, whatever the sets hold.
     func definitions(table: String) throws(Failure) -> LiveDefinitions? {
-        guard try tableHandle(table) != nil else { return nil }
+        var tableFlags: UInt32?
+        let found = try request(type: wire(NFT_MSG_GETTABLE), dump: false,
+                                attributes: [(wire(NFTA_TABLE_NAME), Self.cString(table))]) { kind, value in
+            if kind == wire(NFTA_TABLE_FLAGS), value.count == 4 { tableFlags = Self.bigEndian32(value) }
+        }
+        guard found else { return nil }
         var definitions = LiveDefinitions()
+        definitions.dormant = (tableFlags ?? 0) & UInt32(NFT_TABLE_F_DORMANT.rawValue) != 0
         var name = ""
         var owner = ""
         var flags: UInt32 = 0
         var keyType: UInt32 = 0
         var keyLength = 0
         var size = 0
+        var comment: String?
+        var hasExtras = false
         func reset() {
             (name, owner, flags, keyType, keyLength, size) = ("", "", 0, 0, 0, 0)
+            (comment, hasExtras) = (nil, false)
         }
         _ = try request(type: wire(NFT_MSG_GETSET), dump: true, attributes: [(wire(NFTA_SET_TABLE), Self.cString(table))],
                         messageEnd: {
@@ -175,7 +191,7 @@ final class NetlinkDump {
                             if owner == table, flags & UInt32(NFT_SET_ANONYMOUS.rawValue) == 0 {
                                 definitions.sets[name] = SetDefinition(
                                     isMap: flags & UInt32(NFT_SET_MAP.rawValue) != 0, keyType: keyType, keyLength: keyLength,
-                                    flags: flags, size: size)
+                                    flags: flags, size: size, comment: comment, hasExtras: hasExtras)
                             }
                             reset()
                         }) { kind, value in
@@ -189,6 +205,12 @@ final class NetlinkDump {
                 Self.forEachAttribute(value) { field, data in
                     if field == wire(NFTA_SET_DESC_SIZE), data.count == 4 { size = Int(Self.bigEndian32(data)) }
                 }
+            case wire(NFTA_SET_USERDATA):
+                comment = Self.userdataRecord(Self.setCommentRecord, in: value)
+            case wire(NFTA_SET_EXPR), wire(NFTA_SET_EXPRESSIONS), wire(NFTA_SET_TIMEOUT):
+                hasExtras = true
+            case wire(NFTA_SET_POLICY) where value.count == 4:
+                if Self.bigEndian32(value) != UInt32(NFT_SET_POL_PERFORMANCE.rawValue) { hasExtras = true }
             default: break
             }
         }

@@ -96,10 +96,19 @@ public struct NftError: Error, Sendable, CustomStringConvertible {
     /// What was sent; `message` refers to its lines.
     public var command: String
     /// libnftables' error text, as `nft -f` prints it: `ruleset:LINE:COLS: Error: ...` and
-    /// the refused line, numbered as in `knockc compile`.
+    /// the refused line of the transaction sent.
     public var message: String
 
-    public var description: String { message.hasSuffix("\n") ? String(message.dropLast()) : message }
+    /// The message with each line cut to `longestLine` characters: a refused `add element`
+    /// line can hold thousands of elements, and the position already says where.
+    public var description: String {
+        let text = message.hasSuffix("\n") ? String(message.dropLast()) : message
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.count > Self.longestLine ? line.prefix(Self.longestLine) + " …" : String(line)
+        }.joined(separator: "\n")
+    }
+
+    static let longestLine = 300
 
     /// The kernel's ENOENT: the table, set or element named does not exist.
     ///

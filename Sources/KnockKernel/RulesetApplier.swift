@@ -10,14 +10,15 @@ public struct RulesetApplier {
 
     /// What an apply did to the live table's state.
     public struct Report: Equatable, Sendable {
-        /// True when the live table was changed in place (its state sets kept in the kernel);
-        /// false when there was none, or when it was not knockc's shape and was replaced whole.
+        /// True when the live table was changed in place (its state sets kept in the kernel).
         public var inPlace = false
+        /// Why the live table was replaced whole instead; nil when it was not (or there was none).
+        public var replacement: ApplyPlan.Replacement?
         /// State sets left untouched in the kernel, with everything in them.
         public var keptSets: [String] = []
         /// State sets whose definitions changed: read, redefined and refilled.
         public var redefinedSets: [String] = []
-        /// Elements refilled into redefined sets, and knocks in progress moved to new tags.
+        /// Elements refilled into redefined or replaced sets, and knocks in progress moved to new tags.
         public var carried = 0
         public var movedProgress = 0
         /// Grants ended because no sequence that opened their port still opens it.
@@ -33,7 +34,10 @@ public struct RulesetApplier {
         if report.inPlace {
             parts.append("grants, knocks in progress and bans stayed in the kernel")
         }
-        if !report.redefinedSets.isEmpty {
+        if let replacement = report.replacement {
+            parts.append("replaced the live table whole, since \(replacement), and carried \(report.carried) "
+                         + "element\(report.carried == 1 ? "" : "s") of its state over")
+        } else if !report.redefinedSets.isEmpty {
             parts.append("redefined set\(report.redefinedSets.count == 1 ? "" : "s") \(report.redefinedSets.joined(separator: ", ")) "
                          + "and carried \(report.carried) element\(report.carried == 1 ? "" : "s") over")
         }
@@ -53,23 +57,40 @@ public struct RulesetApplier {
 
     /// Changes the spec's table in one transaction, in place (see `ApplyPlan`): the sets the
     /// packet path fills stay in the kernel and are not read, unless their definitions change.
+    ///
+    /// When the transaction deletes elements it read (grants that end, progress whose tag
+    /// another sequence took), one of them may vanish before the commit (a close, a revoke),
+    /// which makes the kernel refuse the whole transaction; the apply then reads again and
+    /// retries, a few times.
+    ///
+    /// `adding` puts more elements into the new table in the same transaction: a revert gives
+    /// back the grants the apply it undoes had ended.
     @discardableResult
-    public func apply(_ spec: KnockSpec) throws(NftError) -> Report {
+    public func apply(_ spec: KnockSpec, adding extra: [ElementOperation] = []) throws(NftError) -> Report {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try applyOnce(spec, adding: extra)
+            } catch where attempt < 4 && error.isMissingObject {
+                continue
+            }
+        }
+    }
+
+    private func applyOnce(_ spec: KnockSpec, adding extra: [ElementOperation]) throws(NftError) -> Report {
         let reader = try LiveStateReader()
         let definitions = try reader.definitions(table: spec.tableName)
         let catalog = definitions == nil ? nil : try reader.catalog(table: spec.tableName)
         let plan = ApplyPlan(spec: spec, definitions: definitions, catalog: catalog)
-        var report = Report(inPlace: definitions != nil && !plan.replacesTable, keptSets: plan.keptSets,
-                            redefinedSets: plan.redefinedSets, changedSequences: plan.changedSequences,
-                            removedSequences: plan.removedSequences)
-        if plan.replacesTable {
-            try apply(Pipeline.nftScript(for: RulesetIR(table: plan.table)))
-            return report
-        }
+        var report = Report(inPlace: definitions != nil && plan.replacement == nil, replacement: plan.replacement,
+                            keptSets: plan.keptSets, redefinedSets: plan.replacement == nil ? plan.redefinedSets : [],
+                            changedSequences: plan.changedSequences, removedSequences: plan.removedSequences)
         let toRead = plan.setsToRead
         let state = toRead.isEmpty || catalog == nil
             ? LiveState() : try reader.state(table: spec.tableName, catalog: catalog!, sets: Set(toRead))
-        let elements = plan.elements(given: state)
+        var elements = plan.elements(given: state)
+        elements.operations += extra
         report.carried = elements.carried
         report.movedProgress = elements.movedProgress
         report.endedGrants = elements.endedGrants

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 @testable import KnockCore
 @testable import KnockKernel
+@testable import KnockTestSupport
 import Testing
 
 /// Re-applying a spec, changed or not, changes the table in place: grants, knocks in progress
@@ -185,6 +186,50 @@ struct InPlaceApplyTests {
             let ruleset = try bed.serverRuleset()
             #expect(!ruleset.contains("quota") && !ruleset.contains("policy drop"))
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
+        }
+    }
+
+    @Test("a dormant table, or one with names nft reads as keywords, is replaced whole with its grants carried, and guards again")
+    func oddTablesReplacedWithState() throws {
+        for oddity in ["add table inet knockc { flags dormant; }\n",
+                       #"{"nftables":[{"add":{"chain":{"family":"inet","table":"knockc","name":"eq"}}}]}"#] {
+            try Testbed.with { bed in
+                let listener = try bed.listen(tcpPort: 22)
+                try bed.apply(Self.spec)
+                try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
+                if oddity.hasPrefix("{") {
+                    // A name only JSON can create: nft's own syntax reads it as a keyword.
+                    let file = "/run/knockc-test-\(getpid())-\(UUID().uuidString).json"
+                    try oddity.write(toFile: file, atomically: true, encoding: .utf8)
+                    defer { try? FileManager.default.removeItem(atPath: file) }
+                    try runProgram(["ip", "netns", "exec", bed.server.name, "nft", "-j", "-f", file])
+                } else {
+                    try bed.applyScript(oddity)
+                }
+                let report = try bed.apply(Self.spec)
+                #expect(report.replacement != nil && report.carried == 1, "\(report)")
+                #expect(RulesetApplier.summary(report, table: "knockc", sequences: 1).contains("replaced the live table whole"))
+                #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected, "the grant was carried")
+                #expect(try bed.other.connect(to: Testbed.serverOtherV4, port: 22) == .refused, "the port is guarded again")
+                _ = listener
+            }
+        }
+    }
+
+    @Test("grants that time out while an apply ends others never make it fail")
+    func endingGrantsRacesExpiry() throws {
+        try Testbed.with { bed in
+            try bed.apply(Self.spec)
+            let dropped = Self.spec.replacingOccurrences(of: "open: [tcp/22]", with: "open: [tcp/2222]")
+            for round in 0..<6 {
+                try bed.apply(Self.spec)
+                // 2,000 grants of tcp/22, one running out every millisecond from 20 ms on: some
+                // expire between the apply's read and its commit.
+                let grants = (0..<2000).map { "198.18.\($0 / 250).\($0 % 250 + 1) . 6 . 22 timeout \(20 + $0)ms" }
+                try bed.applyScript("add element inet knockc granted4 { \(grants.joined(separator: ", ")) }\n")
+                let report = try bed.apply(dropped)
+                #expect(!report.endedGrants.isEmpty, "round \(round)")
+            }
         }
     }
 

@@ -43,7 +43,7 @@ struct PendingConfirmTests {
                 #expect(reverter.previousSpec == Self.ssh)
                 // Time spent before the install does not count against the window.
                 clock.advance(by: 30)
-                try pending.install { try RulesetApplier().apply(try Self.spec(Self.several)) }
+                try pending.install { try RulesetApplier().apply(try Self.spec(Self.several)).endedGrants }
                 #expect(pending.store.confirmRecord()?.installed == true)
                 var slept = 0.0
                 return pending.revert(as: reverter) { nanoseconds in
@@ -55,6 +55,36 @@ struct PendingConfirmTests {
             }
             #expect(record?.phase == .reverted)
             #expect(try !live(bed).contains("admin-web"), "the previous table is back")
+        }
+    }
+
+    @Test("a revert gives back the grants the apply ended, with the time they had left on the boot clock")
+    func revertRestoresEndedGrants() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Testbed.with { bed in
+            try bed.apply(Self.ssh)
+            try bed.applyScript("add element inet knockc granted4 { 192.0.2.9 . 6 . 22 timeout 1h expires 1h }\n")
+            let elsewhere = Self.ssh.replacingOccurrences(of: "open: [tcp/22]", with: "open: [tcp/2222]")
+            try #require(elsewhere != Self.ssh)
+            let clock = ManualClock()
+            let record = try bed.server.perform { () throws -> ConfirmRecord? in
+                let pending = PendingConfirm(store: try store(), clock: { clock.now })
+                try pending.arm(candidateSpec: elsewhere, windowMilliseconds: 60_000) { Self.ssh }
+                let reverter = try #require(try pending.takeOver())
+                var ended: [Grant] = []
+                try pending.install {
+                    ended = try RulesetApplier().apply(try Self.spec(elsewhere)).endedGrants
+                    return ended
+                }
+                #expect(ended.map(\.port) == [TransportPort(.tcp, 22)])
+                return pending.revert(as: reverter) { nanoseconds in clock.advance(by: Double(nanoseconds) / 1e9) }
+            }
+            #expect(record?.phase == .reverted)
+            let grants = try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.grants ?? [] }
+            #expect(grants.map(\.port) == [TransportPort(.tcp, 22)], "the ended grant is back")
+            // An hour less the minute the window took on the boot clock, less the moment the test took.
+            let left = try #require(grants.first).expires.milliseconds
+            #expect((3_530_000...3_540_000).contains(left), "\(left) ms left")
         }
     }
 
@@ -71,7 +101,7 @@ struct PendingConfirmTests {
                 record.phase = .reverted
                 try pending.store.write(record)
                 var ran = false
-                #expect(throws: PendingConfirm.NotInstalled.self) { try pending.install { ran = true } }
+                #expect(throws: PendingConfirm.NotInstalled.self) { try pending.install { ran = true; return [] } }
                 #expect(!ran)
             }
             #expect(try !live(bed).contains("admin-web"))

@@ -152,7 +152,7 @@ struct ApplyPlanTests {
     func plainReapply() throws {
         let spec = try spec(ssh)
         let plan = ApplyPlan(spec: spec, definitions: definitions(of: spec), catalog: TableCatalog(spec))
-        #expect(!plan.replacesTable)
+        #expect(plan.replacement == nil)
         #expect(plan.setsToRead.isEmpty)
         #expect(Set(plan.keptSets) == ["started4", "progress4", "granted4", "started6", "progress6", "granted6"])
         #expect(plan.redefinedSets.isEmpty && plan.changedSequences.isEmpty && plan.endedOpenings.isEmpty)
@@ -245,7 +245,7 @@ struct ApplyPlanTests {
         #expect(elements.movedProgress == 1)
         let newTag = KnockMachine.all(in: new)[0].tags.tag(2)
         let text = NftTextRenderer.render(elements.operations, table: "knockc")
-        #expect(text.contains("delete element inet knockc progress4 { 192.0.2.3 . 0.0.1.2 }"))
+        #expect(!text.contains("delete element"), "the old tag names nothing now: its progress only waits to time out")
         #expect(text.contains("add element inet knockc progress4 { 192.0.2.3 . \(IPFamily.ipv4.address(newTag)) timeout 1s expires 1s }"),
                 "moved, with at most the new step timeout left")
     }
@@ -255,11 +255,81 @@ struct ApplyPlanTests {
         let spec = try spec(ssh)
         var foreign = definitions(of: spec)
         foreign.foreignObjects = ["ft"]
-        #expect(ApplyPlan(spec: spec, definitions: foreign, catalog: TableCatalog(spec)).replacesTable)
-        var injected = definitions(of: spec)
-        injected.chains.append("x; flush ruleset")
-        #expect(ApplyPlan(spec: spec, definitions: injected, catalog: TableCatalog(spec)).replacesTable)
-        #expect(ApplyPlan(spec: spec, definitions: definitions(of: spec), catalog: nil).replacesTable)
-        #expect(!ApplyPlan(spec: spec, definitions: nil, catalog: nil).replacesTable, "no table: nothing to replace")
+        #expect(ApplyPlan(spec: spec, definitions: foreign, catalog: TableCatalog(spec)).replacement == .foreignObjects(["ft"]))
+        for name in ["x; flush ruleset", "eq", "xor", "packets", "auto-merge", "Input", "x y"] {
+            var odd = definitions(of: spec)
+            odd.chains.append(name)
+            #expect(ApplyPlan(spec: spec, definitions: odd, catalog: TableCatalog(spec)).replacement == .unknownNames([name]), "\(name)")
+        }
+        var dormant = definitions(of: spec)
+        dormant.dormant = true
+        #expect(ApplyPlan(spec: spec, definitions: dormant, catalog: TableCatalog(spec)).replacement == .dormant)
+        #expect(ApplyPlan(spec: spec, definitions: definitions(of: spec), catalog: nil).replacement == .noCatalog)
+        #expect(ApplyPlan(spec: spec, definitions: nil, catalog: nil).replacement == nil, "no table: nothing to replace")
+        let plan = ApplyPlan(spec: spec, definitions: definitions(of: spec), catalog: TableCatalog(spec))
+        #expect(plan.replacement == nil, "knockc's own names are all safe: \(plan.removals)")
+    }
+
+    @Test("a replaced table's state is read and carried into the new table")
+    func replacementCarriesState() throws {
+        let spec = try spec(ssh)
+        var dormant = definitions(of: spec)
+        dormant.dormant = true
+        let plan = ApplyPlan(spec: spec, definitions: dormant, catalog: TableCatalog(spec))
+        #expect(Set(plan.setsToRead).isSuperset(of: ["granted4", "progress4", "started6"]))
+        let source = IPAddress("192.0.2.3", family: .ipv4)!
+        let tag = KnockMachine.all(in: spec)[0].tags.tag(2)
+        var catalog = TableCatalog(spec)
+        catalog.entries = catalog.entries.filter { $0.key == tag & ~0xff }
+        let elements = plan.elements(given: LiveState(
+            catalog: catalog,
+            progress: [SequenceProgress(source: source, tag: tag, expires: .seconds(3))],
+            grants: [Grant(source: source, port: TransportPort(.tcp, 22), timeout: .seconds(30), expires: .seconds(20))]))
+        #expect(elements.carried == 2)
+        let text = NftTextRenderer.render(plan.update(elements))
+        #expect(text.hasPrefix("table inet knockc {}\ndelete table inet knockc\ntable inet knockc {"))
+        #expect(text.contains("add element inet knockc granted4 { 192.0.2.3 . tcp . 22 timeout 30s expires 20s }"))
+    }
+
+    @Test("a set whose comment or extras differ is redefined, not kept")
+    func definitionsCompareWhole() throws {
+        let spec = try spec(ssh)
+        var live = definitions(of: spec)
+        live.sets["granted4"]?.comment = "someone else's"
+        live.sets["started4"]?.hasExtras = true
+        let plan = ApplyPlan(spec: spec, definitions: live, catalog: TableCatalog(spec))
+        #expect(Set(plan.redefinedSets) == ["granted4", "started4"])
+        #expect(!plan.keptSets.contains("granted4"))
+    }
+
+    @Test("progress at a tag another sequence takes over is deleted, not inherited")
+    func reoccupiedTags() throws {
+        let old = try spec(ssh)
+        let new = try spec(ssh.replacingOccurrences(of: "web: {knock: [tcp/7001]", with: "web: {knock: [tcp/7002]"))
+        var catalog = TableCatalog(old)
+        // Pretend the old web sat where the new web's tags are.
+        let oldWeb = KnockMachine.all(in: old)[1].tags.tag(0)
+        let newWeb = KnockMachine.all(in: new)[1].tags.tag(0)
+        catalog.entries[newWeb] = catalog.entries.removeValue(forKey: oldWeb)
+        let plan = ApplyPlan(spec: new, definitions: definitions(of: old), catalog: catalog)
+        #expect(plan.reoccupiedTags == [newWeb])
+        let source = IPAddress("192.0.2.3", family: .ipv4)!
+        let elements = plan.elements(given: LiveState(catalog: catalog, progress: [
+            SequenceProgress(source: source, tag: newWeb | 1, expires: .seconds(3)),
+        ]))
+        #expect(elements.operations == [.delete(SequenceProgress(source: source, tag: newWeb | 1, expires: .seconds(3)))])
+    }
+
+    @Test("a grant about to expire is left to expire rather than deleted")
+    func nearExpiryLeftAlone() throws {
+        let old = try spec(ssh)
+        let new = try spec(ssh.replacingOccurrences(of: "open: [tcp/22]", with: "open: [tcp/2222]"))
+        let plan = ApplyPlan(spec: new, definitions: definitions(of: old), catalog: TableCatalog(old))
+        let source = IPAddress("192.0.2.3", family: .ipv4)!
+        let elements = plan.elements(given: LiveState(grants: [
+            Grant(source: source, port: TransportPort(.tcp, 22), timeout: .seconds(30), expires: Duration(milliseconds: 1500)),
+        ]))
+        #expect(elements.endedGrants.count == 1)
+        #expect(elements.operations.isEmpty)
     }
 }

@@ -5,6 +5,9 @@
 /// knocks in progress among them, never leave it.
 public struct TableUpdate: Equatable, Sendable {
     public var table: TableIR
+    /// True when the live table is deleted whole first, as the compiled script does; the
+    /// removals are then moot.
+    public var replacesTable = false
     /// Live objects to remove before the new definition: every chain, map, constant set and
     /// counter the new table does not keep.
     public var removals: [TableObject]
@@ -12,8 +15,9 @@ public struct TableUpdate: Equatable, Sendable {
     /// that end (grants the new spec no longer opens).
     public var elements: [ElementOperation]
 
-    public init(table: TableIR, removals: [TableObject] = [], elements: [ElementOperation] = []) {
+    public init(table: TableIR, replacesTable: Bool = false, removals: [TableObject] = [], elements: [ElementOperation] = []) {
         self.table = table
+        self.replacesTable = replacesTable
         self.removals = removals
         self.elements = elements
     }

@@ -2,6 +2,10 @@
 /// with their definitions, the chains and the counters. Enough to change the table in place
 /// (`ApplyPlan`) and to know which sets can stay as they are.
 public struct LiveDefinitions: Equatable, Sendable {
+    /// True when the table is dormant (`flags dormant`): its chains see no packet, and a
+    /// transaction that wakes it while changing its base chain is refused, so an apply
+    /// replaces it whole.
+    public var dormant = false
     public var sets: [String: SetDefinition]
     public var chains: [String]
     public var counters: [String]
@@ -22,6 +26,11 @@ public struct LiveDefinitions: Equatable, Sendable {
 /// accepted by the kernel and changes nothing, so a changed definition must be seen here.
 public struct SetDefinition: Hashable, Sendable {
     public var isMap: Bool
+    /// The comment nft keeps in the set's user data.
+    public var comment: String?
+    /// Anything else that shapes a set and that knockc never declares: statements on its
+    /// elements (`counter`), a memory policy, a default timeout. Such a set is never kept.
+    public var hasExtras = false
     /// nft's key type (concatenations packed 6 bits a part) and the key's length in bytes.
     public var keyType: UInt32
     public var keyLength: Int
@@ -30,8 +39,11 @@ public struct SetDefinition: Hashable, Sendable {
     /// The bound on elements; 0 for none.
     public var size: Int
 
-    public init(isMap: Bool, keyType: UInt32, keyLength: Int, flags: UInt32, size: Int) {
+    public init(isMap: Bool, keyType: UInt32, keyLength: Int, flags: UInt32, size: Int,
+                comment: String? = nil, hasExtras: Bool = false) {
         self.isMap = isMap
+        self.comment = comment
+        self.hasExtras = hasExtras
         self.keyType = keyType
         self.keyLength = keyLength
         self.flags = flags & Self.shapingFlags
@@ -48,7 +60,13 @@ public struct SetDefinition: Hashable, Sendable {
         guard case .dynamic(let size) = set.contents else { return nil }
         let keyType = set.key.reduce(UInt32(0)) { $0 << 6 | $1.nftTypeID }
         let keyLength = set.key.reduce(0) { $0 + ($1.length + 3) & ~3 }
-        self.init(isMap: false, keyType: keyType, keyLength: keyLength, flags: Self.dynamicFlags, size: size)
+        self.init(isMap: false, keyType: keyType, keyLength: keyLength, flags: Self.dynamicFlags, size: size,
+                  comment: set.comment)
+    }
+
+    /// Whether the elements of a set so defined fit one defined as `other`: the same key.
+    public func holdsElements(of other: SetDefinition) -> Bool {
+        !isMap && !other.isMap && keyType == other.keyType && keyLength == other.keyLength
     }
 }
 

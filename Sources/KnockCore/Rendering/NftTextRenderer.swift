@@ -84,6 +84,10 @@ public enum NftTextRenderer {
     public static func render(_ update: TableUpdate) -> String {
         let table = update.table.name
         var lines = ["table inet \(table) {}"]
+        if update.replacesTable {
+            lines.append("delete table inet \(table)")
+            return lines.joined(separator: "\n") + "\n" + render(update.table) + "\n" + render(update.elements, table: table)
+        }
         // Rules go first, so no chain, map or set is still referenced when it is deleted.
         for case .chain(let chain) in update.removals { lines.append("flush chain inet \(table) \(chain)") }
         for case .map(let map) in update.removals { lines.append("delete map inet \(table) \(map)") }

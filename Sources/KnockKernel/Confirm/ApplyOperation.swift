@@ -195,7 +195,7 @@ public struct ApplyOperation: Sendable {
             throw .reverterNotStarted(output: notStarted?.output ?? "")
         }
         do {
-            try pending.install { try install(spec, report) }
+            try pending.install { try install(spec, report).endedGrants }
         } catch let failure as Failure {
             throw failure
         } catch let notInstalled as PendingConfirm.NotInstalled {
@@ -261,7 +261,8 @@ public struct ApplyOperation: Sendable {
 
     // MARK: Both
 
-    private func install(_ spec: KnockSpec, _ report: (Event) -> Void) throws(Failure) {
+    @discardableResult
+    private func install(_ spec: KnockSpec, _ report: (Event) -> Void) throws(Failure) -> RulesetApplier.Report {
         let installed: RulesetApplier.Report
         do {
             installed = try RulesetApplier().apply(spec)
@@ -269,6 +270,7 @@ public struct ApplyOperation: Sendable {
             throw .kernelRefused(error)
         }
         report(.installed(installed))
+        return installed
     }
 
     /// Tells what `recoverOrphan` did: it changed the kernel, so it is never silent.

@@ -1,3 +1,4 @@
+import KnockCore
 import Foundation
 import Glibc
 
@@ -39,6 +40,8 @@ public struct ConfirmStore: Sendable {
     public var recordPath: String { "\(directory)/\(table).yaml" }
     public var previousPath: String { "\(directory)/\(table).previous.yaml" }
     public var candidatePath: String { "\(directory)/\(table).candidate.yaml" }
+    /// The grants the pending apply ended, which a revert puts back.
+    var endedGrantsPath: String { "\(directory)/\(table).ended-grants" }
     var statePath: String { "\(directory)/\(table).pending" }
     var lockPath: String { "\(directory)/\(table).lock" }
 
@@ -148,5 +151,37 @@ public struct ConfirmRecord: Codable, Equatable, Sendable {
         self.applier = applier
         self.reverter = reverter
         self.detail = detail
+    }
+}
+
+/// The grants an apply --confirm ended, as the store keeps them until the confirm or the
+/// revert: each with the boot-clock instant it runs out, so the time a revert gives back is
+/// what it had left, whatever the wall clock did meanwhile.
+struct EndedGrantsFile: Codable, Equatable {
+    struct Entry: Codable, Equatable {
+        var source: String
+        var port: String
+        var timeoutMilliseconds: Int64
+        var expiresAtBootNanoseconds: UInt64
+    }
+
+    var grants: [Entry]
+
+    init(_ grants: [Grant], now: UInt64) {
+        self.grants = grants.map {
+            Entry(source: $0.source.text, port: $0.port.description, timeoutMilliseconds: $0.timeout.milliseconds,
+                  expiresAtBootNanoseconds: now + UInt64(max(0, $0.expires.milliseconds)) * 1_000_000)
+        }
+    }
+
+    /// The grants with the time they have left at `now`; those that ran out meanwhile, or do
+    /// not parse, are left out.
+    func grants(at now: UInt64) -> [Grant] {
+        grants.compactMap { entry in
+            guard entry.expiresAtBootNanoseconds > now + 1_000_000, let source = IPAddress.parse(entry.source),
+                  let port = try? TransportPort(parsing: entry.port) else { return nil }
+            return Grant(source: source, port: port, timeout: Duration(milliseconds: entry.timeoutMilliseconds),
+                         expires: Duration(milliseconds: Int64((entry.expiresAtBootNanoseconds - now) / 1_000_000)))
+        }
     }
 }

@@ -88,22 +88,34 @@ public struct PendingConfirm: Sendable {
     }
 
     /// Runs `body` (the kernel install) under the lock, only while the record is pending and
-    /// names a live reverter; then marks the record installed and starts the window. When the
-    /// record cannot be written after the install, the previous table is restored at once.
-    public func install(_ body: () throws -> Void) throws {
+    /// names a live reverter; then marks the record installed and starts the window. `body`
+    /// returns the grants the install ended, which a revert puts back with the time they had
+    /// left. When the record cannot be written after the install, the previous table is
+    /// restored at once.
+    public func install(_ body: () throws -> [Grant]) throws {
         try store.locked {
             guard var record = store.confirmRecord(), record.phase == .pending, record.installed != true,
                   let reverter = record.reverter, reverter.isAlive else {
                 throw NotInstalled(description: "its reverter is gone or the apply was ended before the install; nothing was installed")
             }
+            let ended: [Grant]
             do {
-                try body()
+                ended = try body()
             } catch {
                 record.phase = .ended
                 record.detail = "the install failed"
                 try? store.write(record)
                 removeSpecs()
                 throw error
+            }
+            do {
+                if !ended.isEmpty {
+                    let data = try JSONEncoder().encode(EndedGrantsFile(ended, now: clock()))
+                    try AtomicFile.write(String(decoding: data, as: UTF8.self), to: store.endedGrantsPath)
+                }
+            } catch {
+                let reverted = revertLocked(record, previous: nil, detail: "the grants it ended could not be recorded (\(error))")
+                throw NotInstalled(description: reverted.detail ?? "")
             }
             record.installed = true
             record.deadline = clock() + UInt64(record.windowMilliseconds) * 1_000_000
@@ -324,7 +336,7 @@ public struct PendingConfirm: Sendable {
         do {
             let spec: String?
             if let previous { spec = previous } else { spec = try AtomicFile.read(store.previousPath) }
-            try Self.restore(previous: spec, table: store.table)
+            try Self.restore(previous: spec, table: store.table, grants: endedGrants())
             record.phase = .reverted
             record.detail = detail
             if let spec { try? store.record(specText: spec) } else { try? store.forgetRecord() }
@@ -340,15 +352,23 @@ public struct PendingConfirm: Sendable {
     private func removeSpecs() {
         try? AtomicFile.remove(store.previousPath)
         try? AtomicFile.remove(store.candidatePath)
+        try? AtomicFile.remove(store.endedGrantsPath)
     }
 
-    static func restore(previous: String?, table: String) throws {
+    /// The grants the pending apply ended, with the time they have left now.
+    private func endedGrants() -> [Grant] {
+        guard let text = (try? AtomicFile.read(store.endedGrantsPath)) ?? nil,
+              let file = try? JSONDecoder().decode(EndedGrantsFile.self, from: Data(text.utf8)) else { return [] }
+        return file.grants(at: clock())
+    }
+
+    static func restore(previous: String?, table: String, grants: [Grant] = []) throws {
         guard let previous else {
             try RulesetApplier().apply("table inet \(table) {}\ndelete table inet \(table)\n")
             return
         }
         let (spec, diagnostics) = Pipeline.check(previous, file: "the previous spec")
         guard let spec else { throw DiagnosticsError(diagnostics) }
-        try RulesetApplier().apply(spec)
+        try RulesetApplier().apply(spec, adding: grants.map(ElementOperation.add))
     }
 }
