@@ -386,5 +386,6 @@ enum EdgeSpecs {
         "protocol", "iif", "oif", "l4proto", "nfproto", "filter", "nat", "ether", "vlan", "sctp", "esp", "ah",
         "dnat", "snat", "masquerade", "redirect", "fib", "socket", "notrack", "dup", "fwd", "numgen", "quota",
         "packets", "bytes", "over", "burst", "state", "established", "new", "with", "to", "at", "knockc",
+        "eq", "ne", "lt", "gt", "le", "ge", "xor", "lshift", "rshift", "import", "export", "auto-merge",
     ]
 }

@@ -354,7 +354,10 @@ public enum NameRules {
         "replace", "reset", "return", "rt", "rt0", "rt2", "rtclassid", "rule", "ruleset", "sctp", "secmark",
         "secmarks", "set", "sets", "size", "skgid", "skuid", "snat", "socket", "srh", "symhash", "synproxy",
         "synproxys", "table", "tables", "tcp", "th", "time", "timeout", "tproxy", "type", "typeof", "udp",
-        "udplite", "undefine", "update", "vlan", "vmap", "xt"
+        "udplite", "undefine", "update", "vlan", "vmap", "xt",
+        // Operators and commands nft's scanner reads as words of their own, found loading
+        // `table inet WORD` for each word of its scanner.
+        "auto-merge", "eq", "export", "ge", "gt", "import", "le", "lshift", "rshift", "xor",
     ]
 
     /// Lowercase letters, digits, `-` and `_`, 1 to 32 characters.
