@@ -27,6 +27,15 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        // HMAC-SHA256 for the secrets of rotating knocks and one-packet authorization.
+        // Debian's libcrypto (OpenSSL 3) rather than swift-crypto: swift-crypto compiles
+        // BoringSSL from source, minutes on CI's 2 cores, while libcrypto is one maintained,
+        // security-patched package that apt installs in seconds.
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .executableTarget(name: "TemplateEmbedder"),
         .plugin(
             name: "EmbedTemplates",
