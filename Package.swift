@@ -3,6 +3,7 @@ import PackageDescription
 
 // Stages live in KnockCore (spec → model → IR → text); KnockKernel is the only target that
 // touches libnftables; KnockClient sends knocks; KnockWatch reports what the kernel did;
+// KnockSecrets reads and writes secret files;
 // `knockc` is the thin command line on top.
 let package = Package(
     name: "knockc",
@@ -49,6 +50,8 @@ let package = Package(
         ),
         .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore"]),
         .target(name: "KnockClient", dependencies: ["KnockCore"]),
+        // Secret files, and `knockc keygen`'s writer.
+        .target(name: "KnockSecrets"),
         // Spawning and process-group teardown, for hooks (and knockc's other subprocesses).
         .target(name: "KnockProcess"),
         // The watcher: events from reading the sets, hooks, metrics. Never in the packet path.
@@ -69,6 +72,7 @@ let package = Package(
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
+        .testTarget(name: "KnockSecretsTests", dependencies: ["KnockSecrets"]),
         .testTarget(name: "KnockWatchTests", dependencies: ["KnockWatch", "KnockCore", "KnockProcess", .product(name: "Logging", package: "swift-log")]),
     ]
 )
