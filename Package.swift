@@ -3,7 +3,7 @@ import PackageDescription
 
 // Stages live in KnockCore (spec → model → IR → text); KnockKernel is the only target that
 // touches libnftables; KnockClient sends knocks; KnockWatch reports what the kernel did;
-// KnockSecrets reads and writes secret files;
+// KnockSecrets reads and writes secrets and derives rotating knocks and SPA tokens from them;
 // `knockc` is the thin command line on top.
 let package = Package(
     name: "knockc",
@@ -28,7 +28,7 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
-        // HMAC-SHA256 for the secrets of rotating knocks and one-packet authorization.
+        // HMAC-SHA256 for KnockSecrets, whose HMACSHA256.swift is the one file that imports it.
         // Debian's libcrypto (OpenSSL 3) rather than swift-crypto: swift-crypto compiles
         // BoringSSL from source, minutes on CI's 2 cores, while libcrypto is one maintained,
         // security-patched package that apt installs in seconds.
@@ -50,8 +50,8 @@ let package = Package(
         ),
         .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore"]),
         .target(name: "KnockClient", dependencies: ["KnockCore"]),
-        // Secret files, and `knockc keygen`'s writer.
-        .target(name: "KnockSecrets"),
+        // Secret files, keygen's writer, and the derivations of rotating knocks and SPA tokens.
+        .target(name: "KnockSecrets", dependencies: ["CCrypto", "KnockCore"]),
         // Spawning and process-group teardown, for hooks (and knockc's other subprocesses).
         .target(name: "KnockProcess"),
         // The watcher: events from reading the sets, hooks, metrics. Never in the packet path.
@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
-        .testTarget(name: "KnockSecretsTests", dependencies: ["KnockSecrets"]),
+        .testTarget(name: "KnockSecretsTests", dependencies: ["KnockSecrets", "KnockCore"]),
         .testTarget(name: "KnockWatchTests", dependencies: ["KnockWatch", "KnockCore", "KnockProcess", .product(name: "Logging", package: "swift-log")]),
     ]
 )

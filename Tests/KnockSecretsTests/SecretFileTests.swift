@@ -133,10 +133,14 @@ import Testing
             try Secret.generate(at: path)
             let secret = try Secret(contentsOf: path, requiredOwner: Self.me)
             let bytes = secret.withUnsafeBytes { Array($0) }
+            let derivation = KnockDerivation(secret: secret, sequence: "ssh")
             var dumped = ""
             dump(secret, to: &dumped)
+            var dumpedDerivation = ""
+            dump(derivation, to: &dumpedDerivation)
             let printed = [
                 String(describing: secret), String(reflecting: secret), "\(secret)", dumped,
+                String(describing: derivation), String(reflecting: derivation), dumpedDerivation,
                 String(describing: Mirror(reflecting: secret).children.map { "\($0.label ?? ""): \($0.value)" }),
             ]
             #expect(String(describing: secret) == "secret from \(path)")
