@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "knockc",
             dependencies: [
-                "KnockCore", "KnockKernel", "KnockClient", "KnockWatch",
+                "KnockCore", "KnockKernel", "KnockClient", "KnockSecrets", "KnockWatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
