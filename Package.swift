@@ -3,6 +3,7 @@ import PackageDescription
 
 // Stages live in KnockCore (spec → model → IR → text); KnockKernel is the only target that
 // touches libnftables; KnockClient sends knocks; KnockWatch reports what the kernel did;
+// KnockSecrets reads and writes secrets and derives rotating knocks and SPA tokens from them;
 // `knockc` is the thin command line on top.
 let package = Package(
     name: "knockc",
@@ -27,6 +28,15 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        // HMAC-SHA256 for KnockSecrets, whose HMACSHA256.swift is the one file that imports it.
+        // Debian's libcrypto (OpenSSL 3) rather than swift-crypto: swift-crypto compiles
+        // BoringSSL from source, minutes on CI's 2 cores, while libcrypto is one maintained,
+        // security-patched package that apt installs in seconds.
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .executableTarget(name: "TemplateEmbedder"),
         .plugin(
             name: "EmbedTemplates",
@@ -40,6 +50,8 @@ let package = Package(
         ),
         .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore"]),
         .target(name: "KnockClient", dependencies: ["KnockCore"]),
+        // Secret files, keygen's writer, and the derivations of rotating knocks and SPA tokens.
+        .target(name: "KnockSecrets", dependencies: ["CCrypto", "KnockCore"]),
         // Spawning and process-group teardown, for hooks (and knockc's other subprocesses).
         .target(name: "KnockProcess"),
         // The watcher: events from reading the sets, hooks, metrics. Never in the packet path.
@@ -50,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "knockc",
             dependencies: [
-                "KnockCore", "KnockKernel", "KnockClient", "KnockWatch",
+                "KnockCore", "KnockKernel", "KnockClient", "KnockSecrets", "KnockWatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -60,6 +72,7 @@ let package = Package(
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
+        .testTarget(name: "KnockSecretsTests", dependencies: ["KnockSecrets", "KnockCore"]),
         .testTarget(name: "KnockWatchTests", dependencies: ["KnockWatch", "KnockCore", "KnockProcess", .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -13,15 +13,15 @@ struct Knockc: ParsableCommand {
             one nftables table; the kernel then tracks every knock itself, with no daemon in the \
             packet path.
 
-            Exit codes: 0 success, 1 the spec has errors, 3 the kernel refused the ruleset \
-            (nothing was changed), 4 a knock could not be sent, 5 an apply --confirm was not \
-            confirmed and the previous table is back, 6 not permitted (needs root, CAP_NET_ADMIN), \
-            64 bad command-line usage.
+            Exit codes: 0 success, 1 the spec has errors (or keygen's file exists), 3 the kernel \
+            refused the ruleset (nothing was changed), 4 a knock could not be sent, 5 an apply \
+            --confirm was not confirmed and the previous table is back, 6 not permitted (needs \
+            root, CAP_NET_ADMIN), 64 bad command-line usage.
             """,
         subcommands: [
             CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, ConfirmCommand.self,
             StatusCommand.self, RevokeCommand.self, WatchCommand.self, KnockCommand.self, UnitsCommand.self,
-            ScratchApplyCommand.self, RevertPendingCommand.self,
+            KeygenCommand.self, ScratchApplyCommand.self, RevertPendingCommand.self,
         ]
     )
 

@@ -18,6 +18,13 @@ struct CommandLineTests {
         return try runProgram(prefix + [Self.knockc] + arguments, allowFailure: true)
     }
 
+    /// A directory of the test's own, `knockc-NAME-PID` in the temporary directory; the caller removes it.
+    func scratchDirectory(_ name: String) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("knockc-\(name)-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
     @Test("diff exits 1 and shows everything new when the table is absent, 0 once applied, 1 for a changed spec, and never changes the kernel")
     func diffExitCodesAndNoChange() throws {
         try Testbed.with { bed in
@@ -101,8 +108,7 @@ struct CommandLineTests {
 
     @Test("check exits 1 with file:line:col diagnostics, and --format json reports the same")
     func checkDiagnostics() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("knockc-check-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try scratchDirectory("check")
         defer { try? FileManager.default.removeItem(at: directory) }
         let bad = directory.appendingPathComponent("bad.yaml").path
         try "sequences:\n  ssh:\n    knock: [tcp/7000, udp/9000, tcp/8000]\n    open: [tcp/70000]\n".write(toFile: bad, atomically: true, encoding: .utf8)
@@ -125,5 +131,33 @@ struct CommandLineTests {
         #expect(implicit.status == 0, "\(implicit.error)")
         #expect(explicit.output.contains("table inet knockc {"))
         #expect(explicit.output == implicit.output)
+    }
+
+    @Test("keygen writes a 0600 secret and prints its path but none of its bytes; exits 1 rather than overwrite, 64 without FILE")
+    func keygenWritesOnceAndPrintsNoSecret() throws {
+        let directory = try scratchDirectory("keygen")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("ssh.key").path
+
+        let written = try knockc(["keygen", path])
+        #expect(written.status == 0, "\(written.error)")
+        #expect(written.output.hasPrefix("wrote \(path)\n"))
+        #expect(written.output.split(separator: "\n").count == 2, "the path and one hint")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let secret = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(secret.count == 32)
+        let hex = secret.map { String(format: "%02x", $0) }.joined()
+        for start in stride(from: 0, through: hex.count - 8, by: 2) {
+            let run = String(hex.dropFirst(start).prefix(8))
+            #expect(!written.output.lowercased().contains(run) && !written.error.lowercased().contains(run))
+        }
+
+        let again = try knockc(["keygen", path])
+        #expect(again.status == 1)
+        #expect(again.error.contains("\(path) already exists"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == secret, "the secret was not overwritten")
+
+        #expect(try knockc(["keygen"]).status == 64)
     }
 }

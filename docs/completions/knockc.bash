@@ -173,13 +173,13 @@ _knockc() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    check|compile|diff|apply|confirm|status|revoke|watch|knock|units|help)
+    check|compile|diff|apply|confirm|status|revoke|watch|knock|units|keygen|help)
         # Offer subcommand argument completions
         "_knockc_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'check compile diff apply confirm status revoke watch knock units help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'check compile diff apply confirm status revoke watch knock units keygen help' -- "${cur}"))
         ;;
     esac
 }
@@ -405,6 +405,22 @@ _knockc_units() {
         ;;
     '--directory')
         __knockc_add_completions -d
+        return
+        ;;
+    esac
+}
+
+_knockc_keygen() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __knockc_offer_flags_options 1
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __knockc_add_completions -f
         return
         ;;
     esac
