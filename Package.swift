@@ -48,7 +48,7 @@ let package = Package(
             dependencies: ["CYAML"],
             plugins: ["EmbedTemplates"]
         ),
-        .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore"]),
+        .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore", "KnockSecrets"]),
         .target(name: "KnockClient", dependencies: ["KnockCore"]),
         // Secret files, keygen's writer, and the derivations of rotating knocks and SPA tokens.
         .target(name: "KnockSecrets", dependencies: ["CCrypto", "KnockCore"]),
@@ -70,7 +70,7 @@ let package = Package(
         // Shared by the test targets: the seeded spec generator.
         .target(name: "KnockTestSupport", dependencies: ["KnockCore"], path: "Tests/KnockTestSupport"),
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden"]),
-        .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockTestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockSecrets", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
         .testTarget(name: "KnockSecretsTests", dependencies: ["KnockSecrets", "KnockCore"]),
         .testTarget(name: "KnockWatchTests", dependencies: ["KnockWatch", "KnockCore", "KnockProcess", .product(name: "Logging", package: "swift-log")]),

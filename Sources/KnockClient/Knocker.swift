@@ -149,12 +149,20 @@ public struct Knocker: Sendable {
         }
     }
 
-    /// A UDP knock: one datagram with no payload, since the firewall matches the port only.
-    private static func sendDatagram(to target: ResolvedHost, port: UInt16, knock: Knock) throws(KnockError) {
+    /// One authorized packet: a datagram to `port` whose payload is `token`.
+    public func sendAuthorized(token: [UInt8], port: UInt16, to target: ResolvedHost) throws(KnockError) {
+        try Self.sendDatagram(to: target, port: port, knock: .port(TransportPort(.udp, port)), payload: token)
+    }
+
+    /// A UDP knock: one datagram with no payload, since the firewall matches the port only
+    /// (an authorized packet carries its token).
+    private static func sendDatagram(to target: ResolvedHost, port: UInt16, knock: Knock, payload: [UInt8] = []) throws(KnockError) {
         let socket = try KnockSocket(target, type: SOCK_DGRAM, nonBlocking: false, knock: knock)
         defer { socket.close() }
         while true {
-            let sent = target.socketAddress.withSockaddr(port: port) { sendto(socket.descriptor, nil, 0, 0, $0, $1) }
+            let sent = target.socketAddress.withSockaddr(port: port) { address, length in
+                payload.withUnsafeBytes { sendto(socket.descriptor, $0.baseAddress, $0.count, 0, address, length) }
+            }
             if sent >= 0 { return }
             let code = errno
             if code != EINTR {

@@ -50,7 +50,7 @@ public enum Pipeline {
     }
 
     /// The same transaction as `nftScript(for:)`, in the JSON that libnftables reads.
-    public static func nftJSON(for ruleset: RulesetIR) throws(NftJSONRenderer.UnrepresentableTimeout) -> String {
+    public static func nftJSON(for ruleset: RulesetIR) throws(NftJSONRenderer.Unrepresentable) -> String {
         try NftJSONRenderer.render(ruleset.table)
     }
 }

@@ -101,10 +101,12 @@ public struct NftError: Error, Sendable, CustomStringConvertible {
 
     /// The message with each line cut to `longestLine` characters: a refused `add element`
     /// line can hold thousands of elements, and the position already says where.
+    /// A `spa` token (16 bytes in hex) never reaches the output: it is a key to the door.
     public var description: String {
         let text = message.hasSuffix("\n") ? String(message.dropLast()) : message
         return text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.count > Self.longestLine ? line.prefix(Self.longestLine) + " …" : String(line)
+            let shown = String(line).replacing(/0x[0-9a-f]{32}/, with: "0x(token)")
+            return shown.count > Self.longestLine ? shown.prefix(Self.longestLine) + " …" : shown
         }.joined(separator: "\n")
     }
 

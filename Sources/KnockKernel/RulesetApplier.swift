@@ -1,4 +1,6 @@
+import Foundation
 import KnockCore
+import KnockSecrets
 
 /// Puts a compiled spec into the kernel of the current network namespace.
 public struct RulesetApplier {
@@ -90,12 +92,29 @@ public struct RulesetApplier {
         let state = toRead.isEmpty || catalog == nil
             ? LiveState() : try reader.state(table: spec.tableName, catalog: catalog!, sets: Set(toRead))
         var elements = plan.elements(given: state)
-        elements.operations += extra
+        elements.operations += try Self.tokens(spec) + extra
         report.carried = elements.carried
         report.movedProgress = elements.movedProgress
         report.endedGrants = elements.endedGrants
         try apply(NftTextRenderer.render(plan.update(elements)))
         return report
+    }
+
+    /// The tokens of the spec's `spa` sequences, computed now from their secrets (root's own,
+    /// read only here); the sets that hold them are written anew at every apply.
+    static func tokens(_ spec: KnockSpec) throws(NftError) -> [ElementOperation] {
+        var operations: [ElementOperation] = []
+        let now = Date()
+        for sequence in spec.sequences {
+            guard let spa = sequence.spa else { continue }
+            do {
+                let secret = try Secret(contentsOf: spa.secret, requiredOwner: geteuid() == 0 ? 0 : geteuid())
+                operations += TokenSchedule.operations(sequence, spa, secret: secret, now: now)
+            } catch {
+                throw NftError(command: "read the secret of sequence \(sequence.name)", message: error.description)
+            }
+        }
+        return operations
     }
 
     /// Applies `script` as one transaction. When the kernel refuses any part, nothing changes.

@@ -1,6 +1,9 @@
 import ArgumentParser
+import Foundation
+import Glibc
 import KnockClient
 import KnockCore
+import KnockSecrets
 
 struct KnockCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,6 +20,13 @@ struct KnockCommand: ParsableCommand {
               knockc knock 192.0.2.1 tcp/7000 udp/9000 tcp/8000
               knockc knock 192.0.2.1 tcp/7000 icmp/731 udp/9000
               knockc knock server.example --spec knockc.yaml --sequence ssh
+
+            For a sequence with `spa:`, sends its one authorized datagram instead: the token of \
+            the current window, derived from the secret the spec names (which must be yours \
+            and readable by no one else, as ssh keys). Without a spec: --secret FILE --sequence \
+            NAME --spa udp/PORT [--every 30s] [--slots 4]. Each retry of --then-connect takes \
+            the next slot, then the next window. The token is never printed. Both clocks must \
+            agree within the sequence's skew (one window by default).
             """
     )
 
@@ -31,6 +41,18 @@ struct KnockCommand: ParsableCommand {
 
     @Option(help: "The sequence of --spec to send.")
     var sequence: String?
+
+    @Option(help: "The secret of a `spa` sequence, without --spec (with --sequence and --spa).", completion: .file())
+    var secret: String?
+
+    @Option(help: "Send the authorized datagram of --sequence to this port, as udp/62201 (with --secret).")
+    var spa: String?
+
+    @Option(help: "With --spa: the window length of the sequence, as 30s.")
+    var every: String = "30s"
+
+    @Option(help: "With --spa: the slots per window of the sequence.")
+    var slots: Int = OnePacketAuthorization.defaultSlots
 
     @Option(help: "The pause between two knocks, as 200ms or 1s; keep it under the sequence's step_timeout.")
     var delay: String = "200ms"
@@ -51,7 +73,19 @@ struct KnockCommand: ParsableCommand {
     var ipv6 = false
 
     func validate() throws {
-        if spec != nil || sequence != nil {
+        if secret != nil || spa != nil {
+            guard let secret, let spa, sequence != nil, spec == nil, knocks.isEmpty else {
+                throw ValidationError("--secret, --spa and --sequence go together, without --spec or knocks.")
+            }
+            guard let port = try? TransportPort(parsing: spa), port.proto == .udp else {
+                throw ValidationError("'\(spa)' is not a udp port for --spa; expected udp/PORT, as udp/62201.")
+            }
+            guard let window = Duration(parsing: every), OnePacketAuthorization.everyRange.contains(window),
+                  window.milliseconds % 1000 == 0 else {
+                throw ValidationError("'\(every)' is not a window length for --every; expected whole seconds from 1s to 1h.")
+            }
+            guard (1...64).contains(slots) else { throw ValidationError("--slots takes 1 to 64.") }
+        } else if spec != nil || sequence != nil {
             guard spec != nil, sequence != nil else { throw ValidationError("--spec and --sequence go together.") }
             guard knocks.isEmpty else { throw ValidationError("Give knocks on the command line or --spec and --sequence, not both.") }
         } else if knocks.isEmpty {
@@ -81,6 +115,10 @@ struct KnockCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let authorization = try authorization() {
+            try sendAuthorized(authorization)
+            return
+        }
         let knocks = try resolveKnocks()
         let knocker = Knocker(host: host, delay: Duration(parsing: delay)!, family: ipv4 ? .ipv4 : ipv6 ? .ipv6 : .any)
         let target: ResolvedHost
@@ -104,6 +142,59 @@ struct KnockCommand: ParsableCommand {
                 return
             }
             Console.error("knockc: tcp/\(port) on \(target) did not open within \(timeout)" + (attempt < retries ? "; knocking again" : ""))
+        }
+        throw ExitCode(1)
+    }
+
+    /// The `spa` settings and name of the sequence to send, from the spec or the options;
+    /// nil for a sequence of knocks.
+    private func authorization() throws -> (name: String, spa: OnePacketAuthorization)? {
+        if let secret, let spa, let sequence, let port = try? TransportPort(parsing: spa) {
+            return (sequence, OnePacketAuthorization(secret: secret, port: port, every: Duration(parsing: every)!, slots: slots))
+        }
+        guard let spec, let sequence else { return nil }
+        let loaded = try SpecOptions.parse([spec]).load()
+        guard let found = loaded.sequences.first(where: { $0.name == sequence }), let spa = found.spa else { return nil }
+        return (found.name, spa)
+    }
+
+    /// One datagram per attempt: the token of a fresh slot, then of the next window.
+    private func sendAuthorized(_ authorization: (name: String, spa: OnePacketAuthorization)) throws {
+        let secret: Secret
+        do {
+            secret = try Secret(contentsOf: authorization.spa.secret, requiredOwner: getuid())
+        } catch {
+            Console.error("knockc: \(error)")
+            throw ExitCodes.knockFailed
+        }
+        let knocker = Knocker(host: host, delay: Duration(parsing: delay)!, family: ipv4 ? .ipv4 : ipv6 ? .ipv6 : .any)
+        let target: ResolvedHost
+        do {
+            target = try knocker.resolve()
+        } catch {
+            Console.error("knockc: \(error)")
+            throw ExitCodes.knockFailed
+        }
+        let derivation = KnockDerivation(secret: secret, sequence: authorization.name)
+        let spa = authorization.spa
+        // A random first slot, so two clients of one secret rarely pick the same token.
+        let first = Int.random(in: 0..<spa.slots)
+        for attempt in 0...retries {
+            let window = KnockDerivation.window(at: Date(), every: spa.windowSeconds) + Int64((first + attempt) / spa.slots)
+            let slot = (first + attempt) % spa.slots
+            do {
+                try knocker.sendAuthorized(token: derivation.spaToken(window: window, slot: UInt32(slot)), port: spa.port.port, to: target)
+            } catch {
+                Console.error("knockc: \(error)")
+                throw ExitCodes.knockFailed
+            }
+            print("knocked \(target): authorized packet to \(spa.port) (window \(window), slot \(slot))")
+            guard let port = thenConnect else { return }
+            if PortProbe.waitUntilOpen(target, port: port, timeout: Duration(parsing: timeout)!) {
+                print("tcp/\(port) on \(target) is open")
+                return
+            }
+            Console.error("knockc: tcp/\(port) on \(target) did not open within \(timeout)" + (attempt < retries ? "; sending the next token" : ""))
         }
         throw ExitCode(1)
     }

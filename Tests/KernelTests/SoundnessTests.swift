@@ -179,8 +179,8 @@ struct SoundnessTests {
             rendered = try Pipeline.nftJSON(for: ruleset)
         } catch {
             let durations = [spec.decoyBanFor] + spec.sequences.flatMap { [$0.stepTimeout, $0.openFor, $0.banFor] }
-            if error.timeout.milliseconds % 1000 == 0 || !durations.contains(error.timeout) {
-                renderFailure = "the JSON renderer refused \(error.timeout), no sub-second duration of the spec: \(error)"
+            if case .subSecondTimeout(let timeout) = error, timeout.milliseconds % 1000 == 0 || !durations.contains(timeout) {
+                renderFailure = "the JSON renderer refused \(timeout), no sub-second duration of the spec: \(error)"
             }
         }
         let json = rendered

@@ -28,7 +28,7 @@ struct WatchTests {
             #expect(watcher.readyMessage.hasPrefix("READY=1"))
             // The other host's grant is live as the watcher starts (so its absence below means
             // something): the watcher counted it.
-            #expect(eventually(within: 2) { watcher.stderr.contains(" grants=1 ") }, "\(watcher.stderr)")
+            #expect(eventually(within: 5) { watcher.stderr.contains(" grants=1 ") }, "\(watcher.stderr)")
 
             try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
             #expect(eventually(within: 10) { watcher.events("expire").contains { $0["source"] as? String == Testbed.clientV4 } }, "\(watcher.stdout)")

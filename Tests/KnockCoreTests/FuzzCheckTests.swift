@@ -142,6 +142,7 @@ struct FuzzCheckTests {
         case .badTrackedSources(let text): return [.badTrackedSources(text)]
         case .badBoolean(let text): return [.badBoolean(text, key: "strict")]
         case .emptyClose(let name): return [.emptyClose(name)]
+        case .missingSecret(let path): return [.badSecret(.missing(path, reason: String(cString: strerror(ENOENT))))]
         case .badHook(let arguments, let key):
             do throws(HookCommand.Problem) { _ = try HookCommand(arguments); return [] } catch { return [.badHook(error, key: key)] }
         case .badHookTimeout(let text):

@@ -131,7 +131,7 @@ struct NftJSONRendererTests {
             #expect((set["type"] as? [String] ?? (set["type"] as? String).map { [$0] }) == ir.key.map(\.rawValue))
             #expect(set["comment"] as? String == ir.comment)
             switch ir.contents {
-            case .dynamic(let size):
+            case .dynamic(let size), .filledAtApply(let size):
                 #expect(set["size"] as? Int == size)
                 #expect(set["flags"] as? [String] == ["timeout"])
             case .constant(let elements):
@@ -200,7 +200,7 @@ struct NftJSONRendererTests {
     func subSecondTimeout() throws {
         let yaml = "sequences:\n  a: {knock: [tcp/1, udp/3, tcp/2], open: [tcp/22], step_timeout: 1500ms}"
         let spec = try #require(Pipeline.check(yaml, file: "spec.yaml").0)
-        #expect(throws: NftJSONRenderer.UnrepresentableTimeout(timeout: .init(milliseconds: 1500))) {
+        #expect(throws: NftJSONRenderer.Unrepresentable.subSecondTimeout(.init(milliseconds: 1500))) {
             try Pipeline.nftJSON(for: RulesetLowering.lower(spec))
         }
     }

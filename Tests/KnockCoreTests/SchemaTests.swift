@@ -221,7 +221,12 @@ struct SchemaTests {
             #expect(object["additionalProperties"] as? Bool == false, "the \(label) allows unknown keys")
         }
         #expect(top["required"] as? [String] == ["sequences"])
-        #expect(Set(sequence["required"] as? [String] ?? []) == ["knock", "open"])
+        #expect(Set(sequence["required"] as? [String] ?? []) == ["open"])
+        // Either knocks or one authorized packet, never both, never neither.
+        #expect((sequence["oneOf"] as? [[String: [String]]])?.map { $0["required"] ?? [] } == [["knock"], ["spa"]])
+        let spa = try Self.object(["properties", "spa"], in: sequence)
+        #expect(Self.propertyNames(spa) == Set(SpecParser.spaKeys))
+        #expect(spa["additionalProperties"] as? Bool == false)
 
         let knock = try Self.object(["properties", "knock"], in: sequence)
         #expect(knock["maxItems"] as? Int == SpecValidator.maxKnocks)

@@ -81,6 +81,8 @@ enum PlantedFlaw: Equatable {
     case badTrackedSources(String)
     case badBoolean(String)
     case emptyClose(String)
+    /// A `spa` sequence whose secret file does not exist.
+    case missingSecret(String)
     case badHook([String], key: String)
     case badHookTimeout(String)
     case hookNotAList(String)
@@ -104,7 +106,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
     }
     static var timingKeys: [String] { ["step_timeout", "open_for"] }
     static var sequenceKeys: [String] {
-        ["knock", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "on_grant", "on_expire"]
+        ["knock", "spa", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "on_grant", "on_expire"]
     }
     static var limitKeys: [String] { ["wrong_knocks", "ban_for"] }
 
@@ -387,7 +389,15 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         var spec = validSpec(density: 0.5)
         var sequences = spec.sequences ?? []
         let index = int(0...max(0, sequences.count - 1))
-        switch int(0...34) {
+        switch int(0...35) {
+        case 31:
+            // One authorized packet instead of knocks, with a secret that is not there.
+            let path = "/nonexistent/knockc-fuzz.key"
+            sequences[index].knock = nil
+            sequences[index].strict = nil
+            sequences[index].extra.append(("spa", .map([("secret", .scalar(path)), ("port", .scalar("udp/62201"))])))
+            spec.flaw = "missing secret"
+            spec.planted = .missingSecret(path)
         case 0:
             let knocks = sequences[index].knock ?? ["tcp/7000"]
             sequences[index].knock = knocks + [knocks.last!]

@@ -70,12 +70,14 @@ struct PrometheusTextTests {
     @Test("kernel counters become per-sequence families; the watcher's own counts are added")
     func families() {
         let metrics = WatchMetrics()
-        let families = metrics.families(kernelCounters: ["grants_ssh": 4, "grants_web": 1, "wrong_knocks": 7, "bans": 2, "closes_ssh": 1])
+        let families = metrics.families(kernelCounters: ["grants_ssh": 4, "grants_web": 1, "wrong_knocks": 7, "bans": 2, "closes_ssh": 1,
+                                                         "spa_rejected_admin": 12])
         let text = PrometheusText.render(families)
         #expect(text.contains("knockc_grants_total{sequence=\"ssh\"} 4\nknockc_grants_total{sequence=\"web\"} 1\n"))
         #expect(text.contains("knockc_wrong_knocks_total 7\n"))
         #expect(text.contains("knockc_bans_total 2\n"))
         #expect(text.contains("knockc_closes_total{sequence=\"ssh\"} 1\n"))
+        #expect(text.contains("knockc_spa_rejected_total{sequence=\"admin\"} 12\n"))
         #expect(text.contains("knockc_grants_active{family=\"ipv4\"} 0\n"))
     }
 

@@ -359,7 +359,7 @@ _knockc_knock() {
     repeating_flags=()
     non_repeating_flags=(-4 -6 -h --help)
     repeating_options=()
-    non_repeating_options=(--spec --sequence --delay --then-connect --timeout --retries)
+    non_repeating_options=(--spec --sequence --secret --spa --every --slots --delay --then-connect --timeout --retries)
     __knockc_offer_flags_options -1
 
     # Offer option value completions
@@ -369,6 +369,19 @@ _knockc_knock() {
         return
         ;;
     '--sequence')
+        return
+        ;;
+    '--secret')
+        __knockc_add_completions -f
+        return
+        ;;
+    '--spa')
+        return
+        ;;
+    '--every')
+        return
+        ;;
+    '--slots')
         return
         ;;
     '--delay')

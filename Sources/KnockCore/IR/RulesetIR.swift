@@ -43,6 +43,9 @@ public enum KeyType: String, Equatable, Sendable {
     case nfProto = "nf_proto"
     case inetProto = "inet_proto"
     case inetService = "inet_service"
+    /// The first 16 bytes of a transport payload (`@th,64,128`), an authorized packet's
+    /// token: a raw field, so its set is declared with `typeof`.
+    case token = "@th,64,128"
 }
 
 /// A named set: either state that the packet path adds and times out, or a constant
@@ -64,6 +67,10 @@ public struct SetIR: Equatable, Sendable {
         /// Fixed values without comments or flags, so the kernel may store a small key
         /// (a port) as a bitmap, the cheapest lookup it has.
         case plain([[Value]])
+        /// Elements that `apply` writes, each with its own timeout, computed from a secret
+        /// and the time (an authorized packet's tokens). Replaced at every apply; never in
+        /// the compiled text, which holds only the empty set.
+        case filledAtApply(size: Int)
     }
 
     public struct Element: Equatable, Sendable {

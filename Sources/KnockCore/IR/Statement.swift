@@ -23,6 +23,8 @@ public enum Value: Equatable, Sendable {
     case tag(UInt32, IPFamily)
     /// A source address, in an element of a state set.
     case address(IPAddress)
+    /// An authorized packet's 16-byte token, in an element that apply writes.
+    case token([UInt8])
     /// An address prefix, in an interval set.
     case prefix(CIDR)
     /// A range of ports, in an interval set.
@@ -40,6 +42,8 @@ public enum Expr: Equatable, Sendable {
     case inputInterface
     case concat([Expr])
     case constant(Value)
+    /// The first 16 bytes of the transport payload: where an authorized packet carries its token.
+    case token
     /// A 32-bit constant typed as an address of `family`: nft (1.0.6) cannot parse a bare
     /// number inside a concatenation that is looked up in a set, but it can compute one from
     /// the packet. `ip saddr & 0.0.0.0 | 0.0.1.2` is always 0.0.1.2, typed as an address.

@@ -79,6 +79,8 @@ extension KeyType {
         case .ipv6Address: 8
         case .inetProto: 12
         case .inetService: 13
+        // A raw payload field is a plain integer to nft.
+        case .token: 4
         }
     }
 
@@ -88,7 +90,7 @@ extension KeyType {
         case .nfProto, .inetProto: 1
         case .inetService: 2
         case .ipv4Address: 4
-        case .ipv6Address: 16
+        case .ipv6Address, .token: 16
         }
     }
 }

@@ -69,6 +69,12 @@ public enum TableLayout {
         public static let stateChangesCounter = "state_changes"
         public static let grantsCounterPrefix = "grants_"
         public static let closesCounterPrefix = "closes_"
+        /// Datagrams to a sequence's `spa` port that did not carry a valid unused token.
+        public static let spaRejectedCounterPrefix = "spa_rejected_"
+        /// A `spa` sequence's tokens, those not yet valid, and those used (see `AuthorizedPacketRules`).
+        public static func spaTokens(_ sequence: String) -> String { "spa_\(sequence)" }
+        public static func spaEarly(_ sequence: String) -> String { "spa_early_\(sequence)" }
+        public static func spaUsed(_ sequence: String) -> String { "spa_used_\(sequence)" }
         public static func grantsCounter(_ sequence: KnockSequence) -> String { grantsCounterPrefix + sequence.name }
         public static func closesCounter(_ sequence: KnockSequence) -> String { closesCounterPrefix + sequence.name }
         public static func knockChain(_ family: IPFamily, _ knock: Knock) -> String {

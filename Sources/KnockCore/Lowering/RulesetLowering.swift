@@ -55,8 +55,18 @@ public enum RulesetLowering {
             var echoKnocks: [VerdictMapIR.Element] = []
             for knock in knocks {
                 let chain = Names.knockChain(family, knock)
-                let rules = access.knockPreamble + bans.knockPreamble
-                    + knockRules(for: knock, family: family, users: users[knock] ?? [], access: access, bans: bans, strict: strict)
+                let machines = users[knock] ?? []
+                let rules: [RuleIR]
+                if let authorized = machines.first(where: { $0.sequence.spa != nil && $0.purpose == .grant }),
+                   let spa = authorized.sequence.spa {
+                    // The port is this sequence's alone (the validator sees to it); no ban check.
+                    rules = access.knockPreamble + (access.knockGate(for: authorized.sequence).map {
+                        AuthorizedPacketRules.rules(authorized.sequence, spa: spa, family: family, gate: $0)
+                    } ?? [RuleIR([.count(counter: AuthorizedPacketRules.rejectedCounter(authorized.sequence.name))])])
+                } else {
+                    rules = access.knockPreamble + bans.knockPreamble
+                        + knockRules(for: knock, family: family, users: machines, access: access, bans: bans, strict: strict)
+                }
                 chains.append(ChainIR(name: chain, hook: nil, rules: rules))
                 switch knock {
                 case .port(let port):
@@ -87,6 +97,7 @@ public enum RulesetLowering {
                            at: input.rules.count - 1)
 
         sets += TableCatalog(spec).sets
+        sets += AuthorizedPacketRules.sets(spec)
         if let decoys = BanRules.decoySet(spec) {
             sets.append(decoys)
             chains.append(ChainIR(name: Names.decoyChain, hook: nil, rules: decoyRules))
@@ -107,6 +118,7 @@ public enum RulesetLowering {
         if spec.bans {
             counters.append(CounterIR(name: Names.bansCounter, comment: "packets that banned a source or renewed its ban"))
         }
+        counters += AuthorizedPacketRules.counters(spec)
         for sequence in spec.sequences {
             counters.append(CounterIR(name: Names.grantsCounter(sequence), comment: "grants by sequence \(sequence.name)"))
             if sequence.close != nil {

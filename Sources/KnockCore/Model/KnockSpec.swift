@@ -85,6 +85,9 @@ public struct KnockSequence: Equatable, Sendable {
     public var strict = false
     /// Hooks of this sequence alone; each replaces the top level's hook of the same kind.
     public var hooks = Hooks()
+    /// One-packet authorization instead of a knock list: `knocks` is then the one packet's
+    /// port, and a token in its payload decides.
+    public var spa: OnePacketAuthorization?
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
                 stepTimeout: Duration = KnockSpec.defaultStepTimeout,
@@ -95,4 +98,51 @@ public struct KnockSequence: Equatable, Sendable {
         self.stepTimeout = stepTimeout
         self.openFor = openFor
     }
+}
+
+/// `spa:`: a sequence that opens on one UDP datagram whose payload starts with a token only
+/// the secret's holder can make, valid for a time window and usable once. The table holds
+/// the tokens of the windows ahead, so the kernel checks and consumes them on its own.
+public struct OnePacketAuthorization: Equatable, Sendable {
+    /// The secret file's path; the secret itself is read only at apply and by the client.
+    public var secret: String
+    public var port: TransportPort
+    /// The length of a window; whole seconds.
+    public var every: Duration
+    /// Windows either side of the current one whose tokens are accepted, for clocks that differ.
+    public var skew: Int
+    /// How far ahead the table holds tokens; past it nothing opens until the next apply.
+    public var horizon: Duration
+    /// Tokens per window: how many clients can get in within one window.
+    public var slots: Int
+
+    public static let defaultEvery = Duration.seconds(30)
+    public static let defaultSkew = 1
+    public static let defaultHorizon = Duration.seconds(86_400)
+    public static let defaultSlots = 4
+    /// Windows from 1 s to 1 h, and a horizon of at most 7 days: what one table holds.
+    public static let everyRange = Duration.seconds(1)...Duration.seconds(3600)
+    public static let longestHorizon = Duration.seconds(7 * 86_400)
+
+    public init(secret: String, port: TransportPort, every: Duration = Self.defaultEvery, skew: Int = Self.defaultSkew,
+                horizon: Duration = Self.defaultHorizon, slots: Int = Self.defaultSlots) {
+        self.secret = secret
+        self.port = port
+        self.every = every
+        self.skew = skew
+        self.horizon = horizon
+        self.slots = slots
+    }
+
+    /// Seconds in a window.
+    public var windowSeconds: Int64 { every.milliseconds / 1000 }
+
+    /// Windows the table holds tokens for at once: the skew behind, the horizon ahead.
+    public var windowsHeld: Int { Int(horizon.milliseconds / every.milliseconds) + 2 * skew + 1 }
+
+    /// Tokens the table holds at once.
+    public var tokensHeld: Int { windowsHeld * slots }
+
+    /// How long a token stays valid: its window and the skew either side.
+    public var validity: Duration { Duration(milliseconds: every.milliseconds * Int64(2 * skew + 1)) }
 }

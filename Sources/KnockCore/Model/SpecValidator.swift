@@ -21,6 +21,7 @@ public enum SpecValidator {
 
         diagnostics += checkAccess(parsed.access)
         diagnostics += checkDecoys(parsed)
+        diagnostics += checkSPAPorts(parsed.sequences)
         for sequence in parsed.sequences {
             let name = sequence.name.value
             diagnostics += checkAccess(sequence.access)
@@ -66,6 +67,11 @@ public enum SpecValidator {
             model.close = sequence.close.map { $0.map(\.value) }
             model.strict = sequence.strict
             model.hooks = Hooks(onGrant: sequence.hooks.onGrant?.value, onExpire: sequence.hooks.onExpire?.value)
+            if let spa = sequence.spa {
+                let (settings, found) = onePacketAuthorization(spa, of: sequence)
+                model.spa = settings
+                diagnostics += found
+            }
             model.wrongKnocks = sequence.limits.wrongKnocks?.value ?? parsed.limits.wrongKnocks?.value
             model.banFor = sequence.limits.banFor?.value ?? parsed.limits.banFor?.value ?? KnockSpec.defaultBanFor
             sequences.append(model)
@@ -97,6 +103,55 @@ public enum SpecValidator {
         }
         if close.count > maxKnocks, let first = close.first {
             diagnostics.append(Diagnostic(.tooManyCloseKnocks(name, close.count), at: first.location))
+        }
+        return diagnostics
+    }
+
+    /// `spa:` with its defaults, and what is wrong with it.
+    private static func onePacketAuthorization(_ parsed: ParsedOnePacketAuthorization, of sequence: ParsedSequence)
+        -> (OnePacketAuthorization?, [Diagnostic]) {
+        var diagnostics: [Diagnostic] = []
+        let name = sequence.name.value
+        if let secret = parsed.secret, let problem = SecretFile.problem(at: secret.value) {
+            diagnostics.append(Diagnostic(.badSecret(problem), at: secret.location))
+        }
+        if let port = parsed.port, port.value.proto != .udp {
+            diagnostics.append(Diagnostic(.spaNotUDP(port.value), at: port.location))
+        }
+        let every = parsed.every?.value ?? OnePacketAuthorization.defaultEvery
+        if let located = parsed.every {
+            if !OnePacketAuthorization.everyRange.contains(every) || every.milliseconds % 1000 != 0 {
+                diagnostics.append(Diagnostic(.badWindow(every), at: located.location))
+            } else if every < .seconds(10) {
+                diagnostics.append(Diagnostic(.shortWindow(every), at: located.location))
+            }
+        }
+        let horizon = parsed.horizon?.value ?? OnePacketAuthorization.defaultHorizon
+        if let located = parsed.horizon, horizon < every || horizon > OnePacketAuthorization.longestHorizon {
+            diagnostics.append(Diagnostic(.badHorizon(horizon, every: every), at: located.location))
+        }
+        if sequence.strict {
+            diagnostics.append(Diagnostic(.strictSPA(name), at: parsed.location))
+        }
+        guard let secret = parsed.secret, let port = parsed.port, !diagnostics.hasErrors else { return (nil, diagnostics) }
+        return (OnePacketAuthorization(secret: secret.value, port: port.value, every: every,
+                                       skew: parsed.skew?.value ?? OnePacketAuthorization.defaultSkew, horizon: horizon,
+                                       slots: parsed.slots?.value ?? OnePacketAuthorization.defaultSlots), diagnostics)
+    }
+
+    /// An authorized packet's port is its sequence's alone: a knock of another sequence
+    /// there would share its chain, and its datagrams would count as rejected tokens.
+    private static func checkSPAPorts(_ sequences: [ParsedSequence]) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        for owner in sequences {
+            guard let port = owner.spa?.port else { continue }
+            for other in sequences where other.name.value != owner.name.value {
+                let knocks = other.knocks + (other.close ?? [])
+                if let clash = knocks.first(where: { $0.value == .port(port.value) }) {
+                    diagnostics.append(Diagnostic(.spaPortInUse(port.value, by: other.name.value), at: clash.location,
+                                                  notes: [Diagnostic(.usedHere, at: port.location)]))
+                }
+            }
         }
         return diagnostics
     }
@@ -174,6 +229,8 @@ public enum SpecValidator {
         for knock in knocks where knock.value == .icmpEcho(payloadLength: Knock.defaultPingPayloadLength) {
             diagnostics.append(Diagnostic(.defaultPingLength, at: knock.location))
         }
+        // One authorized packet is strong by its token, not by its port.
+        guard sequence.spa == nil else { return diagnostics }
         if knocks.count < 3 {
             diagnostics.append(Diagnostic(.shortSequence(name, knocks.count), at: sequence.knocksLocation))
         }
@@ -189,6 +246,25 @@ public enum SpecValidator {
 }
 
 extension Diagnostic.Message {
+    static func badSecret(_ problem: SecretFile.Problem) -> Self { .init(.error, problem.description) }
+    static func spaNotUDP(_ port: TransportPort) -> Self {
+        .init(.error, "'spa' port \(port) is not udp; the authorized packet is one UDP datagram, as udp/62201")
+    }
+    static func badWindow(_ every: Duration) -> Self {
+        .init(.error, "'every' of \(every) is not a window length; expected whole seconds from 1s to 1h")
+    }
+    static func shortWindow(_ every: Duration) -> Self {
+        .init(.warning, "'every' of \(every) is a short window: both clocks must agree within it; 30s is usual, short windows are for tests")
+    }
+    static func badHorizon(_ horizon: Duration, every: Duration) -> Self {
+        .init(.error, "'horizon' of \(horizon) is out of range; expected at least one window (\(every)) and at most \(OnePacketAuthorization.longestHorizon)")
+    }
+    static func strictSPA(_ name: String) -> Self {
+        .init(.error, "sequence '\(name)' has 'strict' and 'spa'; strict guards knocks in progress, and one authorized packet has none")
+    }
+    static func spaPortInUse(_ port: TransportPort, by other: String) -> Self {
+        .init(.error, "\(port) is the 'spa' port of another sequence; sequence '\(other)' cannot knock on it")
+    }
     static func allowedAndDenied(_ denied: CIDR, _ allowed: CIDR) -> Self {
         .init(.error, "\(denied) is denied, but \(allowed) in the same scope allows it; remove one of them")
     }

@@ -33,8 +33,9 @@ public enum ListingNormalizer {
             if words.count == 3, ["set", "map", "chain", "counter"].contains(words[0]), words[2] == "{" {
                 inDynamicSet = false
             }
-            // Every set the packet path writes is `dynamic`; its elements are state.
-            if trimmed.hasPrefix("flags "), trimmed.contains("dynamic") { inDynamicSet = true }
+            // Every set the packet path writes is `dynamic`, and every set apply fills with
+            // timed elements (`spa` tokens) has a `timeout` flag: their elements are state.
+            if trimmed.hasPrefix("flags "), trimmed.contains("dynamic") || trimmed.contains("timeout") { inDynamicSet = true }
             // Named counters run; their values are not part of the definition.
             if trimmed.hasPrefix("packets "), trimmed.contains(" bytes ") { continue }
             guard trimmed.hasPrefix("elements = {") else {
@@ -98,7 +99,7 @@ public enum ListingNormalizer {
         for line in listing.split(separator: "\n", omittingEmptySubsequences: false) {
             if var member = current {
                 member.lines.append(line)
-                if line.hasPrefix("\t\tflags "), line.contains("dynamic") { member.dynamic = true }
+                if line.hasPrefix("\t\tflags "), line.contains("dynamic") || line.contains("timeout") { member.dynamic = true }
                 if line == "\t}" {
                     members.append(Member(kind: member.kind, name: member.name, text: member.lines.joined(separator: "\n"),
                                           isConstantSet: ["set", "map"].contains(member.kind) && !member.dynamic))

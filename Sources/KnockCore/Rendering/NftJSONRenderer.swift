@@ -16,24 +16,35 @@
 public enum NftJSONRenderer {
     /// `{"nftables": [...]}` with one command per line.
     /// A timeout that libnftables' JSON cannot spell (see `seconds(_:)`).
-    public struct UnrepresentableTimeout: Error, Equatable, CustomStringConvertible {
-        public var timeout: Duration
+    /// What libnftables 1.0.6 JSON cannot say.
+    public enum Unrepresentable: Error, Equatable, CustomStringConvertible {
+        case subSecondTimeout(Duration)
+        /// A set keyed by a raw payload field (`typeof @th,64,128`), as `spa:` needs.
+        case payloadKey(set: String)
 
         public var description: String {
-            "libnftables (1.0.6) JSON takes whole seconds only and cannot express the timeout \(timeout); "
-                + "use --format nft, or whole-second timeouts"
+            switch self {
+            case .subSecondTimeout(let timeout):
+                "libnftables (1.0.6) JSON takes whole seconds only and cannot express the timeout \(timeout); "
+                    + "use --format nft, or whole-second timeouts"
+            case .payloadKey(let set):
+                "libnftables (1.0.6) JSON cannot declare set \(set), keyed by a raw payload field ('spa' tokens); use --format nft"
+            }
         }
     }
 
     /// Refuses the whole table up front, so no half-rendered JSON is ever returned.
-    static func checkTimeouts(_ table: TableIR) throws(UnrepresentableTimeout) {
+    static func checkRepresentable(_ table: TableIR) throws(Unrepresentable) {
+        if let set = table.sets.first(where: { $0.key.contains(.token) }) {
+            throw .payloadKey(set: set.name)
+        }
         for chain in table.chains {
             for rule in chain.rules {
                 for statement in rule.statements {
                     switch statement {
                     case .setElement(_, _, _, let timeout?) where timeout.milliseconds % 1000 != 0,
                          .rateOver(_, _, let timeout, _) where timeout.milliseconds % 1000 != 0:
-                        throw UnrepresentableTimeout(timeout: timeout)
+                        throw .subSecondTimeout(timeout)
                     default:
                         continue
                     }
@@ -46,8 +57,8 @@ public enum NftJSONRenderer {
     /// use it too.
     public static func jsonString(_ text: String) -> String { JSON.quoted(text) }
 
-    public static func render(_ table: TableIR) throws(UnrepresentableTimeout) -> String {
-        try checkTimeouts(table)
+    public static func render(_ table: TableIR) throws(Unrepresentable) -> String {
+        try checkRepresentable(table)
         let tableObject = JSON.object([("family", "inet"), ("name", .string(table.name))])
         var commands: [JSON] = [
             command("add", "table", tableObject),
@@ -86,7 +97,7 @@ public enum NftJSONRenderer {
                 ("type", keyType(set.key)),
             ]
             switch set.contents {
-            case .dynamic(let size):
+            case .dynamic(let size), .filledAtApply(let size):
                 fields += [("size", .int(size)), ("flags", .array(["timeout"])), ("comment", .string(set.comment))]
             case .intervals(let elements), .plain(let elements):
                 if case .intervals = set.contents { fields.append(("flags", .array(["interval"]))) }
@@ -229,6 +240,7 @@ public enum NftJSONRenderer {
         case .inputInterface: meta("iif")
         case .concat(let parts): .object([("concat", .array(parts.map(expression)))])
         case .constant(let constant): value(constant)
+        case .token: .object([("payload", .object([("base", "th"), ("offset", .int(64)), ("len", .int(128))]))])
         case .stageTag(let family, let tag):
             // `SADDR & ZERO | TAG`; `nft -j list` prints it with other constants, because the
             // kernel keeps only a mask and an xor, but this loads to the same expression.
@@ -248,6 +260,7 @@ public enum NftJSONRenderer {
         case .interface(let name): .string(name)
         case .tag(let tag, let family): .string(family.address(tag))
         case .address(let address): .string(address.text)
+        case .token(let bytes): .string("0x" + bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined())
         case .portRange(let first, let last) where first == last: .int(Int(first))
         case .portRange(let first, let last): .object([("range", .array([.int(Int(first)), .int(Int(last))]))])
         case .prefix(let cidr) where cidr.isSingleAddress: .string(cidr.address)
@@ -326,5 +339,12 @@ enum JSON: ExpressibleByStringLiteral {
             }
         }
         return out + "\""
+    }
+}
+
+extension String {
+    /// Zeros in front, to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

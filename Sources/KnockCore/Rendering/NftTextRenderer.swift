@@ -105,6 +105,7 @@ public enum NftTextRenderer {
             case .dynamic: size += 256
             case .intervals(let elements), .plain(let elements): size += 256 + 64 * elements.count
             case .constant(let elements): size += 256 + 64 * elements.count
+            case .filledAtApply: size += 256
             }
         }
         for map in table.maps { size += 256 + 64 * map.elements.count }
@@ -115,7 +116,8 @@ public enum NftTextRenderer {
     private static func write(_ set: SetIR, to text: inout TextBuffer) {
         text.append("\tset ")
         text.append(contentsOf: set.name)
-        text.append(" {\n\t\ttype ")
+        // A raw payload field has no type name: such a set is declared by its expression.
+        text.append(set.key == [.token] ? " {\n\t\ttypeof " : " {\n\t\ttype ")
         write(set.key, to: &text)
         text.append("\n")
         switch set.contents {
@@ -123,6 +125,11 @@ public enum NftTextRenderer {
             text.append("\t\tsize ")
             text.append(size)
             text.append("\n\t\tflags dynamic,timeout\n")
+            writeComment(set.comment, to: &text)
+        case .filledAtApply(let size):
+            text.append("\t\tsize ")
+            text.append(size)
+            text.append("\n\t\tflags timeout\n")
             writeComment(set.comment, to: &text)
         case .intervals(let elements), .plain(let elements):
             if case .intervals = set.contents { text.append("\t\tflags interval\n") }
@@ -310,6 +317,7 @@ public enum NftTextRenderer {
                 write(part, inSetElement: inSetElement, to: &text)
             }
         case .constant(let constant): write(constant, to: &text)
+        case .token: text.append("@th,64,128")
         case .stageTag(let family, let tag):
             write(.sourceAddress(family), to: &text)
             text.append(" & ")
@@ -328,6 +336,12 @@ public enum NftTextRenderer {
         case .interface(let name): text.append(contentsOf: name)
         case .tag(let tag, let family): family.writeAddress(tag, to: &text)
         case .address(let address): text.append(contentsOf: address.text)
+        case .token(let bytes):
+            text.append("0x")
+            for byte in bytes {
+                text.append(byte: hexDigits[Int(byte >> 4)])
+                text.append(byte: hexDigits[Int(byte & 0xf)])
+            }
         case .prefix(let cidr): text.append(contentsOf: cidr.description)
         case .portRange(let first, let last):
             text.append(first)
@@ -367,6 +381,8 @@ public enum NftTextRenderer {
         return plain || !text.contains { $0 == "\"" || $0 == "\\" || $0.isNewline }
     }
 }
+
+private let hexDigits = Array("0123456789abcdef".utf8)
 
 extension IPFamily {
     var zeroAddress: String {

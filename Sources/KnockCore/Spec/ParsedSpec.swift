@@ -63,6 +63,20 @@ public struct ParsedSequence: Sendable {
     /// The `close` knocks and where the list stands; nil when absent.
     public var close: [Located<Knock>]?
     public var closeLocation: SourceLocation?
+    /// `spa:`, one-packet authorization instead of `knock:`; nil when absent.
+    public var spa: ParsedOnePacketAuthorization?
+}
+
+/// `spa: { secret: PATH, port: udp/62201, every: 30s, skew: 1, horizon: 24h, slots: 4 }`.
+public struct ParsedOnePacketAuthorization: Sendable {
+    /// Where `spa:` stands.
+    public var location: SourceLocation
+    public var secret: Located<String>?
+    public var port: Located<TransportPort>?
+    public var every: Located<Duration>?
+    public var skew: Located<Int>?
+    public var horizon: Located<Duration>?
+    public var slots: Located<Int>?
 }
 
 /// `limits: { wrong_knocks: 5/minute, ban_for: 10m }`, at the top level or per sequence.

@@ -18,7 +18,8 @@ public struct SpecParser {
     static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"]
         + hookKeys + ["hook_timeout"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict"] + hookKeys
+    static let sequenceKeys = ["knock", "spa", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict"] + hookKeys
+    static let spaKeys = ["secret", "port", "every", "skew", "horizon", "slots"]
     static let limitKeys = ["wrong_knocks", "ban_for"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
@@ -109,7 +110,16 @@ public struct SpecParser {
         }
         sequence.limits = limits(seqFields["limits"], in: "limits of sequence '\(name.value)'")
         sequence.from = seqFields["from"].map { cidrs($0, key: "from") }
-        if let node = seqFields["knock"] {
+        if let node = seqFields["spa"] {
+            sequence.spa = onePacketAuthorization(node, of: name.value)
+            if let node = seqFields["knock"] {
+                diagnostics.append(Diagnostic(.knockAndSPA(name.value), at: location(of: node)))
+            }
+            // The one packet is the sequence's one knock: its port dispatches to its chain.
+            sequence.knocksLocation = location(of: node)
+            sequence.knocks = (sequence.spa?.port).map { [Located(.port($0.value), at: $0.location)] } ?? []
+            sequence.knocksComplete = sequence.spa?.port != nil
+        } else if let node = seqFields["knock"] {
             sequence.knocksLocation = location(of: node)
             let words = list(node, what: "knock")
             sequence.knocks = words.compactMap { knockWord($0) }
@@ -128,6 +138,37 @@ public struct SpecParser {
             diagnostics.append(Diagnostic(.missingKey("open", in: "sequence '\(name.value)'"), at: name.location))
         }
         return sequence
+    }
+
+    private mutating func onePacketAuthorization(_ node: YAMLNode, of name: String) -> ParsedOnePacketAuthorization? {
+        guard let mapping = expectMapping(node, what: "'spa' of sequence '\(name)'") else { return nil }
+        let fields = fields(of: mapping, allowed: Self.spaKeys, in: "'spa' of sequence '\(name)'")
+        var spa = ParsedOnePacketAuthorization(location: location(of: node))
+        if let node = fields["secret"], let path = expectScalar(node, what: "secret") {
+            spa.secret = Located(path, at: location(of: node))
+        } else if fields["secret"] == nil {
+            diagnostics.append(Diagnostic(.missingKey("secret", in: "'spa' of sequence '\(name)'"), at: spa.location))
+        }
+        if let node = fields["port"] {
+            spa.port = openWord(node)
+        } else {
+            diagnostics.append(Diagnostic(.missingKey("port", in: "'spa' of sequence '\(name)'"), at: spa.location))
+        }
+        spa.every = fields["every"].flatMap { duration($0, key: "every") }
+        spa.horizon = fields["horizon"].flatMap { duration($0, key: "horizon") }
+        spa.skew = fields["skew"].flatMap { count($0, key: "skew", in: 0...10) }
+        spa.slots = fields["slots"].flatMap { count($0, key: "slots", in: 1...64) }
+        return spa
+    }
+
+    /// A whole number within `range`.
+    private mutating func count(_ node: YAMLNode, key: String, in range: ClosedRange<Int>) -> Located<Int>? {
+        guard let text = expectScalar(node, what: key) else { return nil }
+        guard text.count <= 4, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text), range.contains(value) else {
+            diagnostics.append(Diagnostic(.badCount(text, key: key, range: range), at: location(of: node)))
+            return nil
+        }
+        return Located(value, at: location(of: node))
     }
 
     // MARK: Scalars
@@ -420,6 +461,12 @@ extension Diagnostic.Message {
     }
     static func hookTimeoutTooLong(_ timeout: Duration) -> Self {
         .init(.error, "'hook_timeout' of \(timeout) is too long; the longest is \(HookCommand.longestTimeout), so a hung hook cannot hold a slot for hours")
+    }
+    static func knockAndSPA(_ name: String) -> Self {
+        .init(.error, "sequence '\(name)' has both 'knock' and 'spa'; a sequence opens by knocks or by one authorized packet, not both")
+    }
+    static func badCount(_ text: String, key: String, range: ClosedRange<Int>) -> Self {
+        .init(.error, "'\(text)' is not a value for '\(key)'; expected a whole number from \(range.lowerBound) to \(range.upperBound)")
     }
     static func badBoolean(_ text: String, key: String) -> Self {
         .init(.error, "'\(text)' is not a value for '\(key)'; expected true or false")
