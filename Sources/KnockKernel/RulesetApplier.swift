@@ -92,12 +92,26 @@ public struct RulesetApplier {
         let state = toRead.isEmpty || catalog == nil
             ? LiveState() : try reader.state(table: spec.tableName, catalog: catalog!, sets: Set(toRead))
         var elements = plan.elements(given: state)
+        try Self.checkFit(elements, into: plan.table)
         elements.operations += try Self.tokens(spec) + extra
         report.carried = elements.carried
         report.movedProgress = elements.movedProgress
         report.endedGrants = elements.endedGrants
         try apply(NftTextRenderer.render(plan.update(elements)))
         return report
+    }
+
+    /// Refuses, before the kernel does with a bare "Too many open files in system", to carry
+    /// more elements into a set than its new size holds (a lowered `max_tracked_sources`).
+    static func checkFit(_ elements: ApplyPlan.Elements, into table: TableIR) throws(NftError) {
+        var counts: [String: Int] = [:]
+        for operation in elements.operations where operation.kind == .add { counts[operation.set, default: 0] += 1 }
+        for set in table.sets {
+            guard case .dynamic(let size) = set.contents, let count = counts[set.name], count > size else { continue }
+            throw NftError(command: "carry the elements of set \(set.name)",
+                           message: "set \(set.name) holds \(count) live elements, more than its new size of \(size) "
+                               + "(max_tracked_sources); raise it, or apply once they have timed out")
+        }
     }
 
     /// The tokens of the spec's `spa` sequences, computed now from their secrets (root's own,

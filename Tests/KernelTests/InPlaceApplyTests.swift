@@ -171,6 +171,24 @@ struct InPlaceApplyTests {
         }
     }
 
+    @Test("lowering max_tracked_sources below the live elements is refused with a message that says so, and changes nothing")
+    func smallerSizeRefused() throws {
+        try Testbed.with { bed in
+            try bed.apply(Self.spec)
+            let grants = (1...20).map { "198.18.0.\($0) . 6 . 22 timeout 1h" }
+            try bed.applyScript("add element inet knockc granted4 { \(grants.joined(separator: ", ")) }\n")
+            func definitions() throws -> String? { try bed.server.perform { try RulesetApplier().listDefinitions("knockc") } }
+            let before = try definitions()
+            #expect {
+                try bed.apply(Self.spec + "\nmax_tracked_sources: 10")
+            } throws: { error in
+                "\(error)".contains("set granted4 holds 20 live elements, more than its new size of 10")
+            }
+            #expect(try definitions() == before)
+            #expect(try bed.server.perform { try LiveStateReader().read(table: "knockc")?.grants.count } == 20)
+        }
+    }
+
     @Test("a table of the same name that knockc did not make is replaced whole")
     func foreignTableReplaced() throws {
         try Testbed.with { bed in
