@@ -62,10 +62,12 @@ def measure(lab, args):
     results.update({"rate_summary": summarize_rates(samples, "no table"), "samples": samples,
                     "trafgen_processes": cpus, "rounds": args.rounds})
 
-    # Apply with that many live grants (apply carries them over), then the sweep again: every
-    # granted source must still get in. knockc's memory grows with the grants it carries, so
-    # an apply whose peak, extrapolated from the smaller applies, would take more than 60% of
-    # the available memory is left out rather than push a shared machine into swap or OOM.
+    # The same spec applied again with that many live grants, then the sweep again: every
+    # granted source must still get in. knockc changes the table in place and leaves granted6
+    # in the kernel, unread; an older knockc (--knockc) read every grant and wrote it back, its
+    # memory growing with them, so an apply whose peak, extrapolated from the smaller applies,
+    # would take more than 60% of the available memory is left out rather than push a shared
+    # machine into swap or OOM.
     peaks = []  # (grants, peak RSS in bytes) of the applies so far
     for pair, count in zip(pairs[1:], counts):
         entry = results["pairs"][count]
@@ -74,7 +76,7 @@ def measure(lab, args):
             log(f"state: knockc apply with {count + 1:,} live grants left out: would need about {needed / 2**30:.1f} GiB")
             entry.update({"skipped": True, "estimated_rss_bytes": needed})
             continue
-        log(f"state: knockc apply with {count + 1:,} live grants (bounded at {args.apply_timeout} s)")
+        log(f"state: knockc apply of the same spec with {count + 1:,} live grants (bounded at {args.apply_timeout} s)")
         entry.update(knockc_apply_profiled(lab, pair.server, spec, args.apply_timeout))
         if not entry["timed_out"]:
             peaks.append((count + 1, entry["max_rss_kib"] * 1024))
@@ -115,7 +117,7 @@ def rows(state):
         rows.append((f"state nft -f of {count:,} grants (add element, 5,000 per line)",
                      f"{fmt_ms(p['fill_ms'])}  ({p['fill_us_per_source']:.1f} us per source)", "-", "-"))
     for count, p in sorted(state["pairs"].items()):
-        label = f"state knockc apply with {count + 1:,} live grants"
+        label = f"state knockc apply of the same spec again, {count + 1:,} live grants"
         if p.get("skipped"):
             rows.append((label, f"left out: would need about {p['estimated_rss_bytes'] / 2**30:.1f} GiB", "-", "-"))
             continue
