@@ -95,11 +95,10 @@ def measure_apply_with_grants(lab, args):
         fill_ms = None
         if count:
             batch = element_batch(os.path.join(lab.tmpdir, f"grants-{count}.nft"), "granted6", count)
+            # One transaction: all N are in, or nft fails. No count here: a dump of a million
+            # elements costs about 100 s of kernel time (see count_set_elements).
             fill_ms = timed(["ip", "netns", "exec", namespace, "nft", "-f", batch], timeout=300)
             os.remove(batch)
-        listed = count_set_elements(namespace, "knockc", "granted6")
-        if listed != count:
-            raise BenchError(f"granted6 lists {listed} elements after adding {count}")
         live[count] = [namespace, "generated"]
         results["counts"][count] = {"fill_ms": fill_ms, "applies": []}
 
