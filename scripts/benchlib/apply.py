@@ -1,17 +1,18 @@
 """The apply part: compile and apply times of generated specs of 1 to 10,000 sequences, with
-their floors (nft -f of the same bytes, ip netns exec), and apply of a changed 1,000-sequence
-spec while grants are live (scripts/bench.md, "apply")."""
-import json
+their floors (nft -f of the same bytes, ip netns exec), and apply of a 1,000-sequence spec,
+unchanged and with one sequence edited, while 0 to a million grants are live
+(scripts/bench.md, "apply")."""
 import os
 import statistics
 
-from .lab import BenchError, fmt_ms, log, run, timed
-from .specs import compiled_spec, generated_specs
+from .lab import (BenchError, count_set_elements, extrapolated_peak, fmt_ms, knockc_apply_profiled, log,
+                  mem_available, run, timed)
+from .specs import compiled_spec, element_batch, generate_spec, generated_specs
 
 
 def measure(lab, args):
     specs = generated_specs(lab, args.sizes)
-    return {"sizes": measure_sizes(lab, args, specs), "with_grants": measure_apply_with_grants(lab, args, specs)}
+    return {"sizes": measure_sizes(lab, args, specs), "with_grants": measure_apply_with_grants(lab, args)}
 
 
 def measure_sizes(lab, args, specs):
@@ -59,31 +60,103 @@ def measure_sizes(lab, args, specs):
     return results
 
 
-def measure_apply_with_grants(lab, args, specs):
-    """`knockc apply` of a changed 1000-sequence spec while 10,000 grants are live.
-    The grants are set elements (198.18.0.0/15, the benchmarking range; no packet is sent),
-    added with a 1 h timeout; after the apply every one must still be there."""
-    if 1000 not in specs:
+# The spec re-applied while grants are live: 1,000 sequences, as the target of the sizes.
+GRANTS_SEQUENCES = 1000
+DEFAULT_MAX_TRACKED_SOURCES = 65536
+
+
+def measure_apply_with_grants(lab, args):
+    """`knockc apply` of a 1,000-sequence spec while 0 to a million grants are live in granted6
+    (2001:db8::/64; 198.18.0.0/15 holds only 131,072 sources): the same spec again, and the
+    spec with one sequence's knocks edited. One namespace per number of grants, filled once by
+    nft -f (no packet is sent) and kept; rounds alternate over them, forward and backward. After
+    the rounds every grant must still be listed."""
+    counts = args.grants
+    if not counts:
         return None
-    server = lab.netns("grants")
-    run(["ip", "netns", "exec", server, lab.knockc, "apply", specs[1000]["path"]])
-    grants = [f"198.18.{i // 250}.{i % 250 + 1} . tcp . 22 timeout 1h" for i in range(args.grants)]
-    batch = os.path.join(lab.tmpdir, "grants.nft")
-    with open(batch, "w") as file:
-        for start in range(0, len(grants), 1000):
-            file.write("add element inet knockc granted4 { " + ", ".join(grants[start:start + 1000]) + " }\n")
-    run(["ip", "netns", "exec", server, "nft", "-f", batch])
-    changed = os.path.join(lab.tmpdir, "spec-1000-changed.yaml")
-    with open(specs[1000]["path"]) as source, open(changed, "w") as target:
-        target.write(source.read().replace("open_for: 30s", "open_for: 45s"))
-    times = []
-    for spec in (changed, specs[1000]["path"], changed):
-        times.append(timed(["ip", "netns", "exec", server, lab.knockc, "apply", spec]))
-    listing = run(["ip", "netns", "exec", server, "nft", "-j", "list", "set", "inet", "knockc", "granted4"]).stdout
-    elements = json.loads(listing)["nftables"][1]["set"].get("elem", [])
-    lab.delete_netns(server)
-    return {"grants": args.grants, "apply_ms": times, "apply_median_ms": statistics.median(times),
-            "grants_after": len(elements)}
+    size = max(DEFAULT_MAX_TRACKED_SOURCES, 1 << max(counts).bit_length())
+    extra = [f"max_tracked_sources: {size}"]
+    specs = {"generated": os.path.join(lab.tmpdir, "grants-spec.yaml"),
+             "edited": os.path.join(lab.tmpdir, "grants-spec-edited.yaml")}
+    generate_spec(specs["generated"], GRANTS_SEQUENCES, extra)
+    generate_spec(specs["edited"], GRANTS_SEQUENCES, extra, edit_first=True)
+    for spec in specs.values():
+        check = run([lab.knockc, "check", spec], check=False)
+        if check.returncode != 0 or "error:" in check.stderr:
+            raise BenchError(f"knockc check {spec} failed:\n{check.stderr[:2000]}")
+    results = {"sequences": GRANTS_SEQUENCES, "max_tracked_sources": size, "set": "granted6",
+               "rounds": args.apply_rounds, "apply_timeout_s": args.apply_timeout, "counts": {}}
+
+    live = {}  # count -> (namespace, the spec its table was last applied from)
+    for count in counts:
+        log(f"apply: namespace with {count:,} live grants")
+        namespace = lab.netns(f"grants{count}")
+        run(["ip", "netns", "exec", namespace, lab.knockc, "apply", specs["generated"]], timeout=300)
+        fill_ms = None
+        if count:
+            batch = element_batch(os.path.join(lab.tmpdir, f"grants-{count}.nft"), "granted6", count)
+            # One transaction: all N are in, or nft fails. No count here: a dump of a million
+            # elements costs about 100 s of kernel time (see count_set_elements).
+            fill_ms = timed(["ip", "netns", "exec", namespace, "nft", "-f", batch], timeout=300)
+            os.remove(batch)
+        live[count] = [namespace, "generated"]
+        results["counts"][count] = {"fill_ms": fill_ms, "applies": []}
+
+    # Each round visits every number of grants, forward in even rounds and backward in odd
+    # ones, so a drift in what the shared machine has to spare falls on all alike. At each, an
+    # apply of the other spec (changed), then of that spec again (same).
+    peaks = {}  # count -> knockc's largest peak RSS in bytes so far
+    stopped = set()
+    for round_index in range(args.apply_rounds):
+        order = counts if round_index % 2 == 0 else counts[::-1]
+        for count in order:
+            if count in stopped:
+                continue
+            entry = results["counts"][count]
+            namespace, current = live[count]
+            if count not in peaks:
+                needed = extrapolated_peak([(n, r) for n, r in peaks.items() if n < count], count)
+                if needed > 0.6 * mem_available():
+                    log(f"apply: {count:,} live grants left out: knockc would need about {needed / 2**30:.1f} GiB")
+                    entry.update({"skipped": True, "estimated_rss_bytes": needed})
+                    stopped.add(count)
+                    continue
+            for kind in ("changed", "same"):
+                spec = current if kind == "same" else ("edited" if current == "generated" else "generated")
+                log(f"apply: round {round_index + 1}, {count:,} live grants, {kind} spec "
+                    f"(bounded at {args.apply_timeout} s)")
+                result = knockc_apply_profiled(lab, namespace, specs[spec], args.apply_timeout)
+                result.update({"kind": kind, "round": round_index, "spec": spec})
+                entry["applies"].append(result)
+                if result["timed_out"]:
+                    log(f"apply: stopped after {args.apply_timeout} s; no more applies with {count:,} or more grants")
+                    stopped |= {n for n in counts if n >= count}
+                    break
+                current = live[count][1] = spec
+                peaks[count] = max(peaks.get(count, 0), result["max_rss_kib"] * 1024)
+
+    for count in counts:
+        namespace = live[count][0]
+        results["counts"][count]["grants_after"] = count_set_elements(namespace, "knockc", "granted6")
+        lab.delete_netns(namespace)
+    for entry in results["counts"].values():
+        for kind in ("same", "changed"):
+            done = [a for a in entry["applies"] if a["kind"] == kind and not a["timed_out"]]
+            entry[kind] = {"runs": len(done),
+                           "median_ms": statistics.median(a["apply_ms"] for a in done) if done else None,
+                           "max_rss_kib": max((a["max_rss_kib"] for a in done), default=None),
+                           "timed_out": any(a["timed_out"] for a in entry["applies"] if a["kind"] == kind)}
+    return results
+
+
+def round_ratios(result, kind, count, reference):
+    """For each round in which both ran, the `kind` apply time with `count` grants over the one
+    with `reference` grants."""
+    def by_round(n):
+        return {a["round"]: a["apply_ms"] for a in result["counts"][n]["applies"]
+                if a["kind"] == kind and not a["timed_out"]}
+    mine, theirs = by_round(count), by_round(reference)
+    return [mine[r] / theirs[r] for r in sorted(mine) if r in theirs]
 
 
 def rows(result):
@@ -103,11 +176,45 @@ def rows(result):
         rows.append(("floor: ip netns exec NS true", fmt_ms(statistics.median(exec_all)), "-", "-"))
     grants = result["with_grants"]
     if grants:
-        rows.append((f"apply 1000 seq, {grants['grants']} live grants (median of {len(grants['apply_ms'])})",
-                     fmt_ms(grants["apply_median_ms"]), "-", "-"))
-        rows.append(("grants left after those applies", f"{grants['grants_after']} / {grants['grants']}",
-                     f"= {grants['grants']}", "yes" if grants["grants_after"] == grants["grants"] else "NO"))
+        rows += grant_rows(grants)
     return rows
 
 
 NOTES = ["Times are wall clock of the whole process (fork/exec included); see scripts/bench.md."]
+
+
+KIND_LABELS = {"same": "the same spec again", "changed": "one sequence's knocks edited"}
+
+
+def grant_rows(grants):
+    rows = []
+    counts = sorted(grants["counts"])
+    for kind in ("same", "changed"):
+        for count in counts:
+            entry = grants["counts"][count]
+            label = (f"apply {grants['sequences']} seq, {KIND_LABELS[kind]}, {count:,} live grants "
+                     f"(median of {entry.get(kind, {}).get('runs', 0)})")
+            if entry.get("skipped"):
+                rows.append((label, f"left out: would need about {entry['estimated_rss_bytes'] / 2**30:.1f} GiB", "-", "-"))
+            elif entry[kind]["median_ms"] is None:
+                rows.append((label, f"over {grants['apply_timeout_s']} s (stopped)", "-", "NO"))
+            else:
+                stopped = f", one over {grants['apply_timeout_s']} s (stopped)" if entry[kind]["timed_out"] else ""
+                rows.append((label, f"{fmt_ms(entry[kind]['median_ms'])}  "
+                                    f"(knockc peak RSS {entry[kind]['max_rss_kib'] / 1024:,.0f} MiB{stopped})", "-", "-"))
+    if 0 in grants["counts"] and counts[-1] > 0:
+        top = counts[-1]
+        for kind in ("same", "changed"):
+            label = f"apply, {KIND_LABELS[kind]}: time with {top:,} grants / with 0 (same round, median)"
+            ratios = round_ratios(grants, kind, top, 0)
+            if not ratios:
+                rows.append((label, "not measured", "<= 1.5", "NO"))
+                continue
+            ratio = statistics.median(ratios)
+            rows.append((label, f"{ratio:.2f}  [{min(ratios):.2f}-{max(ratios):.2f}]", "<= 1.5",
+                         "yes" if ratio <= 1.5 else "NO"))
+    for count in counts:
+        left = grants["counts"][count]["grants_after"]
+        rows.append((f"grants left after those applies, {count:,} live grants", f"{left:,} / {count:,}",
+                     f"= {count:,}", "yes" if left == count else "NO"))
+    return rows

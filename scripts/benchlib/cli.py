@@ -2,7 +2,7 @@
 `scripts/bench PART...` runs those parts only:
 
   latency   knock-to-open latency of examples/ssh.yaml (about 30 s)
-  apply     compile and apply times at 1 to 10,000 sequences, apply with 10,000 live grants
+  apply     compile and apply times at 1 to 10,000 sequences; apply of 1,000 with 0 to 1,000,000 live grants
   rules     rules a packet traverses, from nft's trace, at 1 to 10,000 sequences
   memory    kernel memory per tracked source (progress4, granted4)
   flood     legitimate knocks during a flood of first knocks
@@ -70,7 +70,13 @@ def arguments():
     group.add_argument("--sizes", default="1,100,1000,10000", help="sequence counts of the compile and apply rows")
     group.add_argument("--runs-10000", type=int, default=1,
                        help="compile/apply runs for 10000+ sequences (each apply takes ~20 s)")
-    group.add_argument("--grants", type=int, default=10000, help="live grants during the apply of 1000 sequences")
+    group.add_argument("--grants", default="0,10000,100000,1000000",
+                       help="live grants (granted6) during the applies of 1000 sequences, same and edited spec "
+                            "(empty: none of those applies)")
+    group.add_argument("--apply-rounds", type=int, default=3,
+                       help="rounds of those applies; each round applies the edited and the same spec once")
+    group.add_argument("--apply-timeout", type=int, default=300,
+                       help="seconds after which an apply with live grants is stopped (apply and state)")
     group = parser.add_argument_group("rules")
     group.add_argument("--trace-sizes", default="1,1000,10000", help="sequence counts traced")
     group = parser.add_argument_group("memory")
@@ -98,8 +104,6 @@ def arguments():
     group.add_argument("--state-reference", type=int, default=10000,
                        help="the number of sources the lookup rates are compared with")
     group.add_argument("--state-memory-trials", type=int, default=3, help="memory trials per set and size")
-    group.add_argument("--apply-timeout", type=int, default=300,
-                       help="seconds after which an apply with many live grants is stopped")
     group = parser.add_argument_group("diff")
     group.add_argument("--diff-elements", default="0,65536", help="live progress elements (at most 131072)")
     group.add_argument("--diff-runs", type=int, default=3, help="runs per number of elements (median)")
@@ -171,8 +175,12 @@ def main():
         sys.exit("floods last at least 5 s (the legitimate client starts 1 s in and stops 1 s before the end)")
     if not 1 <= args.diff_runs <= 20 or not 1 <= args.diff_timeout <= 3600:
         sys.exit("--diff-runs is 1 to 20 and --diff-timeout 1 to 3600")
-    for name in ("sizes", "trace_sizes", "memory_sources", "rate_sizes", "state_sources", "diff_elements"):
+    if not 1 <= args.apply_rounds <= 20 or not 1 <= args.apply_timeout <= 3600:
+        sys.exit("--apply-rounds is 1 to 20 and --apply-timeout 1 to 3600")
+    for name in ("sizes", "grants", "trace_sizes", "memory_sources", "rate_sizes", "state_sources", "diff_elements"):
         setattr(args, name, parse_counts(getattr(args, name)))
+    if any(n > 16777215 for n in args.grants):
+        sys.exit("--grants: at most 16,777,215 (max_tracked_sources is at most 16,777,216)")
     if any(n > 131072 for n in args.diff_elements):
         sys.exit("--diff-elements: 198.18.0.0/15 has 131,072 addresses")
     if os.geteuid() != 0:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 # scripts/benchlib/lab.py -> the checkout
@@ -147,6 +148,111 @@ def timed(argv, timeout=300, **kwargs):
         stderr = result.stderr.decode(errors="replace") if result.stderr else ""
         raise BenchError(f"{' '.join(argv)} exited {result.returncode}:\n{stderr}")
     return elapsed
+
+
+def knockc_apply_profiled(lab, namespace, spec, timeout):
+    """`knockc apply` timed, with the largest resident set it reached (ip netns exec execs the
+    command, so the waited child is knockc itself) and the last line it printed (its summary);
+    killed after `timeout` seconds."""
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        process = lab.spawn(["ip", "netns", "exec", namespace, lab.knockc, "apply", spec],
+                            stdout=stdout, stderr=stderr)
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        elapsed = (time.perf_counter() - start) * 1000
+        process.returncode = os.waitstatus_to_exitcode(status)
+        lab.processes.remove(process)
+        timed_out = elapsed >= timeout * 1000
+        if process.returncode != 0 and not timed_out:
+            stderr.seek(0)
+            raise BenchError(f"knockc apply {spec} exited {process.returncode}:\n"
+                             f"{stderr.read().decode(errors='replace')[-2000:]}")
+        stdout.seek(0)
+        printed = stdout.read().decode(errors="replace").strip().splitlines()
+    return {"apply_ms": None if timed_out else elapsed, "max_rss_kib": usage.ru_maxrss, "timed_out": timed_out,
+            "summary": printed[-1] if printed else ""}
+
+
+def mem_available():
+    with open("/proc/meminfo") as file:
+        for line in file:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def extrapolated_peak(peaks, count):
+    """knockc's peak resident set, in bytes, for an apply with `count` live grants, extrapolated
+    linearly from `peaks`, the (grants, peak bytes) of earlier applies with fewer; 0 without
+    any. An older knockc read every grant and wrote it back (about 1.4 GiB at a million), so
+    the parts leave out an apply whose estimate would crowd a shared machine."""
+    peaks = sorted(peaks)
+    if len(peaks) >= 2:
+        (n0, r0), (n1, r1) = peaks[-2:]
+        if n1 > n0:
+            return r1 + (r1 - r0) / (n1 - n0) * (count - n1)
+    if peaks and peaks[-1][0] > 0:
+        return peaks[-1][1] * count / peaks[-1][0]
+    return 0
+
+
+# Counts the elements of one set over netlink (NFT_MSG_GETSETELEM dump), run with
+# `ip netns exec NS python3 -c`.
+COUNT_ELEMENTS = r"""
+import socket, struct, sys
+table, name = sys.argv[1].encode() + b"\0", sys.argv[2].encode() + b"\0"
+def attr(kind, payload):
+    return struct.pack("HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+# nfgenmsg: NFPROTO_INET, version 0, res_id 0; NFTA_SET_ELEM_LIST_TABLE (1), _SET (2)
+body = struct.pack("BBH", 1, 0, 0) + attr(1, table) + attr(2, name)
+# NFNL_SUBSYS_NFTABLES (10) << 8 | NFT_MSG_GETSETELEM (13); NLM_F_REQUEST | NLM_F_DUMP
+request = struct.pack("IHHII", 16 + len(body), 10 << 8 | 13, 0x1 | 0x300, 1, 0) + body
+sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+sock.bind((0, 0))
+sock.send(request)
+count = 0
+while True:
+    data = sock.recv(1 << 20)
+    offset = 0
+    while offset < len(data):
+        length, kind = struct.unpack_from("IH", data, offset)
+        if kind == 3:  # NLMSG_DONE
+            print(count)
+            sys.exit(0)
+        if kind == 2:  # NLMSG_ERROR
+            error = struct.unpack_from("i", data, offset + 16)[0]
+            if error:
+                sys.exit(f"netlink error {-error}: {__import__('os').strerror(-error)}")
+        else:
+            position, end = offset + 20, offset + length  # past nlmsghdr and nfgenmsg
+            while position < end:
+                size, attribute = struct.unpack_from("HH", data, position)
+                if attribute & 0x3fff == 3:  # NFTA_SET_ELEM_LIST_ELEMENTS: NFTA_LIST_ELEM each
+                    inner = position + 4
+                    while inner < position + size:
+                        element_size = struct.unpack_from("H", data, inner)[0]
+                        count += 1
+                        inner += (element_size + 3) & ~3
+                position += (size + 3) & ~3
+        offset += (length + 3) & ~3
+"""
+
+
+def count_set_elements(namespace, table, set_name):
+    """How many elements `set_name` of `inet table` lists in `namespace` (expired ones are not
+    listed), from a netlink dump, without nft's parsing and printing. The dump itself is
+    quadratic in the kernel: nf_tables walks the set's hash table from its start again for
+    each netlink message (about 530 elements), skipping what it sent. At a million elements
+    that took 97 s of system time (115 s wall; 1 s at 100,000), almost all of it in
+    rhashtable_walk_next."""
+    result = run(["ip", "netns", "exec", namespace, sys.executable, "-c", COUNT_ELEMENTS, table, set_name],
+                 timeout=300)
+    return int(result.stdout.strip())
 
 
 def percentile(values, p):

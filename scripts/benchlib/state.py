@@ -3,49 +3,14 @@ tracked source, the grant lookup's packet rate, the time of nft -f filling the s
 `knockc apply` while they are all live (scripts/bench.md, "state")."""
 import os
 import statistics
-import subprocess
-import tempfile
-import threading
-import time
 
-from .lab import CLIENT_IP6, FLOOD_PORT, BenchError, fmt_ms, log, run, timed
+from .lab import (CLIENT_IP6, FLOOD_PORT, extrapolated_peak, fmt_ms, knockc_apply_profiled, log,
+                  mem_available, run, timed)
 from .memory import MEMORY_QUIET_LIMIT, MEMORY_TARGET_BYTES, quiet_trials
 from .rates import (RATE_KIND_LABELS, RatePair, alternate, flat_row, rate_cell, ratio_cell,
                     summarize_rates)
 from .specs import element_batch, generate_spec, generated_sequences
 from .trafgen import ensure_trafgen
-
-
-def knockc_apply_profiled(lab, namespace, spec, timeout):
-    """`knockc apply` timed, with the largest resident set it reached (ip netns exec execs the
-    command, so the waited child is knockc itself); killed after `timeout` seconds."""
-    with tempfile.TemporaryFile() as stderr:
-        start = time.perf_counter()
-        process = lab.spawn(["ip", "netns", "exec", namespace, lab.knockc, "apply", spec],
-                            stdout=subprocess.DEVNULL, stderr=stderr)
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
-        elapsed = (time.perf_counter() - start) * 1000
-        process.returncode = os.waitstatus_to_exitcode(status)
-        lab.processes.remove(process)
-        timed_out = elapsed >= timeout * 1000
-        if process.returncode != 0 and not timed_out:
-            stderr.seek(0)
-            raise BenchError(f"knockc apply {spec} exited {process.returncode}:\n"
-                             f"{stderr.read().decode(errors='replace')[-2000:]}")
-    return {"apply_ms": None if timed_out else elapsed, "max_rss_kib": usage.ru_maxrss, "timed_out": timed_out}
-
-
-def mem_available():
-    with open("/proc/meminfo") as file:
-        for line in file:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def measure(lab, args):
@@ -97,24 +62,21 @@ def measure(lab, args):
     results.update({"rate_summary": summarize_rates(samples, "no table"), "samples": samples,
                     "trafgen_processes": cpus, "rounds": args.rounds})
 
-    # Apply with that many live grants (apply carries them over), then the sweep again: every
-    # granted source must still get in. knockc's memory grows with the grants it carries, so
-    # an apply whose peak, extrapolated from the smaller applies, would take more than 60% of
-    # the available memory is left out rather than push a shared machine into swap or OOM.
+    # The same spec applied again with that many live grants, then the sweep again: every
+    # granted source must still get in. knockc changes the table in place and leaves granted6
+    # in the kernel, unread; an older knockc (--knockc) read every grant and wrote it back, its
+    # memory growing with them, so an apply whose peak, extrapolated from the smaller applies,
+    # would take more than 60% of the available memory is left out rather than push a shared
+    # machine into swap or OOM.
     peaks = []  # (grants, peak RSS in bytes) of the applies so far
     for pair, count in zip(pairs[1:], counts):
         entry = results["pairs"][count]
-        needed = 0
-        if len(peaks) >= 2:
-            (n0, r0), (n1, r1) = peaks[-2:]
-            needed = r1 + (r1 - r0) / (n1 - n0) * (count + 1 - n1)
-        elif peaks:
-            needed = peaks[-1][1] * (count + 1) / peaks[-1][0]
+        needed = extrapolated_peak(peaks, count + 1)
         if needed > 0.6 * mem_available():
             log(f"state: knockc apply with {count + 1:,} live grants left out: would need about {needed / 2**30:.1f} GiB")
             entry.update({"skipped": True, "estimated_rss_bytes": needed})
             continue
-        log(f"state: knockc apply with {count + 1:,} live grants (bounded at {args.apply_timeout} s)")
+        log(f"state: knockc apply of the same spec with {count + 1:,} live grants (bounded at {args.apply_timeout} s)")
         entry.update(knockc_apply_profiled(lab, pair.server, spec, args.apply_timeout))
         if not entry["timed_out"]:
             peaks.append((count + 1, entry["max_rss_kib"] * 1024))
@@ -155,7 +117,7 @@ def rows(state):
         rows.append((f"state nft -f of {count:,} grants (add element, 5,000 per line)",
                      f"{fmt_ms(p['fill_ms'])}  ({p['fill_us_per_source']:.1f} us per source)", "-", "-"))
     for count, p in sorted(state["pairs"].items()):
-        label = f"state knockc apply with {count + 1:,} live grants"
+        label = f"state knockc apply of the same spec again, {count + 1:,} live grants"
         if p.get("skipped"):
             rows.append((label, f"left out: would need about {p['estimated_rss_bytes'] / 2**30:.1f} GiB", "-", "-"))
             continue
