@@ -42,6 +42,18 @@ struct TableLayoutTests {
         #expect(decode(TableLayout.progress(.ipv6), v6.bytes + tagOf6) == nil, "an IPv6 tag is ::a.b.c.d")
     }
 
+    @Test("a granted key decodes straight into the grant's ID, and refuses what `decode` refuses")
+    func grantIDs() {
+        func id(_ layout: SetLayout, _ bytes: [UInt8]) -> Grant.ID? { bytes.withUnsafeBytes { layout.decodeGrant($0) } }
+        let granted = TableLayout.granted(.ipv4)
+        #expect(id(granted, [192, 0, 2, 3, 17, 0, 0, 0, 0, 53, 0, 0]) == Grant.ID(source: v4, port: TransportPort(.udp, 53)))
+        #expect(id(TableLayout.granted(.ipv6), v6.bytes + [6, 0, 0, 0, 0, 22, 0, 0]) == Grant.ID(source: v6, port: TransportPort(.tcp, 22)))
+        #expect(id(granted, [192, 0, 2, 3, 132, 0, 0, 0, 0, 22, 0, 0]) == nil)
+        #expect(id(granted, [192, 0, 2, 3, 6, 0, 0, 0, 0, 0, 0, 0]) == nil)
+        #expect(id(granted, [192, 0, 2, 3, 6, 0, 0, 0, 0, 22]) == nil)
+        #expect(id(TableLayout.banned(.ipv4), [192, 0, 2, 3]) == nil, "not a grant's key")
+    }
+
     @Test("addresses keep their bytes, print canonically and sort numerically")
     func addresses() throws {
         #expect(IPAddress("2001:DB8:0::7", family: .ipv6)?.text == "2001:db8::7")

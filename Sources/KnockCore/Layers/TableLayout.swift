@@ -117,6 +117,24 @@ public struct SetLayout: Hashable, Sendable {
         }
 
         var paddedLength: Int { (length + 3) & ~3 }
+
+        /// The value in this field's `bytes` (its data, without padding).
+        func decode(_ bytes: UnsafeRawBufferPointer) -> Value? {
+            switch self {
+            case .address(let family):
+                return IPAddress(bytes: bytes, family: family).map { .address($0) }
+            case .stageTag(let family):
+                guard bytes.prefix(family.addressLength - 4).allSatisfy({ $0 == 0 }) else { return nil }
+                return .tag(bytes.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }, family)
+            case .family:
+                return IPFamily.allCases.first { $0.nfproto == bytes[0] }.map { .family($0) }
+            case .transportProtocol:
+                return TransportProtocol.allCases.first { $0.number == bytes[0] }.map { .proto($0) }
+            case .port:
+                let port = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+                return port > 0 ? .port(port) : nil
+            }
+        }
     }
 
     /// The key types, as a set declaration names them.
@@ -129,34 +147,42 @@ public struct SetLayout: Hashable, Sendable {
     /// layout would write (wrong length, a tag outside the low 32 bits, an unknown protocol,
     /// port 0), which a reader skips rather than trusts.
     public func decode(_ key: UnsafeRawBufferPointer) -> [Value]? {
-        guard key.count == keyLength else { return nil }
         var values: [Value] = []
         values.reserveCapacity(fields.count)
-        var offset = 0
-        for field in fields {
-            let bytes = UnsafeRawBufferPointer(rebasing: key[offset..<(offset + field.length)])
-            offset += field.paddedLength
-            switch field {
-            case .address(let family):
-                guard let address = IPAddress(bytes: bytes, family: family) else { return nil }
-                values.append(.address(address))
-            case .stageTag(let family):
-                guard bytes.prefix(family.addressLength - 4).allSatisfy({ $0 == 0 }) else { return nil }
-                let tag = bytes.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                values.append(.tag(tag, family))
-            case .family:
-                guard let family = IPFamily.allCases.first(where: { $0.nfproto == bytes[0] }) else { return nil }
-                values.append(.family(family))
-            case .transportProtocol:
-                guard let proto = TransportProtocol.allCases.first(where: { $0.number == bytes[0] }) else { return nil }
-                values.append(.proto(proto))
-            case .port:
-                let port = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
-                guard port > 0 else { return nil }
-                values.append(.port(port))
+        return forEachValue(in: key) { values.append($0) } ? values : nil
+    }
+
+    /// The grant a key of the granted (or fresh) set names, decoded as `decode` does but into
+    /// the grant's ID, without an array: a full reading decodes every grant, 100,000 at a time.
+    public func decodeGrant(_ key: UnsafeRawBufferPointer) -> Grant.ID? {
+        var source: IPAddress?
+        var proto: TransportProtocol?
+        var port: UInt16?
+        let decoded = forEachValue(in: key) { value in
+            switch value {
+            case .address(let address): source = address
+            case .proto(let value): proto = value
+            case .port(let value): port = value
+            default: break
             }
         }
-        return values
+        guard decoded, fields.count == 3, let source, let proto, let port else { return nil }
+        return Grant.ID(source: source, port: TransportPort(proto, port))
+    }
+
+    /// Hands each field's value in `key` to `body`, in order; false as soon as one is not a
+    /// value this layout would write.
+    private func forEachValue(in key: UnsafeRawBufferPointer, _ body: (Value) -> Void) -> Bool {
+        guard key.count == keyLength else { return false }
+        var offset = 0
+        for field in fields {
+            guard let value = field.decode(UnsafeRawBufferPointer(rebasing: key[offset..<(offset + field.length)])) else {
+                return false
+            }
+            offset += field.paddedLength
+            body(value)
+        }
+        return true
     }
 
     /// The bytes the kernel stores for `values`; nil when they do not fit the fields.
