@@ -166,7 +166,7 @@ struct ApplyPlanTests {
         let plan = ApplyPlan(spec: spec, definitions: definitions(of: spec), catalog: TableCatalog(spec))
         #expect(!plan.replacesTable)
         #expect(plan.setsToRead.isEmpty)
-        #expect(Set(plan.keptSets) == ["started4", "progress4", "granted4", "started6", "progress6", "granted6"])
+        #expect(Set(plan.keptSets) == ["started4", "progress4", "granted4", "fresh4", "started6", "progress6", "granted6", "fresh6"])
         #expect(plan.redefinedSets.isEmpty && plan.changedSequences.isEmpty && plan.endedOpenings.isEmpty)
         #expect(!plan.removals.contains(.set("granted4")))
         #expect(plan.removals.contains(.set("sequences")) && plan.removals.contains(.map("dispatch")) && plan.removals.contains(.chain("input")))
@@ -214,7 +214,7 @@ struct ApplyPlanTests {
         let old = try spec(ssh)
         let new = try spec(ssh + "\nmax_tracked_sources: 1000")
         let plan = ApplyPlan(spec: new, definitions: definitions(of: old), catalog: TableCatalog(old))
-        #expect(Set(plan.redefinedSets) == ["started4", "progress4", "granted4", "started6", "progress6", "granted6"])
+        #expect(Set(plan.redefinedSets) == ["started4", "progress4", "granted4", "fresh4", "started6", "progress6", "granted6", "fresh6"])
         #expect(plan.keptSets.isEmpty)
         let source = IPAddress("192.0.2.3", family: .ipv4)!
         let tag = KnockMachine.all(in: new)[0].tags.tag(2)

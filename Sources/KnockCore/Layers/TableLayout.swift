@@ -23,6 +23,16 @@ public enum TableLayout {
         SetLayout(name: Names.granted(family), fields: [.address(family), .transportProtocol, .port])
     }
 
+    /// Grants made, renewed or ended by a knock in the last `freshFor`, keyed as in `granted`:
+    /// where the watcher finds what the packet path changed, without reading every grant.
+    public static func fresh(_ family: IPFamily) -> SetLayout {
+        SetLayout(name: Names.fresh(family), fields: [.address(family), .transportProtocol, .port])
+    }
+
+    /// How long a knock's change stays in the fresh set: the watcher must read it at least this
+    /// often (with room to spare) to rely on it, and reads every grant when it could not.
+    public static let freshFor = Duration.seconds(30)
+
     /// Banned sources.
     public static func banned(_ family: IPFamily) -> SetLayout {
         SetLayout(name: Names.banned(family), fields: [.address(family)])
@@ -30,7 +40,7 @@ public enum TableLayout {
 
     /// Every set the packet path writes, which an apply keeps in place.
     public static func stateSets(_ family: IPFamily) -> [SetLayout] {
-        [started(family), progress(family), granted(family), banned(family)]
+        [started(family), progress(family), granted(family), fresh(family), banned(family)]
     }
 
     /// The catalog of sequences: `(stage-0 tag . last tag)`, commented with the sequence's
@@ -57,6 +67,7 @@ public enum TableLayout {
         /// Every set of knocks in progress.
         public static func progressSets(_ family: IPFamily) -> [String] { [started(family), progress(family)] }
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
+        public static func fresh(_ family: IPFamily) -> String { "fresh\(family.suffix)" }
         public static func banned(_ family: IPFamily) -> String { "banned\(family.suffix)" }
         /// The top-level `allow` list: sources that reach every guarded port without knocking.
         public static func allowed(_ family: IPFamily) -> String { AccessSets.name("allow", family) }
@@ -65,7 +76,8 @@ public enum TableLayout {
         public static let wrongKnocksCounter = "wrong_knocks"
         public static let bansCounter = "bans"
         /// Bumped by every rule that adds to, renews or deletes from the granted and banned
-        /// sets, so the watcher can tell a quiet table in one small read.
+        /// sets (after it marks a grant's change in the fresh set), so the watcher can tell a
+        /// quiet table in one small read.
         public static let stateChangesCounter = "state_changes"
         public static let grantsCounterPrefix = "grants_"
         public static let closesCounterPrefix = "closes_"

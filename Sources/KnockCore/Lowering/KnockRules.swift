@@ -57,12 +57,14 @@ extension RulesetLowering {
                 case .grant where machine.purpose == .close:
                     statements += closeStatements(sequence, family: family)
                     statements.append(.count(counter: Names.closesCounter(sequence)))
+                    statements += freshStatements(sequence, family: family)
                     statements.append(.count(counter: Names.stateChangesCounter))
                     comment += ": knock " + String(count) + ofCount + ", end the grant"
                 case .grant:
                     statements += grantStatements(sequence, family: family)
                     // After the update, which stops the rule when the granted set is full.
                     statements.append(.count(counter: Names.grantsCounter(sequence)))
+                    statements += freshStatements(sequence, family: family)
                     statements.append(.count(counter: Names.stateChangesCounter))
                     comment = sequence.name + ": knock " + String(count) + ofCount + ", grant"
                 case .reset:
@@ -80,21 +82,30 @@ extension RulesetLowering {
     /// can remove every port of the sequence.
     static func closeStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
-            .setElement(
-                .delete, set: Names.granted(family),
-                key: .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))]),
-                timeout: nil)
+            .setElement(.delete, set: Names.granted(family), key: grantKey(port, family: family), timeout: nil)
         }
     }
 
     /// `update`, not `add`: knocking again while granted extends the grant.
     static func grantStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
-            .setElement(
-                .update, set: Names.granted(family),
-                key: .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))]),
-                timeout: sequence.openFor)
+            .setElement(.update, set: Names.granted(family), key: grantKey(port, family: family), timeout: sequence.openFor)
         }
+    }
+
+    /// Marks the grants a rule made, renewed or ended in the fresh set, for the watcher. After
+    /// the grants counter, so that a full fresh set (which stops the rule) costs the watcher a
+    /// mark, never the grant or its count; before `state_changes`, so that the watcher, once it
+    /// sees that counter move, finds the mark.
+    static func freshStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
+        sequence.open.map { port in
+            .setElement(.update, set: Names.fresh(family), key: grantKey(port, family: family), timeout: TableLayout.freshFor)
+        }
+    }
+
+    /// The packet's source with one guarded port: a key of the granted and fresh sets.
+    private static func grantKey(_ port: TransportPort, family: IPFamily) -> Expr {
+        .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))])
     }
 }
 
