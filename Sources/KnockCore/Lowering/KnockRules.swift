@@ -57,14 +57,12 @@ extension RulesetLowering {
                 case .grant where machine.purpose == .close:
                     statements += closeStatements(sequence, family: family)
                     statements.append(.count(counter: Names.closesCounter(sequence)))
-                    statements += freshStatements(sequence, family: family)
                     statements.append(.count(counter: Names.stateChangesCounter))
                     comment += ": knock " + String(count) + ofCount + ", end the grant"
                 case .grant:
                     statements += grantStatements(sequence, family: family)
-                    // After the update, which stops the rule when the granted set is full.
+                    // After the updates, which stop the rule when the granted set is full.
                     statements.append(.count(counter: Names.grantsCounter(sequence)))
-                    statements += freshStatements(sequence, family: family)
                     statements.append(.count(counter: Names.stateChangesCounter))
                     comment = sequence.name + ": knock " + String(count) + ofCount + ", grant"
                 case .reset:
@@ -79,25 +77,28 @@ extension RulesetLowering {
     }
 
     /// Deleting a grant the source does not hold is a no-op in the packet path, so one rule
-    /// can remove every port of the sequence.
+    /// can remove every port of the sequence. Marked in the fresh set, as grants are.
     static func closeStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
             .setElement(.delete, set: Names.granted(family), key: grantKey(port, family: family), timeout: nil)
-        }
+        } + freshStatements(sequence, family: family)
     }
 
-    /// `update`, not `add`: knocking again while granted extends the grant.
+    /// `update`, not `add`: knocking again while granted extends the grant. Every rule that
+    /// grants takes these, so every grant is marked in the fresh set.
     static func grantStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
             .setElement(.update, set: Names.granted(family), key: grantKey(port, family: family), timeout: sequence.openFor)
-        }
+        } + freshStatements(sequence, family: family)
     }
 
-    /// Marks the grants a rule made, renewed or ended in the fresh set, for the watcher. After
-    /// the grants counter, so that a full fresh set (which stops the rule) costs the watcher a
-    /// mark, never the grant or its count; before `state_changes`, so that the watcher, once it
-    /// sees that counter move, finds the mark.
-    static func freshStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
+    /// Marks the grants a rule made, renewed or ended in the fresh set, for the watcher. With
+    /// the grant or close itself, so that no rule that grants can leave the mark out, and
+    /// before the counters that follow it, so that the watcher, once it sees `state_changes`
+    /// move, finds the mark. A full fresh set stops the rule there: the grant is made, but
+    /// neither counted nor reported until the watcher's next full reading. (The set holds as
+    /// many keys as the granted set, and each for 30 s.)
+    private static func freshStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
             .setElement(.update, set: Names.fresh(family), key: grantKey(port, family: family), timeout: TableLayout.freshFor)
         }
