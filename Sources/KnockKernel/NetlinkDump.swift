@@ -32,19 +32,29 @@ final class NetlinkDump {
     private var buffer = [UInt8](repeating: 0, count: 1 << 17)
 
     init() throws(Failure) {
-        descriptor = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_NETFILTER)
+        descriptor = try Self.openSocket(receiveBuffer: 1 << 20)
+    }
+
+    /// A NETLINK_NETFILTER socket bound to a port the kernel picks, in the calling thread's
+    /// network namespace. `force` lets root's buffer exceed the system's `rmem_max`.
+    static func openSocket(receiveBuffer: Int32, force: Bool = false) throws(Failure) -> Int32 {
+        let descriptor = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_NETFILTER)
         guard descriptor >= 0 else { throw Failure(description: "netlink socket: \(String(cString: strerror(errno)))") }
-        var size: Int32 = 1 << 20
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var size = receiveBuffer
+        if !force || setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
         }
         guard bound == 0 else {
+            let error = errno
             close(descriptor)
-            throw Failure(description: "netlink bind: \(String(cString: strerror(errno)))")
+            throw Failure(description: "netlink bind: \(String(cString: strerror(error)))")
         }
+        return descriptor
     }
 
     deinit { close(descriptor) }
@@ -83,46 +93,65 @@ final class NetlinkDump {
         try request(type: wire(NFT_MSG_GETSETELEM), dump: true,
                     attributes: [(wire(NFTA_SET_ELEM_LIST_TABLE), Self.cString(table)),
                                  (wire(NFTA_SET_ELEM_LIST_SET), Self.cString(set))]) { kind, list in
-            // A list of NFTA_LIST_ELEM, each an element's attributes.
-            guard kind == wire(NFTA_SET_ELEM_LIST_ELEMENTS) else { return }
-            Self.forEachAttribute(list) { _, item in
-                var key: UnsafeRawBufferPointer?
-                var timeout: UInt64?
-                var expires: UInt64?
-                var comment: String?
-                var flags: UInt32 = 0
-                Self.forEachAttribute(item) { field, value in
-                    switch field {
-                    case wire(NFTA_SET_ELEM_KEY):
-                        Self.forEachAttribute(value) { inner, data in if inner == wire(NFTA_DATA_VALUE) { key = data } }
-                    case wire(NFTA_SET_ELEM_FLAGS) where value.count == 4:
-                        flags = UInt32(value[0]) << 24 | UInt32(value[1]) << 16 | UInt32(value[2]) << 8 | UInt32(value[3])
-                    case wire(NFTA_SET_ELEM_TIMEOUT) where value.count == 8: timeout = Self.bigEndian64(value)
-                    case wire(NFTA_SET_ELEM_EXPIRATION) where value.count == 8: expires = Self.bigEndian64(value)
-                    case wire(NFTA_SET_ELEM_USERDATA): comment = Self.comment(userdata: value)
-                    default: break
-                    }
-                }
-                if let key { body(ElementView(key: key, timeout: timeout, expires: expires, comment: comment, flags: flags)) }
-            }
+            if kind == wire(NFTA_SET_ELEM_LIST_ELEMENTS) { Self.forEachElement(inList: list, body) }
         }
     }
 
-    /// Whether `set` holds an element with exactly `key` (the kernel's bytes), asked of the
-    /// kernel for that element alone.
+    /// Each element in the payload of an NFTA_SET_ELEM_LIST_ELEMENTS attribute: a list of
+    /// NFTA_LIST_ELEM, each an element's attributes. The same in a dump, in the answer about
+    /// one element, and in a notification.
+    static func forEachElement(inList list: UnsafeRawBufferPointer, _ body: (ElementView) -> Void) {
+        forEachAttribute(list) { _, item in
+            var key: UnsafeRawBufferPointer?
+            var timeout: UInt64?
+            var expires: UInt64?
+            var comment: String?
+            var flags: UInt32 = 0
+            forEachAttribute(item) { field, value in
+                switch field {
+                case wire(NFTA_SET_ELEM_KEY):
+                    forEachAttribute(value) { inner, data in if inner == wire(NFTA_DATA_VALUE) { key = data } }
+                case wire(NFTA_SET_ELEM_FLAGS) where value.count == 4: flags = bigEndian32(value)
+                case wire(NFTA_SET_ELEM_TIMEOUT) where value.count == 8: timeout = bigEndian64(value)
+                case wire(NFTA_SET_ELEM_EXPIRATION) where value.count == 8: expires = bigEndian64(value)
+                case wire(NFTA_SET_ELEM_USERDATA): comment = Self.comment(userdata: value)
+                default: break
+                }
+            }
+            if let key { body(ElementView(key: key, timeout: timeout, expires: expires, comment: comment, flags: flags)) }
+        }
+    }
+
+    /// The element of `set` with exactly `key` (the kernel's bytes), asked of the kernel for
+    /// that element alone, with its time left as of now; nil when the set does not hold it or
+    /// its time has run out (the lookup does not find an element past its time even before
+    /// the kernel collects it; one that runs out as the kernel answers comes with 0 left).
     ///
     /// A dump of a large set comes in batches, and the kernel resumes each batch by skipping
     /// as many elements as it has sent; when elements time out or arrive in between, a dump
     /// can miss some that never left. The watcher asks again for each one before calling it
-    /// gone.
-    func containsElement(table: String, set: String, key: [UInt8]) throws(Failure) -> Bool {
+    /// gone. It also asks this way about each grant that a knock or a transaction changed, and
+    /// each whose time has come: one lookup, where a dump of 100,000 grants walks the set
+    /// about 200 times over.
+    func element(table: String, set: String, key: [UInt8]) throws(Failure) -> (timeout: UInt64?, expires: UInt64?)? {
         let nested = UInt16(NLA_F_NESTED)
         let element = Self.attribute(wire(NFTA_SET_ELEM_KEY) | nested, Self.attribute(wire(NFTA_DATA_VALUE), key))
         let list = Self.attribute(wire(NFTA_LIST_ELEM) | nested, element)
-        return try request(type: wire(NFT_MSG_GETSETELEM), dump: false,
-                           attributes: [(wire(NFTA_SET_ELEM_LIST_TABLE), Self.cString(table)),
-                                        (wire(NFTA_SET_ELEM_LIST_SET), Self.cString(set)),
-                                        (wire(NFTA_SET_ELEM_LIST_ELEMENTS) | nested, list)]) { _, _ in }
+        var found: (timeout: UInt64?, expires: UInt64?)?
+        let answered = try request(type: wire(NFT_MSG_GETSETELEM), dump: false,
+                                   attributes: [(wire(NFTA_SET_ELEM_LIST_TABLE), Self.cString(table)),
+                                                (wire(NFTA_SET_ELEM_LIST_SET), Self.cString(set)),
+                                                (wire(NFTA_SET_ELEM_LIST_ELEMENTS) | nested, list)]) { kind, list in
+            guard kind == wire(NFTA_SET_ELEM_LIST_ELEMENTS) else { return }
+            Self.forEachElement(inList: list) { found = ($0.timeout, $0.expires) }
+        }
+        guard answered else { return nil }
+        return found?.expires == 0 ? nil : found ?? (nil, nil)
+    }
+
+    /// Whether `set` holds an element with exactly `key`; see `element(table:set:key:)`.
+    func containsElement(table: String, set: String, key: [UInt8]) throws(Failure) -> Bool {
+        try element(table: table, set: set, key: key) != nil
     }
 
     /// One attribute: length, type, value, padded to 4 bytes.
@@ -253,7 +282,7 @@ final class NetlinkDump {
         return definitions
     }
 
-    private static func string(_ value: UnsafeRawBufferPointer) -> String {
+    static func string(_ value: UnsafeRawBufferPointer) -> String {
         String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
     }
 
@@ -413,6 +442,6 @@ final class NetlinkDump {
 
 /// The number netlink carries for one of the kernel headers' message or attribute names, which
 /// Swift imports as wrapper types of their C enums.
-private func wire<Name: RawRepresentable>(_ name: Name) -> UInt16 where Name.RawValue: BinaryInteger {
+func wire<Name: RawRepresentable>(_ name: Name) -> UInt16 where Name.RawValue: BinaryInteger {
     UInt16(name.rawValue)
 }

@@ -96,14 +96,22 @@ public final class Watcher {
         return reported
     }
 
-    /// Polls every `interval`, for ever; after each poll, brings `textfile` up to date.
+    /// Polls every `interval`, for ever; after each poll, brings `textfile` up to date. The
+    /// interval runs from the start of one poll to the start of the next, so that a change
+    /// waits at most one interval (plus the poll's own time) for its event, however long
+    /// polls take; a poll that takes longer than the interval is followed by the next at once.
     public func run(interval: Duration, textfile: MetricsTextfile? = nil) -> Never {
-        let pause = Double(interval.milliseconds) / 1000
+        let period = Swift.Duration.milliseconds(interval.milliseconds)
+        let clock = ContinuousClock()
         var textfile = textfile
         var lastError: String?
+        var next = clock.now.advanced(by: period)
         while true {
-            Thread.sleep(forTimeInterval: pause)
+            let pause = (next - clock.now).components
+            Thread.sleep(forTimeInterval: Double(pause.seconds) + Double(pause.attoseconds) / 1e18)
             poll()
+            // Late, the next poll comes at once, without making up for the ones missed.
+            next = max(next.advanced(by: period), clock.now)
             guard var file = textfile else { continue }
             do {
                 try file.update(metricsText())

@@ -42,6 +42,18 @@ struct TableLayoutTests {
         #expect(decode(TableLayout.progress(.ipv6), v6.bytes + tagOf6) == nil, "an IPv6 tag is ::a.b.c.d")
     }
 
+    @Test("a granted key decodes straight into the grant's ID, and refuses what `decode` refuses")
+    func grantIDs() {
+        func id(_ layout: SetLayout, _ bytes: [UInt8]) -> Grant.ID? { bytes.withUnsafeBytes { layout.decodeGrant($0) } }
+        let granted = TableLayout.granted(.ipv4)
+        #expect(id(granted, [192, 0, 2, 3, 17, 0, 0, 0, 0, 53, 0, 0]) == Grant.ID(source: v4, port: TransportPort(.udp, 53)))
+        #expect(id(TableLayout.granted(.ipv6), v6.bytes + [6, 0, 0, 0, 0, 22, 0, 0]) == Grant.ID(source: v6, port: TransportPort(.tcp, 22)))
+        #expect(id(granted, [192, 0, 2, 3, 132, 0, 0, 0, 0, 22, 0, 0]) == nil)
+        #expect(id(granted, [192, 0, 2, 3, 6, 0, 0, 0, 0, 0, 0, 0]) == nil)
+        #expect(id(granted, [192, 0, 2, 3, 6, 0, 0, 0, 0, 22]) == nil)
+        #expect(id(TableLayout.banned(.ipv4), [192, 0, 2, 3]) == nil, "not a grant's key")
+    }
+
     @Test("addresses keep their bytes, print canonically and sort numerically")
     func addresses() throws {
         #expect(IPAddress("2001:DB8:0::7", family: .ipv6)?.text == "2001:db8::7")
@@ -154,7 +166,7 @@ struct ApplyPlanTests {
         let plan = ApplyPlan(spec: spec, definitions: definitions(of: spec), catalog: TableCatalog(spec))
         #expect(plan.replacement == nil)
         #expect(plan.setsToRead.isEmpty)
-        #expect(Set(plan.keptSets) == ["started4", "progress4", "granted4", "started6", "progress6", "granted6"])
+        #expect(Set(plan.keptSets) == ["started4", "progress4", "granted4", "fresh4", "started6", "progress6", "granted6", "fresh6"])
         #expect(plan.redefinedSets.isEmpty && plan.changedSequences.isEmpty && plan.endedOpenings.isEmpty)
         #expect(!plan.removals.contains(.set("granted4")))
         #expect(plan.removals.contains(.set("sequences")) && plan.removals.contains(.map("dispatch")) && plan.removals.contains(.chain("input")))
@@ -202,7 +214,7 @@ struct ApplyPlanTests {
         let old = try spec(ssh)
         let new = try spec(ssh + "\nmax_tracked_sources: 1000")
         let plan = ApplyPlan(spec: new, definitions: definitions(of: old), catalog: TableCatalog(old))
-        #expect(Set(plan.redefinedSets) == ["started4", "progress4", "granted4", "started6", "progress6", "granted6"])
+        #expect(Set(plan.redefinedSets) == ["started4", "progress4", "granted4", "fresh4", "started6", "progress6", "granted6", "fresh6"])
         #expect(plan.keptSets.isEmpty)
         let source = IPAddress("192.0.2.3", family: .ipv4)!
         let tag = KnockMachine.all(in: new)[0].tags.tag(2)

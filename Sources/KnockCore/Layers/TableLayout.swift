@@ -23,6 +23,16 @@ public enum TableLayout {
         SetLayout(name: Names.granted(family), fields: [.address(family), .transportProtocol, .port])
     }
 
+    /// Grants made, renewed or ended by a knock in the last `freshFor`, keyed as in `granted`:
+    /// where the watcher finds what the packet path changed, without reading every grant.
+    public static func fresh(_ family: IPFamily) -> SetLayout {
+        SetLayout(name: Names.fresh(family), fields: [.address(family), .transportProtocol, .port])
+    }
+
+    /// How long a knock's change stays in the fresh set: the watcher must read it at least this
+    /// often (with room to spare) to rely on it, and reads every grant when it could not.
+    public static let freshFor = Duration.seconds(30)
+
     /// Banned sources.
     public static func banned(_ family: IPFamily) -> SetLayout {
         SetLayout(name: Names.banned(family), fields: [.address(family)])
@@ -30,7 +40,7 @@ public enum TableLayout {
 
     /// Every set the packet path writes, which an apply keeps in place.
     public static func stateSets(_ family: IPFamily) -> [SetLayout] {
-        [started(family), progress(family), granted(family), banned(family)]
+        [started(family), progress(family), granted(family), fresh(family), banned(family)]
     }
 
     /// The catalog of sequences: `(stage-0 tag . last tag)`, commented with the sequence's
@@ -57,6 +67,7 @@ public enum TableLayout {
         /// Every set of knocks in progress.
         public static func progressSets(_ family: IPFamily) -> [String] { [started(family), progress(family)] }
         public static func granted(_ family: IPFamily) -> String { "granted\(family.suffix)" }
+        public static func fresh(_ family: IPFamily) -> String { "fresh\(family.suffix)" }
         public static func banned(_ family: IPFamily) -> String { "banned\(family.suffix)" }
         /// The top-level `allow` list: sources that reach every guarded port without knocking.
         public static func allowed(_ family: IPFamily) -> String { AccessSets.name("allow", family) }
@@ -65,7 +76,8 @@ public enum TableLayout {
         public static let wrongKnocksCounter = "wrong_knocks"
         public static let bansCounter = "bans"
         /// Bumped by every rule that adds to, renews or deletes from the granted and banned
-        /// sets, so the watcher can tell a quiet table in one small read.
+        /// sets (after it marks a grant's change in the fresh set), so the watcher can tell a
+        /// quiet table in one small read.
         public static let stateChangesCounter = "state_changes"
         public static let grantsCounterPrefix = "grants_"
         public static let closesCounterPrefix = "closes_"
@@ -123,6 +135,24 @@ public struct SetLayout: Hashable, Sendable {
         }
 
         var paddedLength: Int { (length + 3) & ~3 }
+
+        /// The value in this field's `bytes` (its data, without padding).
+        func decode(_ bytes: UnsafeRawBufferPointer) -> Value? {
+            switch self {
+            case .address(let family):
+                return IPAddress(bytes: bytes, family: family).map { .address($0) }
+            case .stageTag(let family):
+                guard bytes.prefix(family.addressLength - 4).allSatisfy({ $0 == 0 }) else { return nil }
+                return .tag(bytes.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }, family)
+            case .family:
+                return IPFamily.allCases.first { $0.nfproto == bytes[0] }.map { .family($0) }
+            case .transportProtocol:
+                return TransportProtocol.allCases.first { $0.number == bytes[0] }.map { .proto($0) }
+            case .port:
+                let port = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+                return port > 0 ? .port(port) : nil
+            }
+        }
     }
 
     /// The key types, as a set declaration names them.
@@ -135,34 +165,42 @@ public struct SetLayout: Hashable, Sendable {
     /// layout would write (wrong length, a tag outside the low 32 bits, an unknown protocol,
     /// port 0), which a reader skips rather than trusts.
     public func decode(_ key: UnsafeRawBufferPointer) -> [Value]? {
-        guard key.count == keyLength else { return nil }
         var values: [Value] = []
         values.reserveCapacity(fields.count)
-        var offset = 0
-        for field in fields {
-            let bytes = UnsafeRawBufferPointer(rebasing: key[offset..<(offset + field.length)])
-            offset += field.paddedLength
-            switch field {
-            case .address(let family):
-                guard let address = IPAddress(bytes: bytes, family: family) else { return nil }
-                values.append(.address(address))
-            case .stageTag(let family):
-                guard bytes.prefix(family.addressLength - 4).allSatisfy({ $0 == 0 }) else { return nil }
-                let tag = bytes.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                values.append(.tag(tag, family))
-            case .family:
-                guard let family = IPFamily.allCases.first(where: { $0.nfproto == bytes[0] }) else { return nil }
-                values.append(.family(family))
-            case .transportProtocol:
-                guard let proto = TransportProtocol.allCases.first(where: { $0.number == bytes[0] }) else { return nil }
-                values.append(.proto(proto))
-            case .port:
-                let port = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
-                guard port > 0 else { return nil }
-                values.append(.port(port))
+        return forEachValue(in: key) { values.append($0) } ? values : nil
+    }
+
+    /// The grant a key of the granted (or fresh) set names, decoded as `decode` does but into
+    /// the grant's ID, without an array: a full reading decodes every grant, 100,000 at a time.
+    public func decodeGrant(_ key: UnsafeRawBufferPointer) -> Grant.ID? {
+        var source: IPAddress?
+        var proto: TransportProtocol?
+        var port: UInt16?
+        let decoded = forEachValue(in: key) { value in
+            switch value {
+            case .address(let address): source = address
+            case .proto(let value): proto = value
+            case .port(let value): port = value
+            default: break
             }
         }
-        return values
+        guard decoded, fields.count == 3, let source, let proto, let port else { return nil }
+        return Grant.ID(source: source, port: TransportPort(proto, port))
+    }
+
+    /// Hands each field's value in `key` to `body`, in order; false as soon as one is not a
+    /// value this layout would write.
+    private func forEachValue(in key: UnsafeRawBufferPointer, _ body: (Value) -> Void) -> Bool {
+        guard key.count == keyLength else { return false }
+        var offset = 0
+        for field in fields {
+            guard let value = field.decode(UnsafeRawBufferPointer(rebasing: key[offset..<(offset + field.length)])) else {
+                return false
+            }
+            offset += field.paddedLength
+            body(value)
+        }
+        return true
     }
 
     /// The bytes the kernel stores for `values`; nil when they do not fit the fields.

@@ -61,7 +61,7 @@ extension RulesetLowering {
                     comment += ": knock " + String(count) + ofCount + ", end the grant"
                 case .grant:
                     statements += grantStatements(sequence, family: family)
-                    // After the update, which stops the rule when the granted set is full.
+                    // After the updates, which stop the rule when the granted set is full.
                     statements.append(.count(counter: Names.grantsCounter(sequence)))
                     statements.append(.count(counter: Names.stateChangesCounter))
                     comment = sequence.name + ": knock " + String(count) + ofCount + ", grant"
@@ -77,24 +77,36 @@ extension RulesetLowering {
     }
 
     /// Deleting a grant the source does not hold is a no-op in the packet path, so one rule
-    /// can remove every port of the sequence.
+    /// can remove every port of the sequence. Marked in the fresh set, as grants are.
     static func closeStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
-            .setElement(
-                .delete, set: Names.granted(family),
-                key: .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))]),
-                timeout: nil)
+            .setElement(.delete, set: Names.granted(family), key: grantKey(port, family: family), timeout: nil)
+        } + freshStatements(sequence, family: family)
+    }
+
+    /// `update`, not `add`: knocking again while granted extends the grant. Every rule that
+    /// grants takes these, so every grant is marked in the fresh set.
+    static func grantStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
+        sequence.open.map { port in
+            .setElement(.update, set: Names.granted(family), key: grantKey(port, family: family), timeout: sequence.openFor)
+        } + freshStatements(sequence, family: family)
+    }
+
+    /// Marks the grants a rule made, renewed or ended in the fresh set, for the watcher. With
+    /// the grant or close itself, so that no rule that grants can leave the mark out, and
+    /// before the counters that follow it, so that the watcher, once it sees `state_changes`
+    /// move, finds the mark. A full fresh set stops the rule there: the grant is made, but
+    /// neither counted nor reported until the watcher's next full reading. (The set holds as
+    /// many keys as the granted set, and each for 30 s.)
+    private static func freshStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
+        sequence.open.map { port in
+            .setElement(.update, set: Names.fresh(family), key: grantKey(port, family: family), timeout: TableLayout.freshFor)
         }
     }
 
-    /// `update`, not `add`: knocking again while granted extends the grant.
-    static func grantStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
-        sequence.open.map { port in
-            .setElement(
-                .update, set: Names.granted(family),
-                key: .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))]),
-                timeout: sequence.openFor)
-        }
+    /// The packet's source with one guarded port: a key of the granted and fresh sets.
+    private static func grantKey(_ port: TransportPort, family: IPFamily) -> Expr {
+        .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))])
     }
 }
 

@@ -6,7 +6,9 @@
 ///   timeout, so a stalled attempt expires in the kernel. First knocks are what anyone can send
 ///   (spoofed, in a flood); kept apart, they can fill only their own set, and a source further
 ///   along still finds room to advance and finish.
-/// - `granted4` holds `(source . protocol . port)` with the sequence's `open_for`.
+/// - `granted4` holds `(source . protocol . port)` with the sequence's `open_for`; `fresh4`
+///   the same keys for a short while after a knock made, renewed or ended them, so that the
+///   watcher reads what changed rather than every grant.
 /// - The `input` base chain makes one verdict-map lookup on `(family . protocol . port)`:
 ///   a knock port jumps to its knock chain, a guarded port to the guard chain, and every
 ///   other packet costs that one lookup however many sequences there are.
@@ -33,6 +35,9 @@ public enum RulesetLowering {
                 TableLayout.progress(family), size: spec.maxTrackedSources, comment: "sources past the first knock of a sequence, by stage"))
             sets.append(SetIR(
                 TableLayout.granted(family), size: spec.maxTrackedSources, comment: "sources granted a guarded port"))
+            sets.append(SetIR(
+                TableLayout.fresh(family), size: spec.maxTrackedSources,
+                comment: "grants made, renewed or ended in the last \(TableLayout.freshFor): what the watcher reads"))
 
             let access = AccessSets(spec, family: family)
             let bans = BanRules(spec, family: family)

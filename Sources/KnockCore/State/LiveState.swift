@@ -47,13 +47,16 @@ public struct Grant: Equatable, Sendable, Identifiable, Encodable {
             self.source = source
             self.port = port
         }
+
+        /// Its key in the granted set.
+        public var key: [Value] { [.address(source), .proto(port.proto), .port(port.port)] }
     }
 
     public var id: ID { ID(source: source, port: port) }
 
     /// The set that holds it, and its key there.
     public var set: SetLayout { TableLayout.granted(family) }
-    public var key: [Value] { [.address(source), .proto(port.proto), .port(port.port)] }
+    public var key: [Value] { id.key }
 
     /// The grant a granted set's key names; nil for a key of another shape.
     public init?(key: [Value], timeout: Duration, expires: Duration) {
