@@ -282,6 +282,24 @@ struct ApplyPlanTests {
         #expect(plan.replacement == nil, "knockc's own names are all safe: \(plan.removals)")
     }
 
+    @Test("every object knockc lowers has a name the plan spells back, so knockc's own tables are changed in place")
+    func ownNamesAreSafe() throws {
+        let rich = try spec("""
+            allow: [192.0.2.0/28, 2001:db8::/64]
+            deny: [198.51.100.7]
+            decoys: [tcp/23]
+            limits: { wrong_knocks: 3/minute, ban_for: 1h }
+            sequences:
+              ssh: {knock: [tcp/7000, udp/9000, tcp/8000], open: [tcp/22], close: [udp/9100, tcp/9200], strict: true}
+              web-admin: {knock: [tcp/6000, icmp/731, tcp/5000], open: [tcp/443, udp/53], from: [192.0.2.0/24],
+                          allow: [198.51.100.0/24], deny: [2001:db8:1::/48], limits: { wrong_knocks: 5/hour }}
+            """)
+        let table = RulesetLowering.lower(rich).table
+        let names = table.sets.map(\.name) + table.maps.map(\.name) + table.chains.map(\.name) + table.counters.map(\.name)
+        #expect(names.filter { !ApplyPlan.isKnockcObjectName($0) } == [])
+        #expect(ApplyPlan(spec: rich, definitions: definitions(of: rich), catalog: TableCatalog(rich)).replacement == nil)
+    }
+
     @Test("a replaced table's state is read and carried into the new table")
     func replacementCarriesState() throws {
         let spec = try spec(ssh)
