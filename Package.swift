@@ -28,15 +28,6 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
-        // HMAC-SHA256 for KnockSecrets, whose HMACSHA256.swift is the one file that imports it.
-        // Debian's libcrypto (OpenSSL 3) rather than swift-crypto: swift-crypto compiles
-        // BoringSSL from source, minutes on CI's 2 cores, while libcrypto is one maintained,
-        // security-patched package that apt installs in seconds.
-        .systemLibrary(
-            name: "CCrypto",
-            pkgConfig: "libcrypto",
-            providers: [.apt(["libssl-dev"])]
-        ),
         .executableTarget(name: "TemplateEmbedder"),
         .plugin(
             name: "EmbedTemplates",
@@ -51,7 +42,7 @@ let package = Package(
         .target(name: "KnockKernel", dependencies: ["CNftables", "KnockCore", "KnockSecrets"]),
         .target(name: "KnockClient", dependencies: ["KnockCore"]),
         // Secret files, keygen's writer, and the derivations of rotating knocks and SPA tokens.
-        .target(name: "KnockSecrets", dependencies: ["CCrypto", "KnockCore"]),
+        .target(name: "KnockSecrets", dependencies: ["KnockCore"]),
         // Spawning and process-group teardown, for hooks (and knockc's other subprocesses).
         .target(name: "KnockProcess"),
         // The watcher: events from reading the sets, hooks, metrics. Never in the packet path.
