@@ -72,6 +72,7 @@ struct LiveStateReader {
                         if let entry = catalog.entry(forTag: progress.tag) {
                             progress.sequence = entry.identity.name
                             progress.knocks = entry.knocks > 0 ? entry.knocks : nil
+                            progress.closing = entry.closes
                         }
                         state.progress.append(progress)
                     }

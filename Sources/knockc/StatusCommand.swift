@@ -33,7 +33,8 @@ struct StatusCommand: ParsableCommand {
             rounded down, and an element with less than a second left is not shown. With \
             --json, prints one JSON object: table, grants \
             (source, family, port, sequences, timeout_seconds, expires_in_seconds), progress \
-            (source, family, sequence, stage, of, expires_in_seconds) and bans (source, \
+            (source, family, sequence, stage, of, close: true for a sequence's close knocks, \
+            expires_in_seconds) and bans (source, \
             family, expires_in_seconds, effective: false for an allowed source).
 
             Exit codes: 0 the table was read, 1 there is no such table or it could not be read.
@@ -101,7 +102,8 @@ struct StatusCommand: ParsableCommand {
             out += "knocks in progress: none\n"
         } else {
             out += "knocks in progress\n" + columns([["SOURCE", "SEQUENCE", "STAGE", "LEFT"]] + status.progress.map {
-                [$0.source.text, $0.sequence ?? "-", "\($0.stage) of \($0.knocks.map(String.init) ?? "?")", timeLeft($0.expires)]
+                [$0.source.text, ($0.sequence ?? "-") + ($0.closing ? " (close)" : ""), "\($0.stage) of \($0.knocks.map(String.init) ?? "?")",
+                 timeLeft($0.expires)]
             })
         }
         out += "\n"

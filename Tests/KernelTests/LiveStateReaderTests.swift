@@ -48,7 +48,7 @@ struct LiveStateReaderTests {
         try Testbed.with { bed in
             let yaml = """
                 sequences:
-                  ssh: {knock: [tcp/7000, udp/9000], open: [tcp/22, udp/53], close: [udp/9100]}
+                  ssh: {knock: [tcp/7000, udp/9000], open: [tcp/22, udp/53], close: [udp/9100, tcp/9200]}
                   v4only: {knock: [tcp/7001], open: [tcp/2222], from: [192.0.2.0/24]}
                 limits: { wrong_knocks: 2/minute, ban_for: 1m }
                 """
@@ -69,6 +69,10 @@ struct LiveStateReaderTests {
             #expect(live.sets["dispatch"]?.isMap == true)
             #expect(live.foreignObjects.isEmpty)
             #expect(catalog == TableCatalog(spec))
+            // The first of ssh's close knocks: progress on its close machine, named so.
+            try bed.client.knock(Testbed.serverV4, [.udp(9100)])
+            let progress = try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.progress ?? [] }
+            #expect(progress.map { [$0.sequence ?? "-", "\($0.closing)", "\($0.stage)"] } == [["ssh", "true", "1"]])
         }
     }
 }

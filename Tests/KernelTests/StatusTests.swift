@@ -143,7 +143,7 @@ struct StatusBuildingTests {
         let status = Self.status
         let text = String(decoding: try encoder.encode(status), as: UTF8.self)
         #expect(text.hasPrefix(#"{"bans":[],"grants":[{"expires_in_seconds":7,"family":"ipv4","port":"tcp/2222","sequences":[],"source":"192.0.2.9","timeout_seconds":30}"#))
-        #expect(text.contains(#""progress":[{"expires_in_seconds":2,"family":"ipv4","of":null,"sequence":null,"source":"192.0.2.9","stage":1}"#))
+        #expect(text.contains(#""progress":[{"close":false,"expires_in_seconds":2,"family":"ipv4","of":null,"sequence":null,"source":"192.0.2.9","stage":1}"#))
         #expect(text.hasSuffix(#""table":"knockc"}"#))
     }
 

@@ -10,11 +10,14 @@ public struct TableCatalog: Equatable, Sendable {
         public var knocks: Int
         /// The ports a grant machine opens, per family; empty for a close machine.
         public var opens: [IPFamily: [TransportPort]]
+        /// True for a sequence's `close` knocks, whose element's comment ends in ` close`.
+        public var closes: Bool
 
-        public init(identity: SequenceIdentity, knocks: Int, opens: [IPFamily: [TransportPort]] = [:]) {
+        public init(identity: SequenceIdentity, knocks: Int, opens: [IPFamily: [TransportPort]] = [:], closes: Bool = false) {
             self.identity = identity
             self.knocks = knocks
             self.opens = opens
+            self.closes = closes
         }
     }
 
@@ -34,7 +37,8 @@ public struct TableCatalog: Equatable, Sendable {
                     opens[family] = machine.sequence.open.sorted()
                 }
             }
-            entries[machine.tags.tag(0)] = Entry(identity: machine.identity, knocks: machine.knocks.count, opens: opens)
+            entries[machine.tags.tag(0)] = Entry(identity: machine.identity, knocks: machine.knocks.count, opens: opens,
+                                                 closes: machine.purpose == .close)
         }
         self.init(entries: entries)
     }
@@ -67,6 +71,9 @@ public struct TableCatalog: Equatable, Sendable {
         }
     }
 
+    /// What ends a close machine's comment, after its name and fingerprint.
+    static let closeMark = " close"
+
     /// The entry of the machine that `tag` (of any stage) belongs to.
     public func entry(forTag tag: UInt32) -> Entry? { entries[tag & ~0xff] }
 
@@ -76,7 +83,7 @@ public struct TableCatalog: Equatable, Sendable {
         let machines = tags.map { tag in
             let entry = entries[tag]!
             return SetIR.Element(key: [.tag(tag, .ipv4), .tag(tag | UInt32(entry.knocks), .ipv4)],
-                                 comment: entry.identity.catalogComment)
+                                 comment: entry.identity.catalogComment + (entry.closes ? Self.closeMark : ""))
         }
         let openings = tags.flatMap { tag in
             IPFamily.allCases.flatMap { family in
@@ -99,9 +106,12 @@ public struct TableCatalog: Equatable, Sendable {
     public mutating func add(sequence key: [Value], comment: String?) -> Bool {
         guard key.count == 2, case .tag(let first, _) = key[0], case .tag(let last, _) = key[1],
               first & 0xff == 0, last & ~0xff == first, last & 0xff > 0,
-              let comment, let identity = SequenceIdentity(catalogComment: comment) else { return false }
+              let comment else { return false }
+        let closes = comment.hasSuffix(Self.closeMark)
+        guard let identity = SequenceIdentity(catalogComment: closes ? String(comment.dropLast(Self.closeMark.count)) : comment)
+        else { return false }
         let opens = entries[first]?.opens ?? [:]
-        entries[first] = Entry(identity: identity, knocks: Int(last & 0xff), opens: opens)
+        entries[first] = Entry(identity: identity, knocks: Int(last & 0xff), opens: opens, closes: closes)
         return true
     }
 

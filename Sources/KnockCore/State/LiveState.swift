@@ -86,6 +86,8 @@ public struct SequenceProgress: Equatable, Sendable, Encodable {
     /// catalog does not have its tag (the sequence changed, and this can no longer advance).
     public var sequence: String?
     public var knocks: Int?
+    /// True when these are the sequence's `close` knocks, which end its grant.
+    public var closing = false
     /// Time left before the kernel forgets it (the step timeout).
     public var expires: Duration
 
@@ -117,6 +119,7 @@ public struct SequenceProgress: Equatable, Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case source, family, sequence, stage
         case knocks = "of"
+        case closing = "close"
         case expires = "expires_in_seconds"
     }
 
@@ -128,6 +131,7 @@ public struct SequenceProgress: Equatable, Sendable, Encodable {
         try container.encode(sequence, forKey: .sequence)
         try container.encode(stage, forKey: .stage)
         try container.encode(knocks, forKey: .knocks)
+        try container.encode(closing, forKey: .closing)
         try container.encode(expires, forKey: .expires)
     }
 }
