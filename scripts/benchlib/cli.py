@@ -9,6 +9,7 @@
   rates     packet rates with knockc's table and the wiki pattern against no table
   state     scale of state up to a million sources: memory, lookups, apply
   diff      knockc diff and apply --confirm with 0 and 65,536 live elements
+  spa       one-packet authorization: latency, legitimate knocks under a datagram flood, 24 h of tokens
   watcher   scripts/bench-watch: the watcher's CPU, memory and event latency
   metrics   scripts/bench-metrics: the metrics endpoint under hostile connections
 
@@ -35,13 +36,13 @@ import subprocess
 import sys
 import time
 
-from . import apply, diff, flood, latency, memory, rates, rules, state
+from . import apply, diff, flood, latency, memory, rates, rules, spa, state
 from .lab import DEFAULT_KNOCKC, ROOT, SCRATCH, BenchError, Lab, log
 
 # The parts of the one table, in the order they run, each a module with measure(lab, args),
 # rows(result) and NOTES.
 PARTS = {"latency": latency, "apply": apply, "rules": rules, "memory": memory, "flood": flood,
-         "rates": rates, "state": state, "diff": diff}
+         "rates": rates, "state": state, "diff": diff, "spa": spa}
 # Parts that are scripts of their own, run after the table.
 SCRIPTS = {"watcher": "bench-watch", "metrics": "bench-metrics"}
 EVERYTHING = list(PARTS) + list(SCRIPTS)
@@ -108,6 +109,11 @@ def arguments():
     group.add_argument("--diff-elements", default="0,65536", help="live progress elements (at most 131072)")
     group.add_argument("--diff-runs", type=int, default=3, help="runs per number of elements (median)")
     group.add_argument("--diff-timeout", type=int, default=120, help="seconds after which a knockc command is stopped")
+    group = parser.add_argument_group("spa (also uses --flood-seconds, --probe-seconds, --flood-cpus, --rounds, "
+                                      "--rate-seconds, --rate-cpus, --apply-timeout)")
+    group.add_argument("--spa-tries", type=int, default=300, help="SPA knock-to-open tries, each with a handshake")
+    group.add_argument("--spa-sequences", default="1,10,100",
+                       help="spa sequences of the 24 h horizon's memory, apply and rate rows")
     group = parser.add_argument_group("old flags, named after issues")
     for number in (3, 6):
         group.add_argument(f"--skip-issue{number}", action="store_true",
@@ -177,7 +183,8 @@ def main():
         sys.exit("--diff-runs is 1 to 20 and --diff-timeout 1 to 3600")
     if not 1 <= args.apply_rounds <= 20 or not 1 <= args.apply_timeout <= 3600:
         sys.exit("--apply-rounds is 1 to 20 and --apply-timeout 1 to 3600")
-    for name in ("sizes", "grants", "trace_sizes", "memory_sources", "rate_sizes", "state_sources", "diff_elements"):
+    for name in ("sizes", "grants", "trace_sizes", "memory_sources", "rate_sizes", "state_sources", "diff_elements",
+                 "spa_sequences"):
         setattr(args, name, parse_counts(getattr(args, name)))
     if any(n > 16777215 for n in args.grants):
         sys.exit("--grants: at most 16,777,215 (max_tracked_sources is at most 16,777,216)")
