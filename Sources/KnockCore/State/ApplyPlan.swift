@@ -82,8 +82,11 @@ public struct ApplyPlan: Equatable, Sendable {
         }
         guard replacement == nil else {
             // Everything is read and whatever still fits is carried into the new table.
-            redefinedSets = table.sets.filter { SetDefinition($0) != nil }.map(\.name)
-                .filter { name in definitions.sets[name].map { live in SetDefinition(table.sets.first { $0.name == name }!)!.holdsElements(of: live) } ?? false }
+            redefinedSets = table.sets.compactMap { set in
+                guard let wanted = SetDefinition(set), let live = definitions.sets[set.name], wanted.holdsElements(of: live)
+                else { return nil }
+                return set.name
+            }
             return
         }
 
