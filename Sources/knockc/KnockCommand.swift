@@ -114,12 +114,14 @@ struct KnockCommand: ParsableCommand {
         "'\(text)' is too long for \(option); the longest is \(Duration.maximum)."
     }
 
+    /// What one attempt sends: the knocks of a sequence, or one authorized datagram.
+    private enum Packets {
+        case knocks([Knock])
+        case authorized(KnockDerivation, OnePacketAuthorization)
+    }
+
     func run() throws {
-        if let authorization = try authorization() {
-            try sendAuthorized(authorization)
-            return
-        }
-        let knocks = try resolveKnocks()
+        let packets = try resolvePackets()
         let knocker = Knocker(host: host, delay: Duration(parsing: delay)!, family: ipv4 ? .ipv4 : ipv6 ? .ipv6 : .any)
         let target: ResolvedHost
         do {
@@ -128,85 +130,63 @@ struct KnockCommand: ParsableCommand {
             Console.error("knockc: \(error)")
             throw ExitCodes.knockFailed
         }
-        for attempt in 0...retries {
-            do {
-                try knocker.send(knocks, to: target)
-            } catch {
-                Console.error("knockc: \(error)")
-                throw ExitCodes.knockFailed
-            }
-            print("knocked \(target): \(knocks.map(\.description).joined(separator: " "))")
-            guard let port = thenConnect else { return }
-            if PortProbe.waitUntilOpen(target, port: port, timeout: Duration(parsing: timeout)!) {
-                print("tcp/\(port) on \(target) is open")
-                return
-            }
-            Console.error("knockc: tcp/\(port) on \(target) did not open within \(timeout)" + (attempt < retries ? "; knocking again" : ""))
-        }
-        throw ExitCode(1)
-    }
-
-    /// The `spa` settings and name of the sequence to send, from the spec or the options;
-    /// nil for a sequence of knocks.
-    private func authorization() throws -> (name: String, spa: OnePacketAuthorization)? {
-        if let secret, let spa, let sequence, let port = try? TransportPort(parsing: spa) {
-            return (sequence, OnePacketAuthorization(secret: secret, port: port, every: Duration(parsing: every)!, slots: slots))
-        }
-        guard let spec, let sequence else { return nil }
-        let loaded = try SpecOptions.parse([spec]).load()
-        guard let found = loaded.sequences.first(where: { $0.name == sequence }), let spa = found.spa else { return nil }
-        return (found.name, spa)
-    }
-
-    /// One datagram per attempt: the token of a fresh slot, then of the next window.
-    private func sendAuthorized(_ authorization: (name: String, spa: OnePacketAuthorization)) throws {
-        let secret: Secret
-        do {
-            secret = try Secret(contentsOf: authorization.spa.secret, requiredOwner: getuid())
-        } catch {
-            Console.error("knockc: \(error)")
-            throw ExitCodes.knockFailed
-        }
-        let knocker = Knocker(host: host, delay: Duration(parsing: delay)!, family: ipv4 ? .ipv4 : ipv6 ? .ipv6 : .any)
-        let target: ResolvedHost
-        do {
-            target = try knocker.resolve()
-        } catch {
-            Console.error("knockc: \(error)")
-            throw ExitCodes.knockFailed
-        }
-        let derivation = KnockDerivation(secret: secret, sequence: authorization.name)
-        let spa = authorization.spa
         // A random first slot, so two clients of one secret rarely pick the same token.
-        let first = Int.random(in: 0..<spa.slots)
+        let firstSlot = if case .authorized(_, let spa) = packets { Int.random(in: 0..<spa.slots) } else { 0 }
         for attempt in 0...retries {
-            let window = KnockDerivation.window(at: Date(), every: spa.windowSeconds) + Int64((first + attempt) / spa.slots)
-            let slot = (first + attempt) % spa.slots
+            let sent: String
             do {
-                try knocker.sendAuthorized(token: derivation.spaToken(window: window, slot: UInt32(slot)), port: spa.port.port, to: target)
+                switch packets {
+                case .knocks(let knocks):
+                    try knocker.send(knocks, to: target)
+                    sent = knocks.map(\.description).joined(separator: " ")
+                case .authorized(let derivation, let spa):
+                    // Each attempt takes the next slot, then the next window.
+                    let window = KnockDerivation.window(at: Date(), every: spa.windowSeconds) + Int64((firstSlot + attempt) / spa.slots)
+                    let slot = (firstSlot + attempt) % spa.slots
+                    try knocker.sendAuthorized(token: derivation.spaToken(window: window, slot: UInt32(slot)), port: spa.port.port, to: target)
+                    sent = "authorized packet to \(spa.port) (window \(window), slot \(slot))"
+                }
             } catch {
                 Console.error("knockc: \(error)")
                 throw ExitCodes.knockFailed
             }
-            print("knocked \(target): authorized packet to \(spa.port) (window \(window), slot \(slot))")
+            print("knocked \(target): \(sent)")
             guard let port = thenConnect else { return }
             if PortProbe.waitUntilOpen(target, port: port, timeout: Duration(parsing: timeout)!) {
                 print("tcp/\(port) on \(target) is open")
                 return
             }
-            Console.error("knockc: tcp/\(port) on \(target) did not open within \(timeout)" + (attempt < retries ? "; sending the next token" : ""))
+            let again = if case .knocks = packets { "; knocking again" } else { "; sending the next token" }
+            Console.error("knockc: tcp/\(port) on \(target) did not open within \(timeout)" + (attempt < retries ? again : ""))
         }
         throw ExitCode(1)
     }
 
-    private func resolveKnocks() throws -> [Knock] {
-        guard let spec, let sequence else { return try knocks.map { try Knock(parsing: $0) } }
+    /// The knocks given, the sequence of --spec (knocks, or its `spa` packet), or the `spa`
+    /// packet of --secret and --spa. The spec is read once; a secret is read before any packet
+    /// leaves, and refused when others can read it.
+    private func resolvePackets() throws -> Packets {
+        if let secret, let spa, let sequence, let port = try? TransportPort(parsing: spa) {
+            let settings = OnePacketAuthorization(secret: secret, port: port, every: Duration(parsing: every)!, slots: slots)
+            return .authorized(try derivation(settings, sequence: sequence), settings)
+        }
+        guard let spec, let sequence else { return .knocks(try knocks.map { try Knock(parsing: $0) }) }
         let loaded = try SpecOptions.parse([spec]).load()
         guard let found = loaded.sequences.first(where: { $0.name == sequence }) else {
             let names = loaded.sequences.map(\.name).joined(separator: ", ")
             Console.error("knockc: \(spec) has no sequence '\(sequence)'; it has \(names)")
             throw ExitCodes.specErrors
         }
-        return found.knocks
+        guard let spa = found.spa else { return .knocks(found.knocks) }
+        return .authorized(try derivation(spa, sequence: found.name), spa)
+    }
+
+    private func derivation(_ spa: OnePacketAuthorization, sequence: String) throws -> KnockDerivation {
+        do {
+            return KnockDerivation(secret: try Secret(contentsOf: spa.secret, requiredOwner: getuid()), sequence: sequence)
+        } catch {
+            Console.error("knockc: \(error)")
+            throw ExitCodes.knockFailed
+        }
     }
 }
