@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from .lab import (CLIENT_IP, FLOOD_FIRST, FLOOD_KNOCKS, FLOOD_LAST, FLOOD_NET, FLOOD_PORT, LISTENER,
+from .lab import (CONNECT, CLIENT_IP, FLOOD_FIRST, FLOOD_KNOCKS, FLOOD_LAST, FLOOD_NET, FLOOD_PORT, LISTENER,
                   SERVER_IP, BenchError, log, run, veth_of)
 from .specs import ssh_spec
 from .trafgen import ensure_trafgen, finish_trafgen, start_trafgen
@@ -23,12 +23,11 @@ TG_COUNTER_TABLE = f"""table inet kcflood {{
 """
 
 
-LEGIT = r"""
+LEGIT = CONNECT + r"""
 import errno, json, socket, struct, subprocess, sys, time
 cfg = json.loads(sys.argv[1])
 host, port, knocks = cfg["host"], cfg["port"], cfg["knocks"]
 LINGER0 = struct.pack("ii", 1, 0)
-SNDTIMEO = struct.pack("ll", 1, 0)
 
 def knock(proto, p):
     if proto == "tcp":
@@ -41,22 +40,6 @@ def knock(proto, p):
         s.sendto(b"", (host, p))
         s.close()
 
-def connect():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, SNDTIMEO)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
-    try:
-        s.connect((host, port))
-        return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except (BlockingIOError, TimeoutError):
-        return "timeout"
-    except OSError as e:
-        return "error:" + errno.errorcode.get(e.errno, str(e.errno))
-    finally:
-        s.close()
-
 start = time.monotonic()
 deadline = start + cfg["duration_s"]
 attempts = []
@@ -66,7 +49,7 @@ while time.monotonic() < deadline and len(attempts) < cfg["max_attempts"]:
     reset = subprocess.run(cfg["reset"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10).returncode
     for proto, p in knocks:
         knock(proto, p)
-    outcome = connect()
+    outcome = connect(host, port)
     attempts.append({"t_s": round(began - start, 3), "outcome": outcome, "reset_rc": reset})
     pause = cfg["interval_s"] - (time.monotonic() - began)
     if pause > 0:

@@ -201,6 +201,31 @@ def extrapolated_peak(peaks, count):
     return 0
 
 
+# The TCP connect every client loop measures with, prepended to the loops run with
+# `ip netns exec NS python3 -c`: a blocking connect bounded by SO_SNDTIMEO (one syscall, no
+# poll loop), closed with a RST (linger 0) so no port is left in TIME_WAIT.
+CONNECT = r"""
+import errno, socket, struct
+
+def connect(host, port, timeout_s=1.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    seconds = max(timeout_s, 0.001)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(seconds), int(seconds % 1 * 1e6)))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    try:
+        s.connect((host, port))
+        return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except (BlockingIOError, TimeoutError):
+        return "timeout"
+    except OSError as e:
+        return "error:" + errno.errorcode.get(e.errno, str(e.errno))
+    finally:
+        s.close()
+"""
+
+
 # Counts the elements of one set over netlink (NFT_MSG_GETSETELEM dump), run with
 # `ip netns exec NS python3 -c`.
 COUNT_ELEMENTS = r"""

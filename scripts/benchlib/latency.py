@@ -5,16 +5,15 @@ import re
 import subprocess
 import sys
 
-from .lab import LISTENER, SERVER_IP, SSH_SPEC, BenchError, fmt_ms, log, percentile, run, table_name
+from .lab import CONNECT, LISTENER, SERVER_IP, SSH_SPEC, BenchError, fmt_ms, log, percentile, run, table_name
 
 # The client loop, run with `ip netns exec CLIENT`: every try resets the state, checks the
 # port is refused, knocks, and times the last knock to the first accepted connect.
-CLIENT = r"""
+CLIENT = CONNECT + r"""
 import errno, json, socket, struct, subprocess, sys, time
 cfg = json.loads(sys.argv[1])
 host, port, knocks = cfg["host"], cfg["port"], cfg["knocks"]
 LINGER0 = struct.pack("ii", 1, 0)
-SNDTIMEO = struct.pack("ll", cfg["connect_timeout_s"], 0)
 deadline = time.monotonic() + cfg["deadline_s"]
 send_errors = []
 
@@ -33,30 +32,13 @@ def knock(proto, p):
         s.sendto(b"", (host, p))
         s.close()
 
-def connect():
-    # A blocking connect bounded by SO_SNDTIMEO: one syscall, no poll loop.
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, SNDTIMEO)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
-    try:
-        s.connect((host, port))
-        return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except (BlockingIOError, TimeoutError):
-        return "timeout"
-    except OSError as e:
-        return "error:" + errno.errorcode.get(e.errno, str(e.errno))
-    finally:
-        s.close()
-
 tries = []
 for i in range(cfg["tries"]):
     if time.monotonic() > deadline:
         break
     subprocess.run(cfg["reset"], check=True, timeout=10,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    before = connect()
+    before = connect(host, port, cfg["connect_timeout_s"])
     for proto, p in knocks[:-1]:
         knock(proto, p)
     t0 = time.perf_counter_ns()
@@ -64,7 +46,7 @@ for i in range(cfg["tries"]):
     attempts, outcome, latency = 0, None, None
     while True:
         attempts += 1
-        outcome = connect()
+        outcome = connect(host, port, cfg["connect_timeout_s"])
         if outcome == "open":
             latency = (time.perf_counter_ns() - t0) / 1e6
             break
@@ -76,7 +58,7 @@ for i in range(cfg["tries"]):
 floor = []
 for i in range(cfg["floor_tries"]):
     t0 = time.perf_counter_ns()
-    outcome = connect()
+    outcome = connect(host, port, cfg["connect_timeout_s"])
     if outcome == "open":
         floor.append((time.perf_counter_ns() - t0) / 1e6)
 print(json.dumps({"tries": tries, "floor_ms": floor, "send_errors": send_errors[:20]}))

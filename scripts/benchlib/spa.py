@@ -10,7 +10,7 @@ import sys
 import time
 
 from .flood import FloodLab, summarize_attempts
-from .lab import (CLIENT_IP, FLOOD_FIRST, FLOOD_KNOCKS, FLOOD_LAST, FLOOD_NET, FLOOD_PORT, LISTENER, SERVER_IP,
+from .lab import (CONNECT, CLIENT_IP, FLOOD_FIRST, FLOOD_KNOCKS, FLOOD_LAST, FLOOD_NET, FLOOD_PORT, LISTENER, SERVER_IP,
                   BenchError, fmt_ms, knockc_apply_profiled, log, percentile, run)
 from .memory import kernel_memory, meminfo, wait_quiet
 from .specs import generate_spec
@@ -53,44 +53,26 @@ class Tokens:
 
 # Latency: per try, untimed reset and refused check, then a timed plain handshake to the open
 # port and a timed SPA knock (datagram, then connect to the guarded port until it succeeds).
-LATENCY_CLIENT = TOKENS + r"""
+LATENCY_CLIENT = CONNECT + TOKENS + r"""
 import errno, json, socket, struct, subprocess, sys
 cfg = json.loads(sys.argv[1])
 host, guarded, open_port = cfg["host"], cfg["guarded"], cfg["open_port"]
 tokens = Tokens(bytes.fromhex(cfg["secret"]), cfg["sequences"], cfg["every"], cfg["slots"])
-LINGER0 = struct.pack("ii", 1, 0)
-SNDTIMEO = struct.pack("ll", 1, 0)
 deadline = time.monotonic() + cfg["deadline_s"]
-
-def connect(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, SNDTIMEO)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
-    try:
-        s.connect((host, port))
-        return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except (BlockingIOError, TimeoutError):
-        return "timeout"
-    except OSError as e:
-        return "error:" + errno.errorcode.get(e.errno, str(e.errno))
-    finally:
-        s.close()
 
 tries = []
 for i in range(cfg["tries"]):
     if time.monotonic() > deadline:
         break
     subprocess.run(cfg["reset"], check=True, timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    before = connect(guarded)
+    before = connect(host, guarded)
     token = tokens.next(deadline)
     if token is None:
         break
     port, payload = token
     def handshake():
         t0 = time.perf_counter_ns()
-        outcome = connect(open_port)
+        outcome = connect(host, open_port)
         return (time.perf_counter_ns() - t0) / 1e6 if outcome == "open" else None
 
     def knock():
@@ -101,7 +83,7 @@ for i in range(cfg["tries"]):
         attempts, outcome, latency = 0, None, None
         while True:
             attempts += 1
-            outcome = connect(guarded)
+            outcome = connect(host, guarded)
             if outcome == "open":
                 latency = (time.perf_counter_ns() - t0) / 1e6
                 break
@@ -124,29 +106,11 @@ print(json.dumps({"tries": tries}))
 # Under the flood: every 200 ms, untimed removal of the client's grant, then one SPA datagram
 # with an unused token and connects to the guarded port until one succeeds, 1 s at most from
 # the datagram.
-FLOOD_CLIENT = TOKENS + r"""
+FLOOD_CLIENT = CONNECT + TOKENS + r"""
 import errno, json, socket, struct, subprocess, sys
 cfg = json.loads(sys.argv[1])
 host, guarded = cfg["host"], cfg["guarded"]
 tokens = Tokens(bytes.fromhex(cfg["secret"]), cfg["sequences"], cfg["every"], cfg["slots"])
-LINGER0 = struct.pack("ii", 1, 0)
-
-def connect(timeout_s):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    seconds = max(timeout_s, 0.001)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(seconds), int(seconds % 1 * 1e6)))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
-    try:
-        s.connect((host, guarded))
-        return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except (BlockingIOError, TimeoutError):
-        return "timeout"
-    except OSError as e:
-        return "error:" + errno.errorcode.get(e.errno, str(e.errno))
-    finally:
-        s.close()
 
 start = time.monotonic()
 deadline = start + cfg["duration_s"]
@@ -169,7 +133,7 @@ while time.monotonic() < deadline and len(attempts) < cfg["max_attempts"]:
         if left <= 0:
             outcome = outcome or "timeout"
             break
-        outcome = connect(left)
+        outcome = connect(host, guarded, left)
         if outcome != "refused":
             break
         time.sleep(0.005)
