@@ -1,4 +1,5 @@
 import Glibc
+import KnockCore
 
 /// The bytes of a secret file, for the derivations of rotating knocks and SPA tokens.
 ///
@@ -7,7 +8,9 @@ import Glibc
 /// own, which is zeroed when the last reference goes.
 public final class Secret: @unchecked Sendable {
     /// Fewer bytes than this are refused: 256 bits, SHA-256's own strength.
-    public static let minimumLength = 32
+    /// `check` applies the same rules to the path (`SecretFile`); the file's own checks here
+    /// run on the opened descriptor.
+    public static let minimumLength = SecretFile.minimumLength
     /// More bytes than this are refused: a key, not a document, so a longer file is probably a
     /// wrong path.
     public static let maximumLength = 4096
@@ -48,7 +51,7 @@ public final class Secret: @unchecked Sendable {
         if let requiredOwner, status.st_uid != requiredOwner {
             throw .wrongOwner(path: path, owner: status.st_uid, required: requiredOwner)
         }
-        guard status.st_mode & 0o077 == 0 else { throw .accessibleByOthers(path: path, mode: status.st_mode & 0o7777) }
+        guard status.st_mode & SecretFile.forbiddenPermissions == 0 else { throw .accessibleByOthers(path: path, mode: status.st_mode & 0o7777) }
 
         // One byte more than allowed tells a long file from one of exactly the maximum.
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.maximumLength + 1, alignment: 1)

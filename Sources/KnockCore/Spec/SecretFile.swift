@@ -6,6 +6,8 @@ import Foundation
 public enum SecretFile {
     /// The fewest bytes a secret may have.
     public static let minimumLength = 32
+    /// Permission bits a secret may not have: any for its group or others.
+    public static let forbiddenPermissions: mode_t = 0o077
 
     public enum Problem: Error, Equatable, Sendable, CustomStringConvertible {
         case notAbsolute(String)
@@ -42,7 +44,7 @@ public enum SecretFile {
         guard lstat(path, &status) == 0 else { return .missing(path, reason: String(cString: strerror(errno))) }
         guard status.st_mode & S_IFMT == S_IFREG else { return .notRegularFile(path) }
         guard status.st_size >= minimumLength else { return .tooShort(path, length: Int(status.st_size)) }
-        guard status.st_mode & 0o077 == 0 else { return .readableByOthers(path, mode: status.st_mode) }
+        guard status.st_mode & forbiddenPermissions == 0 else { return .readableByOthers(path, mode: status.st_mode) }
         guard status.st_uid == 0 || status.st_uid == geteuid() else { return .wrongOwner(path, uid: status.st_uid) }
         return nil
     }
