@@ -64,6 +64,8 @@ struct LiveStateReader {
         var state = LiveState(catalog: catalog)
         func wanted(_ layout: SetLayout) -> Bool { sets?.contains(layout.name) ?? true }
         do {
+            // Which sequences open each port, worked out once for every grant of both families.
+            let openers = catalog.openers
             for family in IPFamily.allCases {
                 for layout in [TableLayout.started(family), TableLayout.progress(family)] where wanted(layout) {
                     _ = try dump.forEachElement(table: table, set: layout.name) { element in
@@ -79,7 +81,6 @@ struct LiveStateReader {
                 }
                 let granted = TableLayout.granted(family)
                 if wanted(granted) {
-                    let openers = catalog.openers
                     _ = try dump.forEachElement(table: table, set: granted.name) { element in
                         guard let key = granted.decode(element.key), let timeout = element.timeout, let expires = element.expires,
                               var grant = Grant(key: key, timeout: Self.duration(timeout), expires: Self.duration(expires))
