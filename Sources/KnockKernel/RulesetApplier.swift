@@ -114,18 +114,29 @@ public struct RulesetApplier {
         }
     }
 
-    /// The tokens of the spec's `spa` sequences, computed now from their secrets (root's own,
-    /// read only here); the sets that hold them are written anew at every apply.
+    /// The tokens of the spec's `spa` sequences and the knocks of its `rotate` sequences,
+    /// computed now from their secrets (root's own, read only here); the sets that hold them
+    /// are written anew at every apply.
     static func tokens(_ spec: KnockSpec) throws(NftError) -> [ElementOperation] {
         var operations: [ElementOperation] = []
         let now = Date()
         for sequence in spec.sequences {
-            guard let spa = sequence.spa else { continue }
+            guard let windows = sequence.windows else { continue }
+            let secret: Secret
             do {
-                let secret = try Secret(contentsOf: spa.secret, requiredOwner: geteuid() == 0 ? 0 : geteuid())
-                operations += TokenSchedule.operations(sequence, spa, secret: secret, now: now)
+                secret = try Secret(contentsOf: windows.secret, requiredOwner: geteuid() == 0 ? 0 : geteuid())
             } catch {
                 throw NftError(command: "read the secret of sequence \(sequence.name)", message: error.description)
+            }
+            if let spa = sequence.spa {
+                operations += TokenSchedule.operations(sequence, spa, secret: secret, now: now)
+            }
+            if let rotate = sequence.rotate {
+                do {
+                    operations += try RotationSchedule.operations(sequence, rotate, secret: secret, now: now)
+                } catch {
+                    throw NftError(command: "derive the rotating knocks of sequence \(sequence.name)", message: error.description)
+                }
             }
         }
         return operations

@@ -10,11 +10,10 @@ import KnockCore
 ///   ASCII word `spa` or `rotate`, SEQUENCE is the sequence's name in UTF-8, W is 8 bytes
 ///   big-endian (two's complement) and INDEX 4 bytes big-endian.
 /// - SPA token of slot S: the first 16 bytes of HMAC-SHA256(secret, message(`spa`, W, S)).
-/// - Rotating knock i (0-based) of window W: for attempt a = 0, 1, ... 63, take
-///   HMAC-SHA256(secret, message(`rotate`, W, i × 256 + a)), read its first 4 bytes as a
-///   big-endian unsigned v, and port = LO + v mod (HI − LO + 1). The first attempt whose port
-///   is not excluded for the knock's protocol and is not the port of knock i − 1 (whatever its
-///   protocol) is knock i's port.
+/// - Rotating knocks: a keyed permutation of the range's N ports per epoch of
+///   M = floor(N / n) windows (n knocks), so that no port serves two knocks anywhere in an
+///   epoch (see `rotatingPorts`). The kernel can then hold every window of the horizon as
+///   plain keys with timeouts, none of them written twice.
 ///
 /// The secret's bytes are the HMAC key, every byte of the file as it is.
 public struct KnockDerivation: Sendable {
@@ -22,8 +21,6 @@ public struct KnockDerivation: Sendable {
     public static let windowLengths: ClosedRange<Int64> = 1...3600
     /// Bytes in an SPA token, which the kernel matches as `@th,64,128`.
     public static let tokenLength = 16
-    /// Attempts at each rotating knock's port before `rotatingPorts` gives up.
-    public static let maximumAttempts = 64
 
     /// The first bytes of every message: the derivation's name and version.
     static let domain = Array("knockc-v1".utf8)
@@ -71,46 +68,74 @@ public struct KnockDerivation: Sendable {
         Array(authenticationCode(.spa, window: window, index: slot).prefix(Self.tokenLength))
     }
 
+    /// Windows per epoch of a rotating sequence: each window takes one position of the
+    /// epoch's permutation per knock, and the permutation has as many positions as `range`
+    /// has ports. Zero when the range has fewer ports than there are knocks.
+    public static func windowsPerEpoch(range: ClosedRange<UInt16>, knocks: Int) -> Int64 {
+        precondition(knocks > 0, "no knocks")
+        return (Int64(range.upperBound) - Int64(range.lowerBound) + 1) / Int64(knocks)
+    }
+
     /// The ports of a rotating sequence's knocks in `window`, one per entry of `protocols`
-    /// (the spec's `knocks:`, which the derivation does not choose), each in `range` and not
-    /// in `excluded[its protocol]` (guarded ports, decoys, other sequences' fixed knocks), and
-    /// none equal to the port of the knock before it.
+    /// (the spec's `knocks:`, which the derivation does not choose), all in `range`.
     ///
-    /// Knock i tries attempts a = 0, 1, ... `maximumAttempts` − 1 with index i × 256 + a and
-    /// keeps the first port that is allowed. A client must pass the same `excluded` as the
-    /// server to derive the same ports; when `excluded` has no port inside `range`, it can
-    /// pass none. With u allowed ports out of n in the range, a knock fails with probability
-    /// about ((n − u + 1) / n)^64, so keep excluded ports a small share of the range.
+    /// With N ports in the range and n knocks, an epoch is M = floor(N / n) windows:
+    /// E = floor(W / M), and knock i of window W takes position x = (W − E·M)·n + i of the
+    /// epoch's permutation P_E of 0..<N; its port is LO + P_E(x). Within an epoch no two
+    /// knocks, of one window or of two, share a port, so a table holding at most M windows
+    /// holds each (protocol, port, knock) key for one window of each epoch at most.
+    ///
+    /// P_E: with b the bit length of N − 1 and h = max(1, ceil(b / 2)), split x into
+    /// L = x >> h and R = x mod 2^h; for rounds r = 0 ... 7, F = the first 4 bytes (big-endian)
+    /// of HMAC-SHA256(secret, message(`rotate`, E, r × 65536 + R)) mod 2^h, and
+    /// (L, R) = (R, L xor F); the result is L·2^h + R. While it is N or more, permute it
+    /// again (cycle walking), which ends because x < N and the rounds permute 0..<2^2h.
     ///
     /// - Throws: `RotationError.rangeIncludesPortZero` when `range` starts at 0, and
-    ///   `RotationError.rangeTooSmall` when a knock found no allowed port.
+    ///   `RotationError.rangeTooSmall` when it has fewer ports than there are knocks.
     public func rotatingPorts(
-        window: Int64, protocols: [TransportProtocol], range: ClosedRange<UInt16>,
-        excluded: [TransportProtocol: Set<UInt16>] = [:]
+        window: Int64, protocols: [TransportProtocol], range: ClosedRange<UInt16>
     ) throws(RotationError) -> [TransportPort] {
+        try rotatingPorts(windows: window...window, protocols: protocols, range: range)[0]
+    }
+
+    /// `rotatingPorts(window:...)` for consecutive windows, working out each epoch's
+    /// permutation once (apply derives a whole horizon of windows).
+    public func rotatingPorts(
+        windows: ClosedRange<Int64>, protocols: [TransportProtocol], range: ClosedRange<UInt16>
+    ) throws(RotationError) -> [[TransportPort]] {
         guard range.lowerBound > 0 else { throw .rangeIncludesPortZero(range: range) }
-        precondition(protocols.count < 1 << 24, "\(protocols.count) knocks")
-        let size = UInt32(range.upperBound - range.lowerBound) + 1
-        var knocks: [TransportPort] = []
-        for (index, proto) in protocols.enumerated() {
-            let refused = excluded[proto] ?? []
-            let previous = knocks.last?.port
-            var found: UInt16?
-            for attempt in 0..<UInt32(Self.maximumAttempts) {
-                let code = authenticationCode(.rotate, window: window, index: UInt32(index) << 8 | attempt)
-                let value = code.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                let port = range.lowerBound + UInt16(value % size)
-                if port != previous, !refused.contains(port) {
-                    found = port
-                    break
+        guard !protocols.isEmpty else { return windows.map { _ in [] } }
+        let perEpoch = Self.windowsPerEpoch(range: range, knocks: protocols.count)
+        guard perEpoch > 0 else { throw .rangeTooSmall(range: range, knocks: protocols.count) }
+        let size = Int(range.upperBound) - Int(range.lowerBound) + 1
+        var permutation: PortPermutation?
+        var ports: [[TransportPort]] = []
+        ports.reserveCapacity(windows.count)
+        for window in windows {
+            let epoch = Self.floorDivision(window, perEpoch)
+            if permutation?.epoch != epoch {
+                permutation = PortPermutation(epoch: epoch, size: size) { round, right in
+                    let code = authenticationCode(.rotate, window: epoch, index: UInt32(round) << 16 | right)
+                    return code.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
                 }
             }
-            guard let found else {
-                throw .rangeTooSmall(range: range, knock: index, proto: proto, attempts: Self.maximumAttempts)
-            }
-            knocks.append(TransportPort(proto, found))
+            let first = Int(window - epoch * perEpoch) * protocols.count
+            ports.append(protocols.enumerated().map { index, proto in
+                TransportPort(proto, range.lowerBound + UInt16(permutation!.position(of: first + index)))
+            })
         }
-        return knocks
+        return ports
+    }
+
+    /// The epoch holding `window`, floored like windows themselves.
+    public static func epoch(of window: Int64, range: ClosedRange<UInt16>, knocks: Int) -> Int64 {
+        floorDivision(window, max(windowsPerEpoch(range: range, knocks: knocks), 1))
+    }
+
+    static func floorDivision(_ value: Int64, _ divisor: Int64) -> Int64 {
+        let quotient = value / divisor
+        return value % divisor < 0 ? quotient - 1 : quotient
     }
 
     /// `"knockc-v1" 0x00 purpose 0x00 sequence 0x00 window(8, big-endian) index(4, big-endian)`.
@@ -136,17 +161,55 @@ public struct KnockDerivation: Sendable {
 public enum RotationError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Port 0 is not a port a knock can go to.
     case rangeIncludesPortZero(range: ClosedRange<UInt16>)
-    /// Every attempt at knock `knock` (0-based) hit an excluded port or the previous knock's.
-    case rangeTooSmall(range: ClosedRange<UInt16>, knock: Int, proto: TransportProtocol, attempts: Int)
+    /// Fewer ports than knocks: not even one window fits the range.
+    case rangeTooSmall(range: ClosedRange<UInt16>, knocks: Int)
 
     public var description: String {
         switch self {
         case .rangeIncludesPortZero(let range):
             "ports \(range.lowerBound)-\(range.upperBound) include port 0; start the range at 1 or above"
-        case .rangeTooSmall(let range, let knock, let proto, let attempts):
-            "ports \(range.lowerBound)-\(range.upperBound) are too few: \(attempts) tries at knock \(knock + 1) (\(proto.rawValue)) "
-                + "all hit an excluded port (guarded, decoy or another sequence's knock) or the knock before; "
-                + "widen the range or move those ports out of it"
+        case .rangeTooSmall(let range, let knocks):
+            "ports \(range.lowerBound)-\(range.upperBound) are too few for \(knocks) knocks; each knock of a window takes a port of its own"
         }
+    }
+}
+
+/// One epoch's keyed permutation of 0..<size: eight Feistel rounds over 2h bits, whose
+/// round function is looked up in a table worked out once (2^h values per round), and
+/// cycle walking down into the range.
+struct PortPermutation {
+    let epoch: Int64
+    let size: Int
+    private let halfBits: Int
+    private let rounds: [[UInt32]]
+    static let roundCount = 8
+
+    init(epoch: Int64, size: Int, function: (_ round: Int, _ right: UInt32) -> UInt32) {
+        precondition(size >= 1 && size <= 1 << 16, "a range of \(size) ports")
+        self.epoch = epoch
+        self.size = size
+        let bits = size <= 1 ? 1 : Int.bitWidth - (size - 1).leadingZeroBitCount
+        halfBits = max(1, (bits + 1) / 2)
+        let mask = UInt32(1) << halfBits - 1
+        rounds = (0..<Self.roundCount).map { round in (0...mask).map { function(round, $0) & mask } }
+    }
+
+    func position(of x: Int) -> Int {
+        precondition(x >= 0 && x < size, "position \(x) of \(size)")
+        var value = x
+        repeat {
+            value = permute(value)
+        } while value >= size
+        return value
+    }
+
+    private func permute(_ x: Int) -> Int {
+        let mask = 1 << halfBits - 1
+        var left = x >> halfBits
+        var right = x & mask
+        for round in rounds {
+            (left, right) = (right, left ^ Int(round[right]))
+        }
+        return left << halfBits | right
     }
 }

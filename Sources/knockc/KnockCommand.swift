@@ -27,6 +27,12 @@ struct KnockCommand: ParsableCommand {
             NAME --spa udp/PORT [--every 30s] [--slots 4]. Each retry of --then-connect takes \
             the next slot, then the next window. The token is never printed. Both clocks must \
             agree within the sequence's skew (one window by default).
+
+            For a sequence with `rotate:`, sends the current window's rotating knocks, their \
+            ports derived from the secret. Without a spec: --secret FILE --sequence NAME \
+            --rotate tcp,udp,tcp --ports LO-HI [--every 30s] [--skew 1]. Each retry of \
+            --then-connect moves to the next window (a window whose knocks granted once opens \
+            nothing again), waiting for it when it lies beyond the skew.
             """
     )
 
@@ -48,8 +54,17 @@ struct KnockCommand: ParsableCommand {
     @Option(help: "Send the authorized datagram of --sequence to this port, as udp/62201 (with --secret).")
     var spa: String?
 
-    @Option(help: "With --spa: the window length of the sequence, as 30s.")
+    @Option(help: "Send the rotating knocks of --sequence with these protocols, as tcp,udp,tcp (with --secret and --ports).")
+    var rotate: String?
+
+    @Option(help: "With --rotate: the sequence's port range, as 20000-40000.")
+    var ports: String?
+
+    @Option(help: "With --spa or --rotate: the window length of the sequence, as 30s.")
     var every: String = "30s"
+
+    @Option(help: "With --rotate: the windows either side that the server accepts (its `skew`).")
+    var skew: Int = OnePacketAuthorization.defaultSkew
 
     @Option(help: "With --spa: the slots per window of the sequence.")
     var slots: Int = OnePacketAuthorization.defaultSlots
@@ -73,17 +88,23 @@ struct KnockCommand: ParsableCommand {
     var ipv6 = false
 
     func validate() throws {
-        if secret != nil || spa != nil {
-            guard let secret, let spa, sequence != nil, spec == nil, knocks.isEmpty else {
+        if rotate != nil || ports != nil {
+            guard secret != nil, rotate != nil, ports != nil, spa == nil, sequence != nil, spec == nil, knocks.isEmpty else {
+                throw ValidationError("--secret, --rotate, --ports and --sequence go together, without --spa, --spec or knocks.")
+            }
+            let settings = try rotatingKnocks()
+            guard settings.windowsPerEpoch > 0 else {
+                throw ValidationError("--ports \(settings.portsText) has fewer ports than --rotate has knocks.")
+            }
+            guard (0...10).contains(skew) else { throw ValidationError("--skew takes 0 to 10.") }
+        } else if secret != nil || spa != nil {
+            guard let spa, secret != nil, sequence != nil, spec == nil, knocks.isEmpty else {
                 throw ValidationError("--secret, --spa and --sequence go together, without --spec or knocks.")
             }
             guard let port = try? TransportPort(parsing: spa), port.proto == .udp else {
                 throw ValidationError("'\(spa)' is not a udp port for --spa; expected udp/PORT, as udp/62201.")
             }
-            guard let window = Duration(parsing: every), OnePacketAuthorization.everyRange.contains(window),
-                  window.milliseconds % 1000 == 0 else {
-                throw ValidationError("'\(every)' is not a window length for --every; expected whole seconds from 1s to 1h.")
-            }
+            _ = try window()
             guard (1...64).contains(slots) else { throw ValidationError("--slots takes 1 to 64.") }
         } else if spec != nil || sequence != nil {
             guard spec != nil, sequence != nil else { throw ValidationError("--spec and --sequence go together.") }
@@ -110,6 +131,33 @@ struct KnockCommand: ParsableCommand {
         if thenConnect == 0 { throw ValidationError("--then-connect takes a port from 1 to 65535.") }
     }
 
+    /// --every, checked as a spec's `every`.
+    private func window() throws -> Duration {
+        guard let window = Duration(parsing: every), OnePacketAuthorization.everyRange.contains(window),
+              window.milliseconds % 1000 == 0 else {
+            throw ValidationError("'\(every)' is not a window length for --every; expected whole seconds from 1s to 1h.")
+        }
+        return window
+    }
+
+    /// --secret, --rotate, --ports, --every and --skew as the sequence's `rotate:`.
+    private func rotatingKnocks() throws -> RotatingKnocks {
+        guard let secret, let rotate, let ports else { throw ValidationError("--rotate needs --secret and --ports.") }
+        let protocols = try rotate.split(separator: ",", omittingEmptySubsequences: false).map { word in
+            guard let proto = TransportProtocol(rawValue: String(word)) else {
+                throw ValidationError("'\(rotate)' is not a list of protocols for --rotate; expected tcp or udp for each knock, as tcp,udp,tcp.")
+            }
+            return proto
+        }
+        guard protocols.count <= SpecValidator.maxKnocks else {
+            throw ValidationError("--rotate has \(protocols.count) knocks; the most is \(SpecValidator.maxKnocks).")
+        }
+        guard ports.contains("-"), let range = try? PortRange(parsing: "tcp/" + ports) else {
+            throw ValidationError("'\(ports)' is not a port range for --ports; expected FIRST-LAST from 1 to 65535, as 20000-40000.")
+        }
+        return RotatingKnocks(secret: secret, protocols: protocols, ports: range.first...range.last, every: try window(), skew: skew)
+    }
+
     static func tooLong(_ text: String, option: String) -> String {
         "'\(text)' is too long for \(option); the longest is \(Duration.maximum)."
     }
@@ -118,6 +166,7 @@ struct KnockCommand: ParsableCommand {
     private enum Packets {
         case knocks([Knock])
         case authorized(KnockDerivation, OnePacketAuthorization)
+        case rotating(KnockDerivation, RotatingKnocks)
     }
 
     func run() throws {
@@ -145,6 +194,11 @@ struct KnockCommand: ParsableCommand {
                     let slot = (firstSlot + attempt) % spa.slots
                     try knocker.sendAuthorized(token: derivation.spaToken(window: window, slot: UInt32(slot)), port: spa.port.port, to: target)
                     sent = "authorized packet to \(spa.port) (window \(window), slot \(slot))"
+                case .rotating(let derivation, let rotate):
+                    let window = Self.waitForWindow(attempt, of: rotate)
+                    let knocks = try derivation.rotatingPorts(window: window, protocols: rotate.protocols, range: rotate.ports)
+                    try knocker.send(knocks.map { .port($0) }, to: target)
+                    sent = knocks.map(\.description).joined(separator: " ") + " (window \(window))"
                 }
             } catch {
                 Console.error("knockc: \(error)")
@@ -156,7 +210,11 @@ struct KnockCommand: ParsableCommand {
                 print("tcp/\(port) on \(target) is open")
                 return
             }
-            let again = if case .knocks = packets { "; knocking again" } else { "; sending the next token" }
+            let again = switch packets {
+            case .knocks: "; knocking again"
+            case .authorized: "; sending the next token"
+            case .rotating: "; knocking again in the next window"
+            }
             Console.error("knockc: tcp/\(port) on \(target) did not open within \(timeout)" + (attempt < retries ? again : ""))
         }
         throw ExitCode(1)
@@ -166,6 +224,10 @@ struct KnockCommand: ParsableCommand {
     /// packet of --secret and --spa. The spec is read once; a secret is read before any packet
     /// leaves, and refused when others can read it.
     private func resolvePackets() throws -> Packets {
+        if rotate != nil, let sequence {
+            let settings = try rotatingKnocks()
+            return .rotating(try derivation(settings, sequence: sequence), settings)
+        }
         if let secret, let spa, let sequence, let port = try? TransportPort(parsing: spa) {
             let settings = OnePacketAuthorization(secret: secret, port: port, every: Duration(parsing: every)!, slots: slots)
             return .authorized(try derivation(settings, sequence: sequence), settings)
@@ -177,13 +239,26 @@ struct KnockCommand: ParsableCommand {
             Console.error("knockc: \(spec) has no sequence '\(sequence)'; it has \(names)")
             throw ExitCodes.specErrors
         }
+        if let rotate = found.rotate { return .rotating(try derivation(rotate, sequence: found.name), rotate) }
         guard let spa = found.spa else { return .knocks(found.knocks) }
         return .authorized(try derivation(spa, sequence: found.name), spa)
     }
 
-    private func derivation(_ spa: OnePacketAuthorization, sequence: String) throws -> KnockDerivation {
+    /// The window attempt `attempt` knocks in: the current one, then one later per retry,
+    /// since a window whose knocks granted (to this client or another) opens nothing again.
+    /// A window beyond the server's skew is not accepted yet, so this waits until it is.
+    private static func waitForWindow(_ attempt: Int, of rotate: RotatingKnocks) -> Int64 {
+        let every = rotate.windowSeconds
+        let window = KnockDerivation.window(at: Date(), every: every) + Int64(attempt)
+        let acceptedFrom = Double((window - Int64(rotate.skew)) * every)
+        let wait = acceptedFrom - Date().timeIntervalSince1970
+        if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+        return window
+    }
+
+    private func derivation(_ windows: any SecretWindows, sequence: String) throws -> KnockDerivation {
         do {
-            return KnockDerivation(secret: try Secret(contentsOf: spa.secret, requiredOwner: getuid()), sequence: sequence)
+            return KnockDerivation(secret: try Secret(contentsOf: windows.secret, requiredOwner: getuid()), sequence: sequence)
         } catch {
             Console.error("knockc: \(error)")
             throw ExitCodes.knockFailed

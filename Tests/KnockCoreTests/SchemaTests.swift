@@ -222,11 +222,15 @@ struct SchemaTests {
         }
         #expect(top["required"] as? [String] == ["sequences"])
         #expect(Set(sequence["required"] as? [String] ?? []) == ["open"])
-        // Either knocks or one authorized packet, never both, never neither.
-        #expect((sequence["oneOf"] as? [[String: [String]]])?.map { $0["required"] ?? [] } == [["knock"], ["spa"]])
+        // Knocks, one authorized packet or rotating knocks: exactly one of them.
+        #expect((sequence["oneOf"] as? [[String: [String]]])?.map { $0["required"] ?? [] } == [["knock"], ["spa"], ["rotate"]])
         let spa = try Self.object(["properties", "spa"], in: sequence)
         #expect(Self.propertyNames(spa) == Set(SpecParser.spaKeys))
         #expect(spa["additionalProperties"] as? Bool == false)
+        let rotate = try Self.object(["properties", "rotate"], in: sequence)
+        #expect(Self.propertyNames(rotate) == Set(SpecParser.rotateKeys))
+        #expect(rotate["additionalProperties"] as? Bool == false)
+        #expect((rotate["properties"] as? [String: [String: Any]])?["knocks"]?["maxItems"] as? Int == SpecValidator.maxKnocks)
 
         let knock = try Self.object(["properties", "knock"], in: sequence)
         #expect(knock["maxItems"] as? Int == SpecValidator.maxKnocks)

@@ -54,64 +54,59 @@ import Testing
         }
     }
 
-    @Test func rotatingPortsMatchPythonsHMAC() throws {
+    @Test func rotatingPortsMatchTheReadmesPython() throws {
         try withVectorSecret { secret in
             let ssh = KnockDerivation(secret: secret, sequence: "ssh")
             let protocols: [TransportProtocol] = [.tcp, .udp, .tcp]
-            let plain = try ssh.rotatingPorts(window: Self.vectorWindow, protocols: protocols, range: 20000...40000, excluded: [:])
-            #expect(plain == [TransportPort(.tcp, 39693), TransportPort(.udp, 33755), TransportPort(.tcp, 37663)])
-            // Knock 0's first attempt is excluded, so its second attempt counts.
-            let retried = try ssh.rotatingPorts(window: Self.vectorWindow, protocols: protocols, range: 20000...40000,
-                                                excluded: [.tcp: [39693]])
-            #expect(retried == [TransportPort(.tcp, 34065), TransportPort(.udp, 33755), TransportPort(.tcp, 37663)])
-            // Excluded for udp only: a tcp knock may still use it.
-            let otherProtocol = try ssh.rotatingPorts(window: Self.vectorWindow, protocols: protocols, range: 20000...40000,
-                                                      excluded: [.udp: [39693]])
-            #expect(otherProtocol == plain)
-            // Two ports: knock 2's attempts 0 and 1 repeat knock 1's port, attempt 2 does not.
-            let twoPorts = try ssh.rotatingPorts(window: Self.vectorWindow, protocols: protocols, range: 7000...7001, excluded: [:])
-            #expect(twoPorts == [TransportPort(.tcp, 7000), TransportPort(.udp, 7001), TransportPort(.tcp, 7000)])
+            let vector = try ssh.rotatingPorts(window: Self.vectorWindow, protocols: protocols, range: 20000...40000)
+            #expect(vector == [TransportPort(.tcp, 37985), TransportPort(.udp, 36011), TransportPort(.tcp, 39556)])
+            let next = try ssh.rotatingPorts(window: Self.vectorWindow + 1, protocols: protocols, range: 20000...40000)
+            #expect(next == [TransportPort(.tcp, 38965), TransportPort(.udp, 22118), TransportPort(.tcp, 37270)])
+            let small = try ssh.rotatingPorts(window: Self.vectorWindow, protocols: protocols, range: 7000...7009)
+            #expect(small == [TransportPort(.tcp, 7001), TransportPort(.udp, 7005), TransportPort(.tcp, 7002)])
+            let negative = try ssh.rotatingPorts(window: -1, protocols: [.udp], range: 1...65535)
+            #expect(negative == [TransportPort(.udp, 18015)])
         }
     }
 
-    @Test func rotatingPortsNeverRepeatTheKnockBeforeNorUseAnExcludedPortOverManyWindows() throws {
+    @Test func noPortServesTwoKnocksWithinAnEpochAndEpochsDiffer() throws {
         try withVectorSecret { secret in
             let derivation = KnockDerivation(secret: secret, sequence: "prop")
-            let protocols: [TransportProtocol] = [.tcp, .udp, .tcp, .tcp, .udp, .tcp, .udp, .udp]
-            let range: ClosedRange<UInt16> = 5000...5003
-            let excluded: [TransportProtocol: Set<UInt16>] = [.tcp: [5001], .udp: [5003, 5000]]
-            var seen = Set<[TransportPort]>()
-            for window in Int64(-50)..<2000 {
-                let knocks = try derivation.rotatingPorts(window: window, protocols: protocols, range: range, excluded: excluded)
-                #expect(knocks.map(\.proto) == protocols)
-                for (index, knock) in knocks.enumerated() {
-                    #expect(range.contains(knock.port))
-                    #expect(!(excluded[knock.proto] ?? []).contains(knock.port), "window \(window): \(knock) is excluded")
-                    if index > 0 {
-                        #expect(knock.port != knocks[index - 1].port, "window \(window): knock \(index) repeats the one before")
-                    }
+            let protocols: [TransportProtocol] = [.tcp, .udp, .tcp]
+            let range: ClosedRange<UInt16> = 5000...5101   // 102 ports: 34 windows per epoch
+            #expect(KnockDerivation.windowsPerEpoch(range: range, knocks: 3) == 34)
+            for epoch in Int64(-2)...3 {
+                let windows = epoch * 34...(epoch * 34 + 33)
+                let knocks = try derivation.rotatingPorts(windows: windows, protocols: protocols, range: range)
+                let ports = knocks.flatMap { $0 }
+                #expect(ports.allSatisfy { range.contains($0.port) })
+                #expect(Set(ports.map(\.port)).count == 102, "epoch \(epoch): every port once")
+                #expect(knocks.allSatisfy { $0.map(\.proto) == protocols })
+                for window in windows where window % 7 == 0 {
+                    let alone = try derivation.rotatingPorts(window: window, protocols: protocols, range: range)
+                    #expect(alone == knocks[Int(window - windows.lowerBound)], "one window alone derives the same")
                 }
-                seen.insert(knocks)
+                #expect(KnockDerivation.epoch(of: windows.lowerBound, range: range, knocks: 3) == epoch)
+                #expect(KnockDerivation.epoch(of: windows.upperBound, range: range, knocks: 3) == epoch)
             }
-            #expect(seen.count > 50, "the windows' knocks vary")
+            let first = try derivation.rotatingPorts(windows: 0...33, protocols: protocols, range: range)
+            let second = try derivation.rotatingPorts(windows: 34...67, protocols: protocols, range: range)
+            #expect(first != second, "each epoch has its own permutation")
         }
     }
 
-    @Test func aRangeTooSmallForTheKnocksThrowsNamingTheKnock() throws {
+    @Test func aRangeTooSmallForTheKnocksThrows() throws {
         try withVectorSecret { secret in
             let derivation = KnockDerivation(secret: secret, sequence: "ssh")
             let one = #expect(throws: RotationError.self) {
-                try derivation.rotatingPorts(window: 1, protocols: [.tcp, .tcp], range: 5000...5000, excluded: [:])
+                try derivation.rotatingPorts(window: 1, protocols: [.tcp, .tcp], range: 5000...5000)
             }
-            #expect(one == .rangeTooSmall(range: 5000...5000, knock: 1, proto: .tcp, attempts: 64))
-            #expect(one?.description == "ports 5000-5000 are too few: 64 tries at knock 2 (tcp) all hit an excluded port "
-                + "(guarded, decoy or another sequence's knock) or the knock before; widen the range or move those ports out of it")
-            let none = #expect(throws: RotationError.self) {
-                try derivation.rotatingPorts(window: 1, protocols: [.udp, .tcp], range: 5000...5001, excluded: [.tcp: [5000, 5001]])
-            }
-            #expect(none == .rangeTooSmall(range: 5000...5001, knock: 1, proto: .tcp, attempts: 64))
+            #expect(one == .rangeTooSmall(range: 5000...5000, knocks: 2))
+            #expect(one?.description == "ports 5000-5000 are too few for 2 knocks; each knock of a window takes a port of its own")
             let single = try derivation.rotatingPorts(window: 1, protocols: [.udp], range: 5000...5000)
             #expect(single == [TransportPort(.udp, 5000)])
+            let two = try derivation.rotatingPorts(window: 1, protocols: [.udp, .tcp], range: 5000...5001)
+            #expect(Set(two.map(\.port)) == [5000, 5001])
             #expect(throws: RotationError.rangeIncludesPortZero(range: 0...10)) {
                 try derivation.rotatingPorts(window: 1, protocols: [.udp], range: 0...10)
             }
@@ -137,22 +132,30 @@ import Testing
                 let low = UInt16.random(in: 1...60000, using: &generator)
                 let high = low + UInt16.random(in: 10...5000, using: &generator)
                 let derivation = KnockDerivation(secret: secret, sequence: name)
-                let ports = try derivation.rotatingPorts(window: window, protocols: [.tcp, .udp, .tcp, .udp], range: low...high,
-                                                         excluded: [.tcp: [low, low + 1]])
+                let ports = try derivation.rotatingPorts(window: window, protocols: [.tcp, .udp, .tcp, .udp], range: low...high)
                 let script = """
                     import hmac, hashlib, struct, sys
                     key = open(sys.argv[1], 'rb').read(); name = sys.argv[2].encode(); w = int(sys.argv[3])
                     lo, hi = int(sys.argv[5]), int(sys.argv[6])
-                    msg = lambda purpose, i: b'knockc-v1\\0' + purpose + b'\\0' + name + b'\\0' + struct.pack('>qI', w, i)
+                    msg = lambda purpose, w, i: b'knockc-v1\\0' + purpose + b'\\0' + name + b'\\0' + struct.pack('>qI', w, i)
                     mac = lambda m: hmac.new(key, m, hashlib.sha256).digest()
-                    print(mac(msg(b'spa', int(sys.argv[4])))[:16].hex())
+                    print(mac(msg(b'spa', w, int(sys.argv[4])))[:16].hex())
+                    protocols = ['tcp', 'udp', 'tcp', 'udp']
+                    size = hi - lo + 1; per = size // len(protocols); e = w // per
+                    h = max(1, ((size - 1).bit_length() + 1) // 2)
+                    f = lambda r, x: int.from_bytes(mac(msg(b'rotate', e, r << 16 | x))[:4], 'big') % (1 << h)
+                    def permute(x):
+                        l, r = x >> h, x & ((1 << h) - 1)
+                        for k in range(8):
+                            l, r = r, l ^ f(k, r)
+                        return l << h | r
                     out = []
-                    for i, proto in enumerate(['tcp', 'udp', 'tcp', 'udp']):
-                        for a in range(64):
-                            port = lo + int.from_bytes(mac(msg(b'rotate', i << 8 | a))[:4], 'big') % (hi - lo + 1)
-                            if not (proto == 'tcp' and port in (lo, lo + 1)) and (not out or port != out[-1][1]):
-                                out.append((proto, port)); break
-                    print(' '.join('%s/%d' % knock for knock in out))
+                    for i, proto in enumerate(protocols):
+                        x = permute((w - e * per) * len(protocols) + i)
+                        while x >= size:
+                            x = permute(x)
+                        out.append('%s/%d' % (proto, lo + x))
+                    print(' '.join(out))
                     """
                 let result = try python(script, [path, name, "\(window)", "\(slot)", "\(low)", "\(high)"])
                 let expected = "\(Self.hex(derivation.spaToken(window: window, slot: slot)))\n\(ports.map(\.description).joined(separator: " "))\n"

@@ -81,7 +81,7 @@ enum PlantedFlaw: Equatable {
     case badTrackedSources(String)
     case badBoolean(String)
     case emptyClose(String)
-    /// A `spa` sequence whose secret file does not exist.
+    /// A `spa` or `rotate` sequence whose secret file does not exist.
     case missingSecret(String)
     case badHook([String], key: String)
     case badHookTimeout(String)
@@ -106,7 +106,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
     }
     static var timingKeys: [String] { ["step_timeout", "open_for"] }
     static var sequenceKeys: [String] {
-        ["knock", "spa", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "on_grant", "on_expire"]
+        ["knock", "spa", "rotate", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "on_grant", "on_expire"]
     }
     static var limitKeys: [String] { ["wrong_knocks", "ban_for"] }
 
@@ -391,11 +391,17 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         let index = int(0...max(0, sequences.count - 1))
         switch int(0...35) {
         case 31:
-            // One authorized packet instead of knocks, with a secret that is not there.
+            // One authorized packet or rotating knocks instead of knocks, with a secret that is
+            // not there.
             let path = "/nonexistent/knockc-fuzz.key"
             sequences[index].knock = nil
             sequences[index].strict = nil
-            sequences[index].extra.append(("spa", .map([("secret", .scalar(path)), ("port", .scalar("udp/62201"))])))
+            if chance(0.5) {
+                sequences[index].extra.append(("spa", .map([("secret", .scalar(path)), ("port", .scalar("udp/62201"))])))
+            } else {
+                sequences[index].extra.append(("rotate", .map([("secret", .scalar(path)), ("knocks", .list([.scalar("tcp"), .scalar("udp")])),
+                                                               ("ports", .scalar("62300-62400")), ("every", .scalar("30s"))])))
+            }
             spec.flaw = "missing secret"
             spec.planted = .missingSecret(path)
         case 0:

@@ -48,6 +48,10 @@ public enum Expr: Equatable, Sendable {
     /// number inside a concatenation that is looked up in a set, but it can compute one from
     /// the packet. `ip saddr & 0.0.0.0 | 0.0.1.2` is always 0.0.1.2, typed as an address.
     case stageTag(IPFamily, UInt32)
+    /// A 16-bit constant typed as a port, `th dport & 0 | N`, for the same reason: the stage
+    /// of a rotating knock, in a key that both families look up (`ip saddr` would make the
+    /// rule IPv4's alone).
+    case stageIndex(UInt16)
 }
 
 public enum Verdict: Equatable, Sendable {

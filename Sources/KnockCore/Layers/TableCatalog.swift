@@ -37,7 +37,7 @@ public struct TableCatalog: Equatable, Sendable {
                     opens[family] = machine.sequence.open.sorted()
                 }
             }
-            entries[machine.tags.tag(0)] = Entry(identity: machine.identity, knocks: machine.knocks.count, opens: opens,
+            entries[machine.tags.tag(0)] = Entry(identity: machine.identity, knocks: machine.stageCount, opens: opens,
                                                  closes: machine.purpose == .close)
         }
         self.init(entries: entries)

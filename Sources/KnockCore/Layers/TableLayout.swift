@@ -87,6 +87,14 @@ public enum TableLayout {
         public static func spaTokens(_ sequence: String) -> String { "spa_\(sequence)" }
         public static func spaEarly(_ sequence: String) -> String { "spa_early_\(sequence)" }
         public static func spaUsed(_ sequence: String) -> String { "spa_used_\(sequence)" }
+        /// A `rotate` sequence's knocks of the epochs of one parity, those not yet valid, and
+        /// the last knocks that granted (see `RotatingKnockRules`).
+        public static func rotateKnocks(_ sequence: String, _ parity: EpochParity) -> String { "rotate_\(parity)_\(sequence)" }
+        public static func rotateEarly(_ sequence: String, _ parity: EpochParity) -> String { "rotate_early_\(parity)_\(sequence)" }
+        public static func rotateUsed(_ sequence: String) -> String { "rotate_used_\(sequence)" }
+        /// The chain every rotating range goes through, and each sequence's own, per family.
+        public static let rotatingChain = "rotating"
+        public static func rotateChain(_ family: IPFamily, _ sequence: String) -> String { "rotate\(family.suffix)_\(sequence)" }
         public static func grantsCounter(_ sequence: KnockSequence) -> String { grantsCounterPrefix + sequence.name }
         public static func closesCounter(_ sequence: KnockSequence) -> String { closesCounterPrefix + sequence.name }
         public static func knockChain(_ family: IPFamily, _ knock: Knock) -> String {

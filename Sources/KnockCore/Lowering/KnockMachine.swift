@@ -23,6 +23,15 @@ public struct KnockMachine: Sendable {
         }
     }
 
+    /// The machine's knock count, which is its last stage: rotating knocks have no fixed
+    /// knock list, but as many stages as protocols.
+    public var stageCount: Int {
+        switch purpose {
+        case .grant: sequence.knockCount
+        case .close: knocks.count
+        }
+    }
+
     public var identity: SequenceIdentity {
         switch purpose {
         case .grant: SequenceIdentity(sequence)

@@ -25,6 +25,7 @@ public enum RulesetLowering {
         var decoyRules: [RuleIR] = []
         var dispatch: [VerdictMapIR.Element] = []
         let users = machinesByKnock(spec)
+        let rotating = KnockMachine.all(in: spec).filter { $0.purpose == .grant && $0.sequence.rotate != nil }
         let knocks = users.keys.sorted()
         let guardedPorts = Set(spec.sequences.flatMap(\.open)).sorted()
 
@@ -80,6 +81,12 @@ public enum RulesetLowering {
                     echoKnocks.append(.init(key: [.integer(family.echoLength(payload: length))], verdict: .jump(chain)))
                 }
             }
+            for machine in rotating {
+                let sequence = machine.sequence
+                chains.append(RotatingKnockRules.chain(
+                    machine, sequence.rotate!, family: family, preamble: access.knockPreamble,
+                    gate: access.knockGate(for: sequence)))
+            }
             if !echoKnocks.isEmpty {
                 // Echo requests have no port, so they get a lookup of their own, by length;
                 // only ICMP traffic reaches it.
@@ -89,6 +96,11 @@ public enum RulesetLowering {
             }
         }
 
+        if let rotatingDispatch = RotatingKnockRules.dispatch(spec) {
+            // Before the bitmap lookup below, which holds no rotating port.
+            input.rules.insert(rotatingDispatch.rule, at: input.rules.count - 1)
+            chains.append(rotatingDispatch.chain)
+        }
         // Before the dispatch, after everything else (strict, echo knocks): one bitmap lookup on
         // the port lets ordinary traffic leave before the dearer three-part dispatch lookup.
         let ports = Set(dispatch.compactMap { element -> UInt16? in
@@ -103,6 +115,7 @@ public enum RulesetLowering {
 
         sets += TableCatalog(spec).sets
         sets += AuthorizedPacketRules.sets(spec)
+        sets += RotatingKnockRules.sets(spec)
         if let decoys = BanRules.decoySet(spec) {
             sets.append(decoys)
             chains.append(ChainIR(name: Names.decoyChain, hook: nil, rules: decoyRules))

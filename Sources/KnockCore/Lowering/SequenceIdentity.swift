@@ -13,7 +13,8 @@ public struct SequenceIdentity: Hashable, Sendable {
     }
 
     public init(_ sequence: KnockSequence) {
-        self.init(name: sequence.name, knocks: sequence.knocks.map(\.description).joined(separator: ","))
+        let knocks = sequence.rotate.map { "rotate " + $0.protocols.map(\.rawValue).joined(separator: ",") + " " + $0.portsText }
+        self.init(name: sequence.name, knocks: knocks ?? sequence.knocks.map(\.description).joined(separator: ","))
     }
 
     /// The sequence's `close` machine: the same name, a fingerprint of its close knocks.

@@ -88,6 +88,16 @@ public struct KnockSequence: Equatable, Sendable {
     /// One-packet authorization instead of a knock list: `knocks` is then the one packet's
     /// port, and a token in its payload decides.
     public var spa: OnePacketAuthorization?
+    /// Knocks whose ports rotate with time instead of a fixed knock list: `knocks` is then
+    /// empty, and the kernel holds each window's ports.
+    public var rotate: RotatingKnocks?
+
+    /// How many knocks the sequence takes: its knock list, or its rotating knocks.
+    public var knockCount: Int { rotate?.protocols.count ?? knocks.count }
+
+    /// The time windows of a sequence whose knocks or token come from a secret; nil for
+    /// fixed knocks.
+    public var windows: (any SecretWindows)? { spa ?? rotate }
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
                 stepTimeout: Duration = KnockSpec.defaultStepTimeout,
@@ -134,15 +144,66 @@ public struct OnePacketAuthorization: Equatable, Sendable {
         self.slots = slots
     }
 
+    /// Tokens the table holds at once.
+    public var tokensHeld: Int { windowsHeld * slots }
+}
+
+extension OnePacketAuthorization: SecretWindows {}
+
+/// What `spa:` and `rotate:` share: a secret, and time windows the table holds ahead.
+public protocol SecretWindows: Sendable {
+    /// The secret file's path; the secret itself is read only at apply and by the client.
+    var secret: String { get }
+    /// The length of a window; whole seconds.
+    var every: Duration { get }
+    /// Windows either side of the current one that are accepted, for clocks that differ.
+    var skew: Int { get }
+    /// How far ahead the table holds windows; past it nothing opens until the next apply.
+    var horizon: Duration { get }
+}
+
+extension SecretWindows {
     /// Seconds in a window.
     public var windowSeconds: Int64 { every.milliseconds / 1000 }
 
-    /// Windows the table holds tokens for at once: the skew behind, the horizon ahead.
+    /// Windows the table holds at once: the skew behind, the horizon ahead.
     public var windowsHeld: Int { Int(horizon.milliseconds / every.milliseconds) + 2 * skew + 1 }
 
-    /// Tokens the table holds at once.
-    public var tokensHeld: Int { windowsHeld * slots }
-
-    /// How long a token stays valid: its window and the skew either side.
+    /// How long a window's knocks or tokens stay valid: the window and the skew either side.
     public var validity: Duration { Duration(milliseconds: every.milliseconds * Int64(2 * skew + 1)) }
+}
+
+/// `rotate:`: knocks whose ports the secret and the time window choose, within `ports`, so
+/// that recorded knocks open nothing once their window has passed. The table holds the
+/// ports of the windows ahead, so the kernel rotates them on its own.
+public struct RotatingKnocks: Equatable, Sendable, SecretWindows {
+    public var secret: String
+    public var every: Duration
+    /// Each knock's protocol, in order; the derivation picks the ports.
+    public var protocols: [TransportProtocol]
+    /// The ports the knocks are drawn from.
+    public var ports: ClosedRange<UInt16>
+    public var skew: Int
+    public var horizon: Duration
+
+    public init(secret: String, protocols: [TransportProtocol], ports: ClosedRange<UInt16>,
+                every: Duration = OnePacketAuthorization.defaultEvery, skew: Int = OnePacketAuthorization.defaultSkew,
+                horizon: Duration = OnePacketAuthorization.defaultHorizon) {
+        self.secret = secret
+        self.protocols = protocols
+        self.ports = ports
+        self.every = every
+        self.skew = skew
+        self.horizon = horizon
+    }
+
+    /// Ports in the range.
+    public var portCount: Int { Int(ports.upperBound) - Int(ports.lowerBound) + 1 }
+
+    /// Windows per epoch of the derivation (see `KnockDerivation.rotatingPorts`): the table
+    /// may hold no more windows than this, or a port would serve two knocks in one set.
+    public var windowsPerEpoch: Int { protocols.isEmpty ? 0 : portCount / protocols.count }
+
+    /// The range as the spec and the client's `--ports` spell it.
+    public var portsText: String { "\(ports.lowerBound)-\(ports.upperBound)" }
 }

@@ -72,6 +72,11 @@ public enum SpecValidator {
                 model.spa = settings
                 diagnostics += found
             }
+            if let rotate = sequence.rotate {
+                let (settings, found) = rotatingKnocks(rotate, of: sequence, in: parsed)
+                model.rotate = settings
+                diagnostics += found
+            }
             model.wrongKnocks = sequence.limits.wrongKnocks?.value ?? parsed.limits.wrongKnocks?.value
             model.banFor = sequence.limits.banFor?.value ?? parsed.limits.banFor?.value ?? KnockSpec.defaultBanFor
             sequences.append(model)
@@ -118,18 +123,8 @@ public enum SpecValidator {
         if let port = parsed.port, port.value.proto != .udp {
             diagnostics.append(Diagnostic(.spaNotUDP(port.value), at: port.location))
         }
-        let every = parsed.every?.value ?? OnePacketAuthorization.defaultEvery
-        if let located = parsed.every {
-            if !OnePacketAuthorization.everyRange.contains(every) || every.milliseconds % 1000 != 0 {
-                diagnostics.append(Diagnostic(.badWindow(every), at: located.location))
-            } else if every < .seconds(10) {
-                diagnostics.append(Diagnostic(.shortWindow(every), at: located.location))
-            }
-        }
-        let horizon = parsed.horizon?.value ?? OnePacketAuthorization.defaultHorizon
-        if let located = parsed.horizon, horizon < every || horizon > OnePacketAuthorization.longestHorizon {
-            diagnostics.append(Diagnostic(.badHorizon(horizon, every: every), at: located.location))
-        }
+        let (every, horizon, found) = windows(every: parsed.every, horizon: parsed.horizon)
+        diagnostics += found
         if sequence.strict {
             diagnostics.append(Diagnostic(.strictSPA(name), at: parsed.location))
         }
@@ -137,6 +132,80 @@ public enum SpecValidator {
         return (OnePacketAuthorization(secret: secret.value, port: port.value, every: every,
                                        skew: parsed.skew?.value ?? OnePacketAuthorization.defaultSkew, horizon: horizon,
                                        slots: parsed.slots?.value ?? OnePacketAuthorization.defaultSlots), diagnostics)
+    }
+
+    /// `every` and `horizon` of `spa:` or `rotate:`, with their defaults, and what is wrong
+    /// with them.
+    private static func windows(every located: Located<Duration>?, horizon locatedHorizon: Located<Duration>?)
+        -> (every: Duration, horizon: Duration, [Diagnostic]) {
+        var diagnostics: [Diagnostic] = []
+        let every = located?.value ?? OnePacketAuthorization.defaultEvery
+        if let located {
+            if !OnePacketAuthorization.everyRange.contains(every) || every.milliseconds % 1000 != 0 {
+                diagnostics.append(Diagnostic(.badWindow(every), at: located.location))
+            } else if every < .seconds(10) {
+                diagnostics.append(Diagnostic(.shortWindow(every), at: located.location))
+            }
+        }
+        let horizon = locatedHorizon?.value ?? OnePacketAuthorization.defaultHorizon
+        if let locatedHorizon, horizon < every || horizon > OnePacketAuthorization.longestHorizon {
+            diagnostics.append(Diagnostic(.badHorizon(horizon, every: every), at: locatedHorizon.location))
+        }
+        return (every, horizon, diagnostics)
+    }
+
+    /// `rotate:` with its defaults, and what is wrong with it. Its range must hold every
+    /// window the table holds with a port of its own for each knock (see
+    /// `KnockDerivation.rotatingPorts`), and no port that anything else in the spec uses: a
+    /// client without the spec could not know to avoid it.
+    private static func rotatingKnocks(_ parsed: ParsedRotatingKnocks, of sequence: ParsedSequence, in spec: ParsedSpec)
+        -> (RotatingKnocks?, [Diagnostic]) {
+        var diagnostics: [Diagnostic] = []
+        let name = sequence.name.value
+        if let secret = parsed.secret, let problem = SecretFile.problem(at: secret.value) {
+            diagnostics.append(Diagnostic(.badSecret(problem), at: secret.location))
+        }
+        let (every, horizon, found) = windows(every: parsed.every, horizon: parsed.horizon)
+        diagnostics += found
+        if sequence.strict {
+            diagnostics.append(Diagnostic(.strictRotate(name), at: parsed.location))
+        }
+        if let knocks = parsed.knocks, knocks.count > maxKnocks, let location = parsed.knocksLocation {
+            diagnostics.append(Diagnostic(.tooManyKnocks(name, knocks.count), at: location))
+        }
+        if let ports = parsed.ports {
+            for (port, location, what) in portsInUse(spec) where ports.value.contains(port) {
+                diagnostics.append(Diagnostic(.rotatingPortInUse(ports.value, port: port, what), at: ports.location,
+                                              notes: [Diagnostic(.usedHere, at: location)]))
+            }
+        }
+        guard let secret = parsed.secret, let knocks = parsed.knocks, !knocks.isEmpty, let ports = parsed.ports,
+              !diagnostics.hasErrors else { return (nil, diagnostics) }
+        let rotate = RotatingKnocks(secret: secret.value, protocols: knocks.map(\.value), ports: ports.value, every: every,
+                                    skew: parsed.skew?.value ?? OnePacketAuthorization.defaultSkew, horizon: horizon)
+        if rotate.windowsPerEpoch < rotate.windowsHeld {
+            diagnostics.append(Diagnostic(.rotatingRangeTooSmall(rotate), at: ports.location))
+            return (nil, diagnostics)
+        }
+        return (rotate, diagnostics)
+    }
+
+    /// Every port number the spec uses other than through rotating knocks: guarded ports,
+    /// fixed and close knocks, authorized-packet ports and decoys, each with its place.
+    private static func portsInUse(_ spec: ParsedSpec) -> [(UInt16, SourceLocation, String)] {
+        var used: [(UInt16, SourceLocation, String)] = []
+        for sequence in spec.sequences {
+            let name = sequence.name.value
+            used += sequence.open.map { ($0.value.port, $0.location, "\($0.value), which sequence '\(name)' opens") }
+            for knock in sequence.knocks + (sequence.close ?? []) {
+                guard case .port(let port) = knock.value else { continue }
+                used.append((port.port, knock.location, "\(port), a knock of sequence '\(name)'"))
+            }
+        }
+        for decoy in spec.decoys {
+            used += (decoy.value.first...decoy.value.last).map { ($0, decoy.location, "decoy \(decoy.value)") }
+        }
+        return used
     }
 
     /// An authorized packet's port is its sequence's alone: a knock of another sequence
@@ -261,6 +330,19 @@ extension Diagnostic.Message {
     }
     static func strictSPA(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' has 'strict' and 'spa'; strict guards knocks in progress, and one authorized packet has none")
+    }
+    static func strictRotate(_ name: String) -> Self {
+        .init(.error, "sequence '\(name)' has 'strict' and 'rotate'; rotating knocks already reset on any other port of their range")
+    }
+    static func rotatingPortInUse(_ range: ClosedRange<UInt16>, port: UInt16, _ what: String) -> Self {
+        .init(.error, "'ports' \(range.lowerBound)-\(range.upperBound) include port \(port) (\(what)); a client without the spec "
+            + "could land a rotating knock there, so keep the range clear of it")
+    }
+    static func rotatingRangeTooSmall(_ rotate: RotatingKnocks) -> Self {
+        .init(.error, "'ports' \(rotate.portsText) are too few: the table holds \(rotate.windowsHeld) windows at once (horizon "
+            + "\(rotate.horizon) at every \(rotate.every), skew \(rotate.skew)), each with its own port for each of "
+            + "\(rotate.protocols.count) knocks, \(rotate.windowsHeld * rotate.protocols.count) ports in all; "
+            + "widen the range or shorten the horizon")
     }
     static func spaPortInUse(_ port: TransportPort, by other: String) -> Self {
         .init(.error, "\(port) is the 'spa' port of another sequence; sequence '\(other)' cannot knock on it")

@@ -65,6 +65,8 @@ public struct ParsedSequence: Sendable {
     public var closeLocation: SourceLocation?
     /// `spa:`, one-packet authorization instead of `knock:`; nil when absent.
     public var spa: ParsedOnePacketAuthorization?
+    /// `rotate:`, rotating knocks instead of `knock:`; nil when absent.
+    public var rotate: ParsedRotatingKnocks?
 }
 
 /// `spa: { secret: PATH, port: udp/62201, every: 30s, skew: 1, horizon: 24h, slots: 4 }`.
@@ -77,6 +79,20 @@ public struct ParsedOnePacketAuthorization: Sendable {
     public var skew: Located<Int>?
     public var horizon: Located<Duration>?
     public var slots: Located<Int>?
+}
+
+/// `rotate: { secret: PATH, every: 30s, knocks: [tcp, udp, tcp], ports: 20000-40000, skew: 1, horizon: 24h }`.
+public struct ParsedRotatingKnocks: Sendable {
+    /// Where `rotate:` stands.
+    public var location: SourceLocation
+    public var secret: Located<String>?
+    public var every: Located<Duration>?
+    /// The knocks' protocols; nil when the list is missing or has a word that is not one.
+    public var knocks: [Located<TransportProtocol>]?
+    public var knocksLocation: SourceLocation?
+    public var ports: Located<ClosedRange<UInt16>>?
+    public var skew: Located<Int>?
+    public var horizon: Located<Duration>?
 }
 
 /// `limits: { wrong_knocks: 5/minute, ban_for: 10m }`, at the top level or per sequence.

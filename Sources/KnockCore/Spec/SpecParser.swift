@@ -18,8 +18,9 @@ public struct SpecParser {
     static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"]
         + hookKeys + ["hook_timeout"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "spa", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict"] + hookKeys
+    static let sequenceKeys = ["knock", "spa", "rotate", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict"] + hookKeys
     static let spaKeys = ["secret", "port", "every", "skew", "horizon", "slots"]
+    static let rotateKeys = ["secret", "every", "knocks", "ports", "skew", "horizon"]
     static let limitKeys = ["wrong_knocks", "ban_for"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
@@ -112,6 +113,9 @@ public struct SpecParser {
         sequence.from = seqFields["from"].map { cidrs($0, key: "from") }
         if let node = seqFields["spa"] {
             sequence.spa = onePacketAuthorization(node, of: name.value)
+            if let node = seqFields["rotate"] {
+                diagnostics.append(Diagnostic(.spaAndRotate(name.value), at: location(of: node)))
+            }
             if let node = seqFields["knock"] {
                 diagnostics.append(Diagnostic(.knockAndSPA(name.value), at: location(of: node)))
             }
@@ -119,6 +123,14 @@ public struct SpecParser {
             sequence.knocksLocation = location(of: node)
             sequence.knocks = (sequence.spa?.port).map { [Located(.port($0.value), at: $0.location)] } ?? []
             sequence.knocksComplete = sequence.spa?.port != nil
+        } else if let node = seqFields["rotate"] {
+            sequence.rotate = rotatingKnocks(node, of: name.value)
+            if let node = seqFields["knock"] {
+                diagnostics.append(Diagnostic(.knockAndRotate(name.value), at: location(of: node)))
+            }
+            // No fixed knocks: the kernel holds each window's ports (see `RotatingKnockRules`).
+            sequence.knocksLocation = location(of: node)
+            sequence.knocksComplete = false
         } else if let node = seqFields["knock"] {
             sequence.knocksLocation = location(of: node)
             let words = list(node, what: "knock")
@@ -159,6 +171,55 @@ public struct SpecParser {
         spa.skew = fields["skew"].flatMap { count($0, key: "skew", in: 0...10) }
         spa.slots = fields["slots"].flatMap { count($0, key: "slots", in: 1...64) }
         return spa
+    }
+
+    private mutating func rotatingKnocks(_ node: YAMLNode, of name: String) -> ParsedRotatingKnocks? {
+        let context = "'rotate' of sequence '\(name)'"
+        guard let mapping = expectMapping(node, what: context) else { return nil }
+        let fields = fields(of: mapping, allowed: Self.rotateKeys, in: context)
+        var rotate = ParsedRotatingKnocks(location: location(of: node))
+        if let node = fields["secret"], let path = expectScalar(node, what: "secret") {
+            rotate.secret = Located(path, at: location(of: node))
+        } else if fields["secret"] == nil {
+            diagnostics.append(Diagnostic(.missingKey("secret", in: context), at: rotate.location))
+        }
+        if let node = fields["knocks"] {
+            rotate.knocksLocation = location(of: node)
+            let words = list(node, what: "knocks")
+            let protocols = words.compactMap { word -> Located<TransportProtocol>? in
+                guard let text = expectScalar(word, what: "a rotating knock") else { return nil }
+                guard let proto = TransportProtocol(rawValue: text) else {
+                    diagnostics.append(Diagnostic(.badRotatingKnock(text), at: location(of: word)))
+                    return nil
+                }
+                return Located(proto, at: location(of: word))
+            }
+            if protocols.count == words.count, isList(node) {
+                rotate.knocks = protocols
+                if protocols.isEmpty {
+                    diagnostics.append(Diagnostic(.emptySequence(name), at: location(of: node)))
+                }
+            }
+        } else {
+            diagnostics.append(Diagnostic(.missingKey("knocks", in: context), at: rotate.location))
+        }
+        if let node = fields["ports"] {
+            if let text = expectScalar(node, what: "ports") {
+                do throws(KnockSyntaxError) {
+                    let range = try PortRange(parsing: "tcp/" + text)
+                    guard text.contains("-") else { throw .malformed(text) }
+                    rotate.ports = Located(range.first...range.last, at: location(of: node))
+                } catch {
+                    diagnostics.append(Diagnostic(.badRotatingPorts(text), at: location(of: node)))
+                }
+            }
+        } else {
+            diagnostics.append(Diagnostic(.missingKey("ports", in: context), at: rotate.location))
+        }
+        rotate.every = fields["every"].flatMap { duration($0, key: "every") }
+        rotate.horizon = fields["horizon"].flatMap { duration($0, key: "horizon") }
+        rotate.skew = fields["skew"].flatMap { count($0, key: "skew", in: 0...10) }
+        return rotate
     }
 
     /// A whole number within `range`.
@@ -464,6 +525,18 @@ extension Diagnostic.Message {
     }
     static func knockAndSPA(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' has both 'knock' and 'spa'; a sequence opens by knocks or by one authorized packet, not both")
+    }
+    static func knockAndRotate(_ name: String) -> Self {
+        .init(.error, "sequence '\(name)' has both 'knock' and 'rotate'; its knocks are either fixed or rotating, not both")
+    }
+    static func spaAndRotate(_ name: String) -> Self {
+        .init(.error, "sequence '\(name)' has both 'spa' and 'rotate'; a sequence opens by rotating knocks or by one authorized packet, not both")
+    }
+    static func badRotatingKnock(_ text: String) -> Self {
+        .init(.error, "'\(text)' is not a rotating knock; expected tcp or udp (the secret and the time choose the port)")
+    }
+    static func badRotatingPorts(_ text: String) -> Self {
+        .init(.error, "'\(text)' is not a port range for 'ports'; expected FIRST-LAST from 1 to 65535, as 20000-40000")
     }
     static func badCount(_ text: String, key: String, range: ClosedRange<Int>) -> Self {
         .init(.error, "'\(text)' is not a value for '\(key)'; expected a whole number from \(range.lowerBound) to \(range.upperBound)")

@@ -145,7 +145,7 @@ public struct ApplyPlan: Equatable, Sendable {
     }
 
     private static let plainNames: Set<String> = {
-        var names: Set<String> = ["input", "dispatch", "ports", "sequences", "openings", "decoy", "decoys", "bans"]
+        var names: Set<String> = ["input", "dispatch", "ports", "sequences", "openings", "decoy", "decoys", "bans", "rotating"]
         for stem in ["guard", "started", "progress", "granted", "fresh", "banned", "allow", "deny", "allowports", "strict", "strictknocks"] {
             for family in IPFamily.allCases { names.insert(stem + family.suffix) }
         }
@@ -210,7 +210,7 @@ public struct ApplyPlan: Equatable, Sendable {
                 var moved = progress
                 moved.tag = tag | UInt32(progress.stage)
                 moved.expires = min(progress.expires, machine.sequence.stepTimeout)
-                if alive(moved.expires), progress.stage < machine.knocks.count {
+                if alive(moved.expires), progress.stage < machine.stageCount {
                     adds.append(.add(moved))
                     result.movedProgress += 1
                 }
