@@ -3,7 +3,10 @@ import PackagePlugin
 
 /// Compiles every file in the package's `templates/` folder into the target as a string
 /// constant, so the installed `knockc` is one self-contained binary while the templates stay
-/// ordinary files that admins and reviewers can read.
+/// ordinary files that admins and reviewers can read. SwiftPM asks for these commands only
+/// when it plans the build again, so a file newly added to `templates/` is missing from an
+/// existing `.build` ("no template named …") until then: remove `.build/debug.yaml` (seen
+/// with Swift 6.3.1). Edits to a template already embedded are picked up as usual.
 @main
 struct EmbedTemplates: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {

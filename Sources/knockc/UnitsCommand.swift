@@ -7,7 +7,7 @@ import KnockKernel
 struct UnitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "units",
-        abstract: "Print or install the systemd unit that applies the spec at boot.",
+        abstract: "Print or install the systemd unit that applies the spec at boot (and, with spa, a timer that re-applies it).",
         discussion: """
             Renders knockc.service from templates/knockc.service: a oneshot unit that runs \
             `knockc apply SPEC` at boot, ordered after nftables.service, and again whenever \
@@ -15,6 +15,16 @@ struct UnitsCommand: ParsableCommand {
             table). Stopping the unit deletes the table. Prints the unit on stdout; with \
             --install, writes it to DIRECTORY/knockc.service (mode 0644, replaced atomically) \
             and prints the systemctl commands to run next.
+
+            When the spec has spa sequences, whose tokens the table holds only `horizon` \
+            ahead, --install also writes knockc-refresh.service, a oneshot unit that runs \
+            `knockc apply SPEC` again (in place: grants, knocks in progress and used tokens \
+            stay; it never deletes the table, and runs only while knockc.service is active), \
+            and knockc-refresh.timer, which starts it every half of the shortest horizon, so \
+            that one failed run still leaves time. Enable both: `systemctl enable --now \
+            knockc.service knockc-refresh.timer`. A spec without spa gets no timer; without \
+            --install only knockc.service is printed, and a note names the others. Run \
+            `knockc units --install` again after changing a horizon.
 
             The spec is checked first when it exists, and the unit deletes the table the spec \
             names; a spec that does not exist yet gets the default table, knockc. Both paths \
@@ -46,7 +56,7 @@ struct UnitsCommand: ParsableCommand {
     @Flag(help: "Write the unit into --directory instead of printing it.")
     var install = false
 
-    @Option(help: "Where --install writes knockc.service (default: \(Self.defaultDirectory)).", completion: .directory)
+    @Option(help: "Where --install writes the units (default: \(Self.defaultDirectory)).", completion: .directory)
     var directory: String?
 
     func validate() throws {
@@ -62,46 +72,67 @@ struct UnitsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let unit = SystemdUnit(watcher ? .watcher : .apply, specPath: spec, knockcPath: knockc, tableName: try tableName())
-        let text: String
+        let spec = try checkedSpec()
+        let tableName = spec?.tableName ?? KnockSpec.defaultTableName
+        let units = watcher
+            ? [SystemdUnit(.watcher, specPath: self.spec, knockcPath: knockc, tableName: tableName)]
+            : SystemdUnit.applyUnits(specPath: self.spec, knockcPath: knockc, tableName: tableName,
+                                     refreshInterval: spec?.refreshInterval)
+        let texts: [String]
         do {
-            text = try unit.text()
+            texts = try units.map { try $0.text() }
         } catch {
             Console.error("knockc: \(error)")
             throw ExitCode(1)
         }
+        let refreshUnits = units.dropFirst().map(\.fileName)
         guard install else {
-            print(text, terminator: "")
+            // One unit, so that stdout can go into a unit file as it is.
+            print(texts[0], terminator: "")
+            if !refreshUnits.isEmpty, let interval = spec?.refreshInterval {
+                Console.error("knockc: note: \(self.spec) has spa sequences; --install also writes "
+                    + "\(refreshUnits.joined(separator: " and ")), which apply it again every \(interval)")
+            }
             return
         }
         let directory = self.directory ?? Self.defaultDirectory
-        let destination = URL(fileURLWithPath: directory).appendingPathComponent(unit.fileName).path
-        if (try? String(contentsOfFile: destination, encoding: .utf8)) == text {
-            print("\(destination) is already up to date")
-        } else {
-            do {
-                // systemd never reads half a unit; 0644 whatever the umask.
-                try AtomicFile.write(text, to: destination, mode: 0o644)
-            } catch {
-                Console.error("knockc: could not write \(destination): \(String(cString: strerror(error.errno)))")
-                throw ExitCode(1)
-            }
-            print("wrote \(destination)")
+        for (unit, text) in zip(units, texts) {
+            try write(text, to: URL(fileURLWithPath: directory).appendingPathComponent(unit.fileName).path)
         }
         if !FileManager.default.isExecutableFile(atPath: knockc) {
             print("next: install knockc as \(knockc)")
         }
-        if !FileManager.default.fileExists(atPath: spec) {
-            print("next: put the spec at \(spec) and run `knockc check \(spec)`")
+        if !FileManager.default.fileExists(atPath: self.spec) {
+            print("next: put the spec at \(self.spec) and run `knockc check \(self.spec)`")
         }
-        print("next: systemctl daemon-reload && systemctl enable --now \(unit.fileName)")
+        // The timer starts knockc-refresh.service; nothing else should.
+        let enabled = units.filter { $0.kind != .refresh }.map(\.fileName)
+        print("next: systemctl daemon-reload && systemctl enable --now \(enabled.joined(separator: " "))")
     }
 
-    /// The table the unit's ExecStop deletes: the spec's, or the default while there is no spec.
-    private func tableName() throws -> String {
+    /// Writes one unit file, 0644 whatever the umask and replaced atomically so that systemd
+    /// never reads half a unit; leaves a file that already says the same alone.
+    private func write(_ text: String, to destination: String) throws {
+        if (try? String(contentsOfFile: destination, encoding: .utf8)) == text {
+            print("\(destination) is already up to date")
+            return
+        }
+        do {
+            try AtomicFile.write(text, to: destination, mode: 0o644)
+        } catch {
+            Console.error("knockc: could not write \(destination): \(String(cString: strerror(error.errno)))")
+            throw ExitCode(1)
+        }
+        print("wrote \(destination)")
+    }
+
+    /// The checked spec, whose table the apply unit's ExecStop deletes and whose horizons set
+    /// the refresh timer; nil while there is no spec, and then the default table and no timer.
+    private func checkedSpec() throws -> KnockSpec? {
         guard FileManager.default.fileExists(atPath: spec) else {
-            Console.error("knockc: note: \(spec) does not exist yet; the unit uses the default table, inet \(KnockSpec.defaultTableName)")
-            return KnockSpec.defaultTableName
+            Console.error("knockc: note: \(spec) does not exist yet; the unit uses the default table, inet \(KnockSpec.defaultTableName)"
+                + (watcher ? "" : ", and no refresh timer is written (run this again once the spec exists, if it has spa sequences)"))
+            return nil
         }
         let (checked, diagnostics) = Pipeline.check(file: spec)
         Console.report(diagnostics)
@@ -109,6 +140,6 @@ struct UnitsCommand: ParsableCommand {
             Console.error("knockc: \(spec) has errors; no unit was written")
             throw ExitCodes.specErrors
         }
-        return checked.tableName
+        return checked
     }
 }

@@ -78,6 +78,86 @@ struct UnitsTests {
         }
     }
 
+    /// A spec in `directory` with two spa sequences, horizons 6h and the default 24h, and the
+    /// secret they name (which check looks at: a file of 32 bytes, mode 0600).
+    func spaSpec(in directory: URL) throws -> String {
+        let secret = directory.appendingPathComponent("admin.key").path
+        #expect(FileManager.default.createFile(atPath: secret, contents: Data(repeating: 7, count: 32)))
+        #expect(chmod(secret, 0o600) == 0)
+        let spec = directory.appendingPathComponent("spa.yaml").path
+        try """
+            sequences:
+              admin:
+                open: [tcp/22]
+                spa: { secret: \(secret), port: udp/62201, horizon: 6h }
+              ops:
+                open: [tcp/23]
+                spa: { secret: \(secret), port: udp/62202 }
+              ssh:
+                knock: [tcp/7000, udp/9000, tcp/8000]
+                open: [tcp/2222]
+
+            """.write(toFile: spec, atomically: true, encoding: .utf8)
+        return spec
+    }
+
+    @Test("with spa sequences, --install also writes knockc-refresh.service and a timer every half of the shortest horizon")
+    func installsTheRefreshTimerForSpa() throws {
+        try withDirectory { directory in
+            let spec = try spaSpec(in: directory)
+            let target = directory.appendingPathComponent("units")
+            try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+            let result = try units(["--spec", spec, "--knockc", Self.knockc, "--install", "--directory", target.path])
+            #expect(result.status == 0, "\(result.error)")
+            #expect(try contents(of: target) == ["knockc-refresh.service", "knockc-refresh.timer", "knockc.service"])
+            #expect(result.output.contains("wrote \(target.path)/knockc-refresh.timer\n"))
+            #expect(result.output.contains("systemctl daemon-reload && systemctl enable --now knockc.service knockc-refresh.timer\n"))
+
+            let service = try String(contentsOf: target.appendingPathComponent("knockc-refresh.service"), encoding: .utf8)
+            let serviceLines = Set(service.split(separator: "\n").map(String.init))
+            #expect(serviceLines.contains("Type=oneshot"))
+            #expect(serviceLines.contains("ExecStart=\(Self.knockc) apply \(spec)"))
+            #expect(serviceLines.contains("Requisite=knockc.service"))
+            #expect(!service.contains("ExecStop="))
+
+            let timer = try String(contentsOf: target.appendingPathComponent("knockc-refresh.timer"), encoding: .utf8)
+            let timerLines = Set(timer.split(separator: "\n").map(String.init))
+            // Half of 6h, the shorter horizon.
+            #expect(timerLines.contains("OnActiveSec=10800s"))
+            #expect(timerLines.contains("OnUnitActiveSec=10800s"))
+            #expect(timerLines.contains("Unit=knockc-refresh.service"))
+            #expect(timerLines.contains("WantedBy=timers.target"))
+            for name in ["knockc-refresh.service", "knockc-refresh.timer"] {
+                let mode = try #require(try FileManager.default.attributesOfItem(atPath: target.appendingPathComponent(name).path)[.posixPermissions] as? Int)
+                #expect(mode == 0o644)
+            }
+
+            // Printed, it is knockc.service alone (stdout can go into a unit file), and a note names the others.
+            let printed = try units(["--spec", spec, "--knockc", Self.knockc])
+            #expect(printed.status == 0, "\(printed.error)")
+            #expect(printed.output == (try String(contentsOf: target.appendingPathComponent("knockc.service"), encoding: .utf8)))
+            #expect(printed.error.contains("--install also writes knockc-refresh.service and knockc-refresh.timer, which apply it again every 3h"))
+
+            // The watcher's unit comes alone, spa or not.
+            let watcherTarget = directory.appendingPathComponent("watcher")
+            try FileManager.default.createDirectory(at: watcherTarget, withIntermediateDirectories: true)
+            let watcher = try units(["--watcher", "--spec", spec, "--install", "--directory", watcherTarget.path])
+            #expect(watcher.status == 0, "\(watcher.error)")
+            #expect(try contents(of: watcherTarget) == ["knockc-watch.service"])
+        }
+    }
+
+    @Test("without spa sequences there is no timer: only knockc.service is written and enabled")
+    func noRefreshTimerWithoutSpa() throws {
+        try withDirectory { directory in
+            let result = try units(["--spec", Self.ssh, "--install", "--directory", directory.path])
+            #expect(result.status == 0, "\(result.error)")
+            #expect(try contents(of: directory) == ["knockc.service"])
+            #expect(result.output.hasSuffix("systemctl daemon-reload && systemctl enable --now knockc.service\n"))
+            #expect(!result.error.contains("knockc-refresh"))
+        }
+    }
+
     @Test("the unit deletes the spec's own table; a spec that does not exist yet gets the default table, with a note")
     func tableComesFromTheSpec() throws {
         try withDirectory { directory in
@@ -142,6 +222,22 @@ struct UnitsTests {
             // Offline: verify only parses the file and checks that the commands it runs exist.
             let verify = try runProgram(["/usr/bin/systemd-analyze", "verify", directory.appendingPathComponent("knockc.service").path],
                                         allowFailure: true)
+            #expect(verify.status == 0, "\(verify.output)\(verify.error)")
+            #expect(verify.error.isEmpty, "\(verify.error)")
+        }
+    }
+
+    @Test("systemd-analyze verify accepts the installed refresh service and timer",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze"), "needs systemd-analyze"))
+    func systemdAcceptsTheRefreshUnits() throws {
+        try withDirectory { directory in
+            let spec = try spaSpec(in: directory)
+            let target = directory.appendingPathComponent("units")
+            try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+            let result = try units(["--spec", spec, "--knockc", Self.knockc, "--install", "--directory", target.path])
+            #expect(result.status == 0, "\(result.error)")
+            let files = ["knockc.service", "knockc-refresh.service", "knockc-refresh.timer"].map { target.appendingPathComponent($0).path }
+            let verify = try runProgram(["/usr/bin/systemd-analyze", "verify"] + files, allowFailure: true)
             #expect(verify.status == 0, "\(verify.output)\(verify.error)")
             #expect(verify.error.isEmpty, "\(verify.error)")
         }

@@ -12,6 +12,8 @@ struct SystemdUnitTests {
         (SystemdUnit.Kind.apply, "knockc.service", ["ExecStart=/opt/knockc apply /etc/knockc/edge.yaml",
                                                     "ExecReload=/opt/knockc apply /etc/knockc/edge.yaml", "Type=oneshot"]),
         (.watcher, "knockc-watch.service", ["ExecStart=/opt/knockc watch /etc/knockc/edge.yaml", "Type=notify"]),
+        (.refresh, "knockc-refresh.service", ["ExecStart=/opt/knockc apply /etc/knockc/edge.yaml", "Type=oneshot"]),
+        (.refreshTimer(interval: .seconds(43_200)), "knockc-refresh.timer", ["OnUnitActiveSec=43200s"]),
     ])
     func rendersUnit(_ kind: SystemdUnit.Kind, fileName: String, expected: [String]) throws {
         let unit = Self.unit(kind)
@@ -22,10 +24,83 @@ struct SystemdUnitTests {
         #expect(!text.contains("{{"))
     }
 
-    @Test("the apply unit deletes the given table when stopped; the watcher's unit deletes none")
+    @Test("the apply unit deletes the given table when stopped; the watcher's and the refresh units delete none")
     func onlyTheApplyUnitDeletesTheTable() throws {
         #expect(try Self.unit(.apply).text().contains("\nExecStop=/usr/sbin/nft delete table inet edge\n"))
-        #expect(try !Self.unit(.watcher).text().contains("delete table"))
+        for kind in [SystemdUnit.Kind.watcher, .refresh, .refreshTimer(interval: .seconds(43_200))] {
+            let text = try Self.unit(kind).text()
+            #expect(!text.contains("delete table"), "\(kind)")
+            #expect(!text.contains("ExecStop="), "\(kind)")
+        }
+    }
+
+    static func sequence(_ name: String, horizon: Duration?) -> KnockSequence {
+        var sequence = KnockSequence(name: name, knocks: [.udp(62201)], open: [TransportPort(.tcp, 22)])
+        if let horizon {
+            sequence.spa = OnePacketAuthorization(secret: "/etc/knockc/\(name).key", port: TransportPort(.udp, 62201), horizon: horizon)
+        }
+        return sequence
+    }
+
+    @Test("the refresh interval is half the shortest horizon among the spa sequences; sequences without spa do not count")
+    func refreshIntervalIsHalfTheShortestHorizon() {
+        let spec = KnockSpec(sequences: [
+            Self.sequence("admin", horizon: .seconds(86_400)),
+            Self.sequence("ops", horizon: .seconds(6 * 3600)),
+            Self.sequence("ssh", horizon: nil),
+        ])
+        #expect(spec.sequences.map(\.windowHorizon) == [.seconds(86_400), .seconds(6 * 3600), nil])
+        #expect(spec.refreshInterval == .seconds(3 * 3600))
+        #expect(KnockSpec(sequences: [Self.sequence("admin", horizon: OnePacketAuthorization.defaultHorizon)]).refreshInterval
+            == .seconds(43_200))
+    }
+
+    @Test("a spec without spa sequences needs no refresh: no interval, and only knockc.service")
+    func noRefreshWithoutSpa() {
+        let spec = KnockSpec(sequences: [Self.sequence("ssh", horizon: nil), Self.sequence("web", horizon: nil)])
+        #expect(spec.refreshInterval == nil)
+        #expect(KnockSpec(sequences: []).refreshInterval == nil)
+        let units = SystemdUnit.applyUnits(specPath: "/etc/knockc/edge.yaml", knockcPath: "/opt/knockc", tableName: "edge",
+                                           refreshInterval: spec.refreshInterval)
+        #expect(units == [Self.unit(.apply)])
+    }
+
+    @Test("with spa, the apply units are knockc.service, knockc-refresh.service and knockc-refresh.timer")
+    func refreshUnitsWithSpa() {
+        let units = SystemdUnit.applyUnits(specPath: "/etc/knockc/edge.yaml", knockcPath: "/opt/knockc", tableName: "edge",
+                                           refreshInterval: .seconds(43_200))
+        #expect(units.map(\.fileName) == ["knockc.service", "knockc-refresh.service", "knockc-refresh.timer"])
+        #expect(units.map(\.kind) == [.apply, .refresh, .refreshTimer(interval: .seconds(43_200))])
+    }
+
+    @Test("the refresh service runs apply once, in place, only while knockc.service is active")
+    func refreshServiceText() throws {
+        let text = try Self.unit(.refresh).text()
+        let lines = Set(text.split(separator: "\n").map(String.init))
+        for line in ["Type=oneshot", "ExecStart=/opt/knockc apply /etc/knockc/edge.yaml", "Requisite=knockc.service",
+                     "After=knockc.service nftables.service"] {
+            #expect(lines.contains(line), "\(text)")
+        }
+        // A oneshot that stayed active could not be started again by its timer.
+        #expect(!text.contains("RemainAfterExit"))
+        #expect(!text.contains("{{"))
+    }
+
+    @Test("the refresh timer starts the service every interval, in whole seconds, and is wanted by timers.target", arguments: [
+        (Duration.seconds(43_200), "43200s", "60s"),
+        (.seconds(3 * 3600), "10800s", "60s"),
+        (.seconds(300), "300s", "30s"),
+        // The shortest horizon, one 1 s window, gives 500 ms: a timer counts in whole seconds.
+        (.init(milliseconds: 500), "1s", "1s"),
+    ])
+    func refreshTimerText(_ interval: Duration, seconds: String, accuracy: String) throws {
+        let text = try Self.unit(.refreshTimer(interval: interval)).text()
+        let lines = Set(text.split(separator: "\n").map(String.init))
+        for line in ["[Timer]", "OnActiveSec=\(seconds)", "OnUnitActiveSec=\(seconds)", "AccuracySec=\(accuracy)",
+                     "Unit=knockc-refresh.service", "[Install]", "WantedBy=timers.target"] {
+            #expect(lines.contains(line), "\(text)")
+        }
+        #expect(!text.contains("{{"))
     }
 
     @Test("absolute paths of plain characters go into a unit as they are")

@@ -109,7 +109,7 @@ complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knock
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'revoke' -d 'Take a source\'s grants and knocks in progress away at once.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'watch' -d 'Report grants, expiries and early ends as JSON lines, run hooks, serve metrics (never in the packet path).'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'knock' -d 'Send a knock sequence to a host (the client).'
-complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'units' -d 'Print or install the systemd unit that applies the spec at boot.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'units' -d 'Print or install the systemd unit that applies the spec at boot (and, with spa, a timer that re-applies it).'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'keygen' -d 'Write a new secret for rotating knocks and one-packet authorization.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc check" -ge 1' -fa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
@@ -157,7 +157,7 @@ complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options 
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" spec' -l 'spec' -d 'The spec the unit applies.' -rfa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" knockc' -l 'knockc' -d 'The knockc executable the unit runs.' -rF
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" install' -l 'install' -d 'Write the unit into --directory instead of printing it.'
-complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" directory' -l 'directory' -d 'Where --install writes knockc.service (default: /etc/systemd/system).' -rfa '(__knockc_complete_directories)'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" directory' -l 'directory' -d 'Where --install writes the units (default: /etc/systemd/system).' -rfa '(__knockc_complete_directories)'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc keygen" -eq 1' -F
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc keygen" h help' -s 'h' -l 'help' -d 'Show help information.'

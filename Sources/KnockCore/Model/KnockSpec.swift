@@ -38,6 +38,14 @@ public struct KnockSpec: Equatable, Sendable {
     /// Whether the table bans at all (and so has the `banned` sets).
     public var bans: Bool { !decoys.isEmpty || sequences.contains { $0.wrongKnocks != nil } }
 
+    /// How often to apply the spec again so that its sequences never run out of windows
+    /// ahead: half the shortest `horizon`, so that one missed run (a failed apply, a pending
+    /// `apply --confirm` that refuses it) still leaves time for the next; nil when no
+    /// sequence holds windows ahead, and then a table needs no re-apply.
+    public var refreshInterval: Duration? {
+        sequences.compactMap(\.windowHorizon).min().map { Duration(milliseconds: $0.milliseconds / 2) }
+    }
+
     public init(tableName: String = Self.defaultTableName, sequences: [KnockSequence]) {
         self.tableName = tableName
         self.sequences = sequences.sorted { $0.name < $1.name }
@@ -98,6 +106,12 @@ public struct KnockSequence: Equatable, Sendable {
     /// The time windows of a sequence whose knocks or token come from a secret; nil for
     /// fixed knocks.
     public var windows: (any SecretWindows)? { spa ?? rotate }
+
+    /// How far ahead the table holds this sequence's windows; nil when it holds none, so
+    /// that applying once is enough. One line per kind of sequence that holds windows ahead.
+    public var windowHorizon: Duration? {
+        spa?.horizon
+    }
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
                 stepTimeout: Duration = KnockSpec.defaultStepTimeout,
