@@ -107,10 +107,10 @@ public struct KnockSequence: Equatable, Sendable {
     /// fixed knocks.
     public var windows: (any SecretWindows)? { spa ?? rotate }
 
-    /// How far ahead the table holds this sequence's windows; nil when it holds none, so
-    /// that applying once is enough. One line per kind of sequence that holds windows ahead.
+    /// How far ahead the table holds this sequence's windows (`spa` or `rotate`); nil for
+    /// fixed knocks, which one apply serves for good.
     public var windowHorizon: Duration? {
-        spa?.horizon
+        windows?.horizon
     }
 
     public init(name: String, knocks: [Knock], open: [TransportPort],
