@@ -7,7 +7,7 @@ import KnockKernel
 struct UnitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "units",
-        abstract: "Print or install the systemd unit that applies the spec at boot (and, with spa, a timer that re-applies it).",
+        abstract: "Print or install the systemd unit that applies the spec at boot (and, with spa or rotate, a timer that re-applies it).",
         discussion: """
             Renders knockc.service from templates/knockc.service: a oneshot unit that runs \
             `knockc apply SPEC` at boot, ordered after nftables.service, and again whenever \
@@ -16,13 +16,13 @@ struct UnitsCommand: ParsableCommand {
             --install, writes it to DIRECTORY/knockc.service (mode 0644, replaced atomically) \
             and prints the systemctl commands to run next.
 
-            When the spec has spa sequences, whose tokens the table holds only `horizon` \
-            ahead, --install also writes knockc-refresh.service, a oneshot unit that runs \
+            When the spec has spa or rotate sequences, whose tokens and knocks the table holds \
+            only `horizon` ahead, --install also writes knockc-refresh.service, a oneshot unit that runs \
             `knockc apply SPEC` again (in place: grants, knocks in progress and used tokens \
             stay; it never deletes the table, and runs only while knockc.service is active), \
             and knockc-refresh.timer, which starts it every half of the shortest horizon, so \
             that one failed run still leaves time. Enable both: `systemctl enable --now \
-            knockc.service knockc-refresh.timer`. A spec without spa gets no timer; without \
+            knockc.service knockc-refresh.timer`. A spec without spa or rotate gets no timer; without \
             --install only knockc.service is printed, and a note names the others. Run \
             `knockc units --install` again after changing a horizon.
 
@@ -90,7 +90,7 @@ struct UnitsCommand: ParsableCommand {
             // One unit, so that stdout can go into a unit file as it is.
             print(texts[0], terminator: "")
             if !refreshUnits.isEmpty, let interval = spec?.refreshInterval {
-                Console.error("knockc: note: \(self.spec) has spa sequences; --install also writes "
+                Console.error("knockc: note: \(self.spec) has spa or rotate sequences; --install also writes "
                     + "\(refreshUnits.joined(separator: " and ")), which apply it again every \(interval)")
             }
             return
@@ -131,7 +131,7 @@ struct UnitsCommand: ParsableCommand {
     private func checkedSpec() throws -> KnockSpec? {
         guard FileManager.default.fileExists(atPath: spec) else {
             Console.error("knockc: note: \(spec) does not exist yet; the unit uses the default table, inet \(KnockSpec.defaultTableName)"
-                + (watcher ? "" : ", and no refresh timer is written (run this again once the spec exists, if it has spa sequences)"))
+                + (watcher ? "" : ", and no refresh timer is written (run this again once the spec exists, if it has spa or rotate sequences)"))
             return nil
         }
         let (checked, diagnostics) = Pipeline.check(file: spec)

@@ -359,7 +359,7 @@ _knockc_knock() {
     repeating_flags=()
     non_repeating_flags=(-4 -6 -h --help)
     repeating_options=()
-    non_repeating_options=(--spec --sequence --secret --spa --every --slots --delay --then-connect --timeout --retries)
+    non_repeating_options=(--spec --sequence --secret --spa --rotate --ports --every --skew --slots --delay --then-connect --timeout --retries)
     __knockc_offer_flags_options -1
 
     # Offer option value completions
@@ -378,7 +378,16 @@ _knockc_knock() {
     '--spa')
         return
         ;;
+    '--rotate')
+        return
+        ;;
+    '--ports')
+        return
+        ;;
     '--every')
+        return
+        ;;
+    '--skew')
         return
         ;;
     '--slots')
