@@ -37,6 +37,13 @@ public final class Watcher {
     private let logger: Logger
     private let emit: (String) -> Void
     private var closeCounts: [String: UInt64] = [:]
+    /// When the secrets were last checked against the table, and what that found (logged
+    /// once when it appears and once when it clears).
+    private var secretsChecked: Date?
+    private var secretFindings: [SecretCurrency.Finding] = []
+    /// How often the spec's secrets are checked against the table: a changed secret file
+    /// gives no notice, and clients with the new secret are refused without a word.
+    public static let secretCheckInterval: TimeInterval = 60
 
     /// - Parameters:
     ///   - specFile: the spec whose hooks to run; read again whenever the table is replaced,
@@ -93,7 +100,31 @@ public final class Watcher {
         }
         metrics.record(reported, grants: reading.grants, bans: reading.bans)
         if let hooks { metrics.record(hooks: hooks.counts) }
+        checkSecrets(now: now, force: reading.catalogChanged)
         return reported
+    }
+
+    /// Looks up the current window of each `spa` and `rotate` sequence of the spec (see
+    /// `SecretCurrency`) every `secretCheckInterval` and after an apply, and logs an error for
+    /// a secret that no longer matches the table.
+    private func checkSecrets(now: Date, force: Bool) {
+        guard let spec, spec.sequences.contains(where: { $0.windows != nil }) else { return }
+        if !force, let last = secretsChecked, now.timeIntervalSince(last) < Self.secretCheckInterval { return }
+        secretsChecked = now
+        let found: [SecretCurrency.Finding]
+        do {
+            found = try SecretCurrency(table: table).findings(spec, now: now)
+        } catch {
+            logger.warning("cannot check the secrets: \(error)", metadata: ["table": "\(table)"])
+            return
+        }
+        for finding in found where !secretFindings.contains(finding) {
+            logger.error("\(finding)", metadata: ["table": "\(table)"])
+        }
+        if found.isEmpty, !secretFindings.isEmpty {
+            logger.info("the table matches the secrets of its spa and rotate sequences again", metadata: ["table": "\(table)"])
+        }
+        secretFindings = found
     }
 
     /// Polls every `interval`, for ever; after each poll, brings `textfile` up to date. The

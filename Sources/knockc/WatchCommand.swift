@@ -20,7 +20,10 @@ struct WatchCommand: ParsableCommand {
             also for ends), without a shell, with the event in KNOCKC_EVENT, KNOCKC_SOURCE, \
             KNOCKC_FAMILY, KNOCKC_SEQUENCE, KNOCKC_PORTS, KNOCKC_EXPIRES_AT, KNOCKC_REASON, \
             KNOCKC_TIME and KNOCKC_TABLE. A hook that runs past hook_timeout is stopped; a \
-            failing hook is logged. The spec is read again whenever an apply replaces the table.
+            failing hook is logged. The spec is read again whenever an apply replaces the table. \
+            Every minute and after each apply, it also checks that the table holds the \
+            current window of each spa and rotate sequence as its secret file derives it now, \
+            and logs an error when a secret changed after the last apply.
 
             --metrics ADDR:PORT serves Prometheus text on http://ADDR:PORT/metrics: grants \
             and closes per sequence and wrong knocks and bans as the kernel counted them, \

@@ -39,6 +39,11 @@ public enum TableLayout {
     }
 
     /// Every set the packet path writes, which an apply keeps in place.
+    /// A rotating sequence's knocks: `protocol . port . stage`, the stage typed as a port.
+    public static func rotateKnocks(_ name: String) -> SetLayout {
+        SetLayout(name: name, fields: [.transportProtocol, .port, .port])
+    }
+
     public static func stateSets(_ family: IPFamily) -> [SetLayout] {
         [started(family), progress(family), granted(family), fresh(family), banned(family)]
     }
