@@ -86,4 +86,23 @@ struct SecretCurrencyTests {
             #expect(clean.status == 0, "\(clean.output)\(clean.error)")
         }
     }
+
+    @Test("watch SPEC logs an error naming the sequence and the file when a secret no longer matches the table")
+    func watchReportsAReplacedSecret() throws {
+        let secrets = try Secrets()
+        try Testbed.with { bed in
+            try bed.apply(secrets.yaml)
+            try secrets.replace(secrets.admin)
+            let watcher = try WatchProcess(in: bed.server, arguments: [secrets.specPath])
+            defer { watcher.kill() }
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, !watcher.stderr.contains("sequence 'admin' for secret") {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            #expect(watcher.stderr.contains("tokens of sequence 'admin' for secret \(secrets.admin): the secret changed after the last apply"),
+                    "\(watcher.stderr)")
+            #expect(!watcher.stderr.contains("sequence 'ssh'"), "the rotating sequence's secret still matches")
+            #expect(!watcher.stderr.contains("0x"), "no token in the log")
+        }
+    }
 }
