@@ -26,6 +26,13 @@ public struct Knocker: Sendable {
         try ResolvedHost(resolving: host, family: family)
     }
 
+    /// Resolves `host` to one address per family it has (one address with `-4` or `-6`):
+    /// a client may knock over one family and connect over the other (ssh picks its own),
+    /// and a grant covers only the address that knocked, so `knockc knock` knocks over each.
+    public func resolveEveryFamily() throws(KnockError) -> [ResolvedHost] {
+        try ResolvedHost.resolving(host, family: family, everyFamily: true)
+    }
+
     /// Resolves `host` once, then sends the knocks in order.
     public func send(_ knocks: [Knock]) throws(KnockError) {
         try send(knocks, to: resolve())

@@ -8,6 +8,12 @@ public enum PortProbe {
     /// Tries to connect every 100 ms until one attempt succeeds or `timeout` runs out. Each
     /// attempt waits at most the time left; a refused attempt is retried, not final.
     public static func waitUntilOpen(_ target: ResolvedHost, port: UInt16, timeout: KnockCore.Duration) -> Bool {
+        waitUntilOpen([target], port: port, timeout: timeout) != nil
+    }
+
+    /// `waitUntilOpen` over several addresses of one host (one per family), trying each in
+    /// turn: the first that accepts, or nil when none did within `timeout`.
+    public static func waitUntilOpen(_ targets: [ResolvedHost], port: UInt16, timeout: KnockCore.Duration) -> ResolvedHost? {
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         func elapsedMilliseconds() -> Int64 {
@@ -15,12 +21,17 @@ public enum PortProbe {
             clock_gettime(CLOCK_MONOTONIC, &now)
             return Int64(now.tv_sec - start.tv_sec) * 1000 + Int64(now.tv_nsec - start.tv_nsec) / 1_000_000
         }
+        // Each attempt waits less when there are several, so that one family whose packets
+        // vanish does not hold up another that answers.
+        let longest: Int64 = targets.count > 1 ? 500 : 2000
         while true {
-            let left = timeout.milliseconds - elapsedMilliseconds()
-            if left <= 0 { return false }
-            if attempt(target, port: port, waitMilliseconds: Int32(min(left, 2000))) { return true }
+            for target in targets {
+                let left = timeout.milliseconds - elapsedMilliseconds()
+                if left <= 0 { return nil }
+                if attempt(target, port: port, waitMilliseconds: Int32(min(left, longest))) { return target }
+            }
             let pause = min(100, timeout.milliseconds - elapsedMilliseconds())
-            if pause <= 0 { return false }
+            if pause <= 0 { return nil }
             var request = timespec(tv_sec: 0, tv_nsec: Int(pause) * 1_000_000)
             var remaining = timespec()
             while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }

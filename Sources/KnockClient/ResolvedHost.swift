@@ -40,6 +40,19 @@ public struct ResolvedHost: Hashable, Sendable, CustomStringConvertible {
     /// Takes the first address `getaddrinfo` returns, as other clients do: its order already
     /// follows the system's address selection policy (RFC 6724, `/etc/gai.conf`).
     init(resolving host: String, family preference: AddressFamilyPreference) throws(KnockError) {
+        self = try Self.resolving(host, family: preference, everyFamily: false)[0]
+    }
+
+    private init(host: String, socketAddress: SocketAddress) {
+        self.host = host
+        self.socketAddress = socketAddress
+        self.family = socketAddress.family == AF_INET ? .ipv4 : .ipv6
+        self.address = socketAddress.numericHost()
+    }
+
+    /// The first address of each family `host` resolves to, in `getaddrinfo`'s order (so
+    /// the preferred family first); one address with `everyFamily` false.
+    static func resolving(_ host: String, family preference: AddressFamilyPreference, everyFamily: Bool) throws(KnockError) -> [ResolvedHost] {
         var hints = addrinfo()
         hints.ai_family = preference.addressFamily
         // Any one socket type, so each address is listed once rather than once per type.
@@ -52,17 +65,17 @@ public struct ResolvedHost: Hashable, Sendable, CustomStringConvertible {
         }
         defer { freeaddrinfo(list) }
 
+        var found: [ResolvedHost] = []
         var entry = list
         while let info = entry?.pointee {
             entry = info.ai_next
-            guard let socketAddress = SocketAddress(info.ai_addr, length: info.ai_addrlen) else { continue }
-            self.host = host
-            self.socketAddress = socketAddress
-            self.family = socketAddress.family == AF_INET ? .ipv4 : .ipv6
-            self.address = socketAddress.numericHost()
-            return
+            guard let socketAddress = SocketAddress(info.ai_addr, length: info.ai_addrlen),
+                  !found.contains(where: { $0.socketAddress.family == socketAddress.family }) else { continue }
+            found.append(ResolvedHost(host: host, socketAddress: socketAddress))
+            if !everyFamily { break }
         }
-        throw .unresolvable(host: host, family: preference, reason: "no IPv4 or IPv6 address")
+        guard !found.isEmpty else { throw .unresolvable(host: host, family: preference, reason: "no IPv4 or IPv6 address") }
+        return found
     }
 }
 

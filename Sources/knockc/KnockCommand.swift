@@ -15,7 +15,10 @@ struct KnockCommand: ParsableCommand {
             icmp/LENGTH one echo request with LENGTH bytes of payload (what `ping -c1 -s LENGTH` \
             sends). An icmp knock needs a ping socket (net.ipv4.ping_group_range) or a raw one \
             (root or CAP_NET_RAW); knockc checks that before it sends anything. Give the knocks \
-            on the command line, or name a sequence of a spec with --spec and --sequence.
+            on the command line, or name a sequence of a spec with --spec and --sequence. A \
+            name with IPv4 and IPv6 addresses is knocked over both families in turn (a grant \
+            covers the address that knocked, and ssh may connect over either); -4 or -6 \
+            knocks over one.
 
               knockc knock 192.0.2.1 tcp/7000 udp/9000 tcp/8000
               knockc knock 192.0.2.1 tcp/7000 icmp/731 udp/9000
@@ -81,10 +84,10 @@ struct KnockCommand: ParsableCommand {
     @Option(help: "With --then-connect: send the whole sequence again this many times while the port stays closed.")
     var retries: Int = 0
 
-    @Flag(name: .customShort("4"), help: "Use IPv4 only.")
+    @Flag(name: .customShort("4"), help: "Knock over IPv4 only (a name is otherwise knocked over each family it has).")
     var ipv4 = false
 
-    @Flag(name: .customShort("6"), help: "Use IPv6 only.")
+    @Flag(name: .customShort("6"), help: "Knock over IPv6 only.")
     var ipv6 = false
 
     func validate() throws {
@@ -172,9 +175,9 @@ struct KnockCommand: ParsableCommand {
     func run() throws {
         let packets = try resolvePackets()
         let knocker = Knocker(host: host, delay: Duration(parsing: delay)!, family: ipv4 ? .ipv4 : ipv6 ? .ipv6 : .any)
-        let target: ResolvedHost
+        let targets: [ResolvedHost]
         do {
-            target = try knocker.resolve()
+            targets = try knocker.resolveEveryFamily()
         } catch {
             Console.error("knockc: \(error)")
             throw ExitCodes.knockFailed
@@ -182,32 +185,24 @@ struct KnockCommand: ParsableCommand {
         // A random first slot, so two clients of one secret rarely pick the same token.
         let firstSlot = if case .authorized(_, let spa) = packets { Int.random(in: 0..<spa.slots) } else { 0 }
         for attempt in 0...retries {
-            let sent: String
-            do {
-                switch packets {
-                case .knocks(let knocks):
-                    try knocker.send(knocks, to: target)
-                    sent = knocks.map(\.description).joined(separator: " ")
-                case .authorized(let derivation, let spa):
-                    // Each attempt takes the next slot, then the next window.
-                    let window = KnockDerivation.window(at: Date(), every: spa.windowSeconds) + Int64((firstSlot + attempt) / spa.slots)
-                    let slot = (firstSlot + attempt) % spa.slots
-                    try knocker.sendAuthorized(token: derivation.spaToken(window: window, slot: UInt32(slot)), port: spa.port.port, to: target)
-                    sent = "authorized packet to \(spa.port) (window \(window), slot \(slot))"
-                case .rotating(let derivation, let rotate):
-                    let window = Self.waitForWindow(attempt, of: rotate)
-                    let knocks = try derivation.rotatingPorts(window: window, protocols: rotate.protocols, range: rotate.ports)
-                    try knocker.send(knocks.map { .port($0) }, to: target)
-                    sent = knocks.map(\.description).joined(separator: " ") + " (window \(window))"
+            var reached: [ResolvedHost] = []
+            for (index, target) in targets.enumerated() {
+                do {
+                    // Each family's knocks take a turn of their own: a token or a window's
+                    // knocks open once, whoever sends them.
+                    let sent = try send(packets, turn: attempt * targets.count + index, firstSlot: firstSlot, knocker: knocker, to: target)
+                    print("knocked \(target): \(sent)")
+                    reached.append(target)
+                } catch {
+                    Console.error("knockc: \(error)")
+                    // A host may have an address of a family this client cannot reach.
+                    guard targets.count > 1 else { throw ExitCodes.knockFailed }
                 }
-            } catch {
-                Console.error("knockc: \(error)")
-                throw ExitCodes.knockFailed
             }
-            print("knocked \(target): \(sent)")
+            guard !reached.isEmpty else { throw ExitCodes.knockFailed }
             guard let port = thenConnect else { return }
-            if PortProbe.waitUntilOpen(target, port: port, timeout: Duration(parsing: timeout)!) {
-                print("tcp/\(port) on \(target) is open")
+            if let open = PortProbe.waitUntilOpen(reached, port: port, timeout: Duration(parsing: timeout)!) {
+                print("tcp/\(port) on \(open) is open")
                 return
             }
             let again = switch packets {
@@ -215,9 +210,31 @@ struct KnockCommand: ParsableCommand {
             case .authorized: "; sending the next token"
             case .rotating: "; knocking again in the next window"
             }
-            Console.error("knockc: tcp/\(port) on \(target) did not open within \(timeout)" + (attempt < retries ? again : ""))
+            Console.error("knockc: tcp/\(port) on \(reached.map(\.address).joined(separator: " and ")) did not open within \(timeout)"
+                + (attempt < retries ? again : ""))
         }
         throw ExitCode(1)
+    }
+
+    /// Sends one attempt's packets to `target` and says what went. `turn` counts the
+    /// attempts so far over every family: an authorized packet takes the next slot (then
+    /// the next window) each turn, rotating knocks the next window.
+    private func send(_ packets: Packets, turn: Int, firstSlot: Int, knocker: Knocker, to target: ResolvedHost) throws -> String {
+        switch packets {
+        case .knocks(let knocks):
+            try knocker.send(knocks, to: target)
+            return knocks.map(\.description).joined(separator: " ")
+        case .authorized(let derivation, let spa):
+            let window = KnockDerivation.window(at: Date(), every: spa.windowSeconds) + Int64((firstSlot + turn) / spa.slots)
+            let slot = (firstSlot + turn) % spa.slots
+            try knocker.sendAuthorized(token: derivation.spaToken(window: window, slot: UInt32(slot)), port: spa.port.port, to: target)
+            return "authorized packet to \(spa.port) (window \(window), slot \(slot))"
+        case .rotating(let derivation, let rotate):
+            let window = Self.waitForWindow(turn, of: rotate)
+            let knocks = try derivation.rotatingPorts(window: window, protocols: rotate.protocols, range: rotate.ports)
+            try knocker.send(knocks.map { .port($0) }, to: target)
+            return knocks.map(\.description).joined(separator: " ") + " (window \(window))"
+        }
     }
 
     /// The knocks given, the sequence of --spec (knocks, or its `spa` packet), or the `spa`
@@ -244,12 +261,12 @@ struct KnockCommand: ParsableCommand {
         return .authorized(try derivation(spa, sequence: found.name), spa)
     }
 
-    /// The window attempt `attempt` knocks in: the current one, then one later per retry,
-    /// since a window whose knocks granted (to this client or another) opens nothing again.
-    /// A window beyond the server's skew is not accepted yet, so this waits until it is.
-    private static func waitForWindow(_ attempt: Int, of rotate: RotatingKnocks) -> Int64 {
+    /// The window turn `turn` knocks in: the current one, then one later per turn, since a
+    /// window whose knocks granted (to this client or another) opens nothing again. A
+    /// window beyond the server's skew is not accepted yet, so this waits until it is.
+    private static func waitForWindow(_ turn: Int, of rotate: RotatingKnocks) -> Int64 {
         let every = rotate.windowSeconds
-        let window = KnockDerivation.window(at: Date(), every: every) + Int64(attempt)
+        let window = KnockDerivation.window(at: Date(), every: every) + Int64(turn)
         let acceptedFrom = Double((window - Int64(rotate.skew)) * every)
         let wait = acceptedFrom - Date().timeIntervalSince1970
         if wait > 0 { Thread.sleep(forTimeInterval: wait) }
