@@ -85,9 +85,10 @@ class FloodLab:
                     return expr["counter"]["packets"]
         raise BenchError("no counter in table inet kcflood")
 
-    def progress_elements(self):
+    def progress_elements(self, name="progress4"):
+        """The elements set `name` of table inet knockc lists (expired ones are not listed)."""
         listing = json.loads(run(["ip", "netns", "exec", self.server, "nft", "-j", "list", "set",
-                                  "inet", "knockc", "progress4"], timeout=60).stdout)
+                                  "inet", "knockc", name], timeout=60).stdout)
         for item in listing["nftables"]:
             if "set" in item:
                 return len(item["set"].get("elem", []))
@@ -96,7 +97,7 @@ class FloodLab:
     def forget(self):
         """Empties the progress and grant sets (control plane), so each run starts clean."""
         run(["ip", "netns", "exec", self.server, "nft",
-             "flush set inet knockc progress4; flush set inet knockc granted4"])
+             "flush set inet knockc started4; flush set inet knockc progress4; flush set inet knockc granted4"])
 
     def start_flood(self, seconds, cpus, rate_pps=None):
         return start_trafgen(self.lab, self.client, self.client_dev, self.config, seconds, cpus, rate_pps)

@@ -76,7 +76,7 @@ def measure(lab, args):
     if listener.stdout.readline().strip() != "ready":
         raise BenchError("the listener in the server namespace did not start")
     reset = ["ip", "netns", "exec", server, "nft",
-             f"flush set inet {table} granted4; flush set inet {table} progress4"]
+             f"flush set inet {table} granted4; flush set inet {table} started4; flush set inet {table} progress4"]
     config = {
         "host": SERVER_IP, "port": port, "knocks": knocks, "tries": args.tries,
         "reset": reset, "connect_timeout_s": 1, "open_within_ms": 200, "max_attempts": 50,
