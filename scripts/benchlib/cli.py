@@ -10,6 +10,7 @@
   state     scale of state up to a million sources: memory, lookups, apply
   diff      knockc diff and apply --confirm with 0 and 65,536 live elements
   spa       one-packet authorization: latency, legitimate knocks under a datagram flood, 24 h of tokens
+  rotate    rotating knocks: latency against fixed knocks, sequences under a flood of their range, 24 h of ports
   watcher   scripts/bench-watch: the watcher's CPU, memory and event latency
   metrics   scripts/bench-metrics: the metrics endpoint under hostile connections
 
@@ -36,13 +37,13 @@ import subprocess
 import sys
 import time
 
-from . import apply, diff, flood, latency, memory, rates, rules, spa, state
+from . import apply, diff, flood, latency, memory, rates, rotate, rules, spa, state
 from .lab import DEFAULT_KNOCKC, ROOT, SCRATCH, BenchError, Lab, log
 
 # The parts of the one table, in the order they run, each a module with measure(lab, args),
 # rows(result) and NOTES.
 PARTS = {"latency": latency, "apply": apply, "rules": rules, "memory": memory, "flood": flood,
-         "rates": rates, "state": state, "diff": diff, "spa": spa}
+         "rates": rates, "state": state, "diff": diff, "spa": spa, "rotate": rotate}
 # Parts that are scripts of their own, run after the table.
 SCRIPTS = {"watcher": "bench-watch", "metrics": "bench-metrics"}
 EVERYTHING = list(PARTS) + list(SCRIPTS)
@@ -114,6 +115,12 @@ def arguments():
     group.add_argument("--spa-tries", type=int, default=300, help="SPA knock-to-open tries, each with a handshake")
     group.add_argument("--spa-sequences", default="1,10,100",
                        help="spa sequences of the 24 h horizon's memory, apply and rate rows")
+    group = parser.add_argument_group("rotate (also uses --flood-seconds, --probe-seconds, --flood-cpus, --rounds, "
+                                      "--rate-seconds, --rate-cpus, --apply-timeout)")
+    group.add_argument("--rotate-tries", type=int, default=300,
+                       help="knock-to-open tries, each with a rotating sequence, the fixed one and a handshake")
+    group.add_argument("--rotate-sequences", default="1,10,100",
+                       help="rotating sequences of the 24 h horizon's memory, apply and rate rows")
     group = parser.add_argument_group("old flags, named after issues")
     for number in (3, 6):
         group.add_argument(f"--skip-issue{number}", action="store_true",
@@ -184,7 +191,7 @@ def main():
     if not 1 <= args.apply_rounds <= 20 or not 1 <= args.apply_timeout <= 3600:
         sys.exit("--apply-rounds is 1 to 20 and --apply-timeout 1 to 3600")
     for name in ("sizes", "grants", "trace_sizes", "memory_sources", "rate_sizes", "state_sources", "diff_elements",
-                 "spa_sequences"):
+                 "spa_sequences", "rotate_sequences"):
         setattr(args, name, parse_counts(getattr(args, name)))
     if any(n > 16777215 for n in args.grants):
         sys.exit("--grants: at most 16,777,215 (max_tracked_sources is at most 16,777,216)")

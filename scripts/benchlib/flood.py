@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from .lab import (CONNECT, CLIENT_IP, FLOOD_FIRST, FLOOD_KNOCKS, FLOOD_LAST, FLOOD_NET, FLOOD_PORT, LISTENER,
+from .lab import (CONNECT, KNOCK, CLIENT_IP, FLOOD_FIRST, FLOOD_KNOCKS, FLOOD_LAST, FLOOD_NET, FLOOD_PORT, LISTENER,
                   SERVER_IP, BenchError, log, run, veth_of)
 from .specs import ssh_spec
 from .trafgen import ensure_trafgen, finish_trafgen, start_trafgen
@@ -23,22 +23,10 @@ TG_COUNTER_TABLE = f"""table inet kcflood {{
 """
 
 
-LEGIT = CONNECT + r"""
-import errno, json, socket, struct, subprocess, sys, time
+LEGIT = CONNECT + KNOCK + r"""
+import json, subprocess, sys, time
 cfg = json.loads(sys.argv[1])
 host, port, knocks = cfg["host"], cfg["port"], cfg["knocks"]
-LINGER0 = struct.pack("ii", 1, 0)
-
-def knock(proto, p):
-    if proto == "tcp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
-        s.connect_ex((host, p))
-        s.close()
-    else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        s.sendto(b"", (host, p))
-        s.close()
 
 start = time.monotonic()
 deadline = start + cfg["duration_s"]
@@ -48,7 +36,7 @@ while time.monotonic() < deadline and len(attempts) < cfg["max_attempts"]:
     # Untimed: take away the grant of the previous attempt, so every success is earned anew.
     reset = subprocess.run(cfg["reset"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10).returncode
     for proto, p in knocks:
-        knock(proto, p)
+        knock(host, proto, p)
     outcome = connect(host, port)
     attempts.append({"t_s": round(began - start, 3), "outcome": outcome, "reset_rc": reset})
     pause = cfg["interval_s"] - (time.monotonic() - began)
@@ -97,9 +85,10 @@ class FloodLab:
                     return expr["counter"]["packets"]
         raise BenchError("no counter in table inet kcflood")
 
-    def progress_elements(self):
+    def progress_elements(self, name="progress4"):
+        """The elements set `name` of table inet knockc lists (expired ones are not listed)."""
         listing = json.loads(run(["ip", "netns", "exec", self.server, "nft", "-j", "list", "set",
-                                  "inet", "knockc", "progress4"], timeout=60).stdout)
+                                  "inet", "knockc", name], timeout=60).stdout)
         for item in listing["nftables"]:
             if "set" in item:
                 return len(item["set"].get("elem", []))
@@ -108,7 +97,7 @@ class FloodLab:
     def forget(self):
         """Empties the progress and grant sets (control plane), so each run starts clean."""
         run(["ip", "netns", "exec", self.server, "nft",
-             "flush set inet knockc progress4; flush set inet knockc granted4"])
+             "flush set inet knockc started4; flush set inet knockc progress4; flush set inet knockc granted4"])
 
     def start_flood(self, seconds, cpus, rate_pps=None):
         return start_trafgen(self.lab, self.client, self.client_dev, self.config, seconds, cpus, rate_pps)

@@ -226,6 +226,28 @@ def connect(host, port, timeout_s=1.0):
 """
 
 
+# The knocks knockc sends, prepended to the client loops as CONNECT is: for tcp/PORT a
+# non-blocking connect() abandoned at once with a zero linger (one SYN, and nothing when the
+# socket closes in SYN-SENT), for udp/PORT one empty datagram; a fresh socket per knock.
+# Returns what went wrong, or None.
+KNOCK = r"""
+import errno, socket, struct
+
+def knock(host, proto, port):
+    if proto == "tcp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        rc = s.connect_ex((host, port))
+        s.close()
+        if rc not in (0, errno.EINPROGRESS, errno.EINTR, errno.ECONNREFUSED):
+            return f"connect tcp/{port}: {errno.errorcode.get(rc, rc)}"
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        s.sendto(b"", (host, port))
+        s.close()
+    return None
+"""
+
 # Counts the elements of one set over netlink (NFT_MSG_GETSETELEM dump), run with
 # `ip netns exec NS python3 -c`.
 COUNT_ELEMENTS = r"""

@@ -5,32 +5,16 @@ import re
 import subprocess
 import sys
 
-from .lab import CONNECT, LISTENER, SERVER_IP, SSH_SPEC, BenchError, fmt_ms, log, percentile, run, table_name
+from .lab import CONNECT, KNOCK, LISTENER, SERVER_IP, SSH_SPEC, BenchError, fmt_ms, log, percentile, run, table_name
 
 # The client loop, run with `ip netns exec CLIENT`: every try resets the state, checks the
 # port is refused, knocks, and times the last knock to the first accepted connect.
-CLIENT = CONNECT + r"""
-import errno, json, socket, struct, subprocess, sys, time
+CLIENT = CONNECT + KNOCK + r"""
+import json, subprocess, sys, time
 cfg = json.loads(sys.argv[1])
 host, port, knocks = cfg["host"], cfg["port"], cfg["knocks"]
-LINGER0 = struct.pack("ii", 1, 0)
 deadline = time.monotonic() + cfg["deadline_s"]
 send_errors = []
-
-def knock(proto, p):
-    # The packets knockc sends: TCP = non-blocking connect() abandoned at once with a zero
-    # linger (one SYN); UDP = one empty datagram. A fresh socket per knock.
-    if proto == "tcp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
-        rc = s.connect_ex((host, p))
-        s.close()
-        if rc not in (0, errno.EINPROGRESS, errno.EINTR, errno.ECONNREFUSED):
-            send_errors.append(f"connect tcp/{p}: {errno.errorcode.get(rc, rc)}")
-    else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        s.sendto(b"", (host, p))
-        s.close()
 
 tries = []
 for i in range(cfg["tries"]):
@@ -40,9 +24,9 @@ for i in range(cfg["tries"]):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = connect(host, port, cfg["connect_timeout_s"])
     for proto, p in knocks[:-1]:
-        knock(proto, p)
+        send_errors.append(knock(host, proto, p))
     t0 = time.perf_counter_ns()
-    knock(*knocks[-1])
+    send_errors.append(knock(host, *knocks[-1]))
     attempts, outcome, latency = 0, None, None
     while True:
         attempts += 1
@@ -61,7 +45,7 @@ for i in range(cfg["floor_tries"]):
     outcome = connect(host, port, cfg["connect_timeout_s"])
     if outcome == "open":
         floor.append((time.perf_counter_ns() - t0) / 1e6)
-print(json.dumps({"tries": tries, "floor_ms": floor, "send_errors": send_errors[:20]}))
+print(json.dumps({"tries": tries, "floor_ms": floor, "send_errors": [e for e in send_errors if e][:20]}))
 """
 
 
@@ -92,7 +76,7 @@ def measure(lab, args):
     if listener.stdout.readline().strip() != "ready":
         raise BenchError("the listener in the server namespace did not start")
     reset = ["ip", "netns", "exec", server, "nft",
-             f"flush set inet {table} granted4; flush set inet {table} progress4"]
+             f"flush set inet {table} granted4; flush set inet {table} started4; flush set inet {table} progress4"]
     config = {
         "host": SERVER_IP, "port": port, "knocks": knocks, "tries": args.tries,
         "reset": reset, "connect_timeout_s": 1, "open_within_ms": 200, "max_attempts": 50,
