@@ -13,6 +13,8 @@ public enum EndReason: String, Sendable {
     case revoke
     /// An apply ended it: no sequence that opened its port still opens it.
     case apply
+    /// An `open_once` grant let its one connection in.
+    case used
 }
 
 /// A grant event as the watcher reports it: with the reason, for expiries and ends.
@@ -37,6 +39,7 @@ public final class Watcher {
     private let logger: Logger
     private let emit: (String) -> Void
     private var closeCounts: [String: UInt64] = [:]
+    private var oneShotCount: UInt64 = 0
     /// When the secrets were last checked against the table, and what that found (logged
     /// once when it appears and once when it clears).
     private var secretsChecked: Date?
@@ -68,6 +71,7 @@ public final class Watcher {
     public func start(now: Date = Date()) throws(NftError) -> Int? {
         let reading = try reader.read(now: now)
         closeCounts = closeCounters()
+        oneShotCount = counters.packets()[TableLayout.Names.oneShotCounter] ?? 0
         guard let reading else { return nil }
         metrics.record([], grants: reading.grants, bans: reading.bans)
         return reading.grants.values.reduce(0, +)
@@ -92,7 +96,8 @@ public final class Watcher {
             if specFile != nil { reloadSpec() }
         }
         let events = reading.changes.events(now: now)
-        let reported = events.map { ReportedEvent(event: $0, reason: reason(for: $0, reading: reading), time: now) }
+        let causes = events.contains { $0.kind == .end } ? endCauses() : EndCauses()
+        let reported = events.map { ReportedEvent(event: $0, reason: reason(for: $0, reading: reading, causes: causes), time: now) }
         for event in reported {
             emit(EventLine.json(event))
             logger.info("\(event.event.kind.rawValue)", metadata: EventLine.metadata(event))
@@ -167,7 +172,25 @@ public final class Watcher {
 
     // MARK: Reasons and hooks
 
-    private func reason(for event: GrantEvent, reading: GrantWatcher.Reading) -> EndReason? {
+    /// What the kernel counted since the last poll that can end a grant early: close knocks
+    /// by sequence, and one-shot grants used. Read once per poll, for all of its ends.
+    private struct EndCauses {
+        var closed: Set<String> = []
+        var oneShotUsed = false
+    }
+
+    private func endCauses() -> EndCauses {
+        let closes = closeCounters()
+        let used = counters.packets()[TableLayout.Names.oneShotCounter] ?? 0
+        defer {
+            closeCounts = closes
+            oneShotCount = used
+        }
+        return EndCauses(closed: Set(closes.filter { $0.value > closeCounts[$0.key, default: 0] }.keys),
+                         oneShotUsed: used > oneShotCount)
+    }
+
+    private func reason(for event: GrantEvent, reading: GrantWatcher.Reading, causes: EndCauses) -> EndReason? {
         switch event.kind {
         case .grant: return nil
         case .expire: return .timeout
@@ -178,11 +201,9 @@ public final class Watcher {
                 return .apply
             }
             // A close knock bumps its sequence's counter in the same rule that deletes the
-            // grant; a revoke bumps nothing.
-            let now = closeCounters()
-            defer { closeCounts = now }
-            let closed = event.sequences.contains { now[$0, default: 0] > closeCounts[$0, default: 0] }
-            return closed ? .close : .revoke
+            // grant, and a one-shot grant's connection bumps `once_used`; a revoke bumps nothing.
+            if !causes.closed.isDisjoint(with: event.sequences) { return .close }
+            return causes.oneShotUsed ? .used : .revoke
         }
     }
 

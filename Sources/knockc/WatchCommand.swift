@@ -13,7 +13,7 @@ struct WatchCommand: ParsableCommand {
             Reads the table's granted sets every --interval and prints one JSON object per \
             line on stdout for each change: {"event": "grant"|"expire"|"end", "source", \
             "family", "ports", "sequences", "expires_at", "time"}, and "reason" for expire \
-            ("timeout") and end ("close", "revoke" or "apply") events. "end" is a grant that \
+            ("timeout") and end ("close", "revoke", "apply" or "used") events. "end" is a grant that \
             went before its time. The same events go to stderr as log lines.
 
             With SPEC, the spec's on_grant and on_expire hooks run for each event (on_expire \

@@ -26,6 +26,8 @@ struct GenSequence {
     var limits: [(String, String)]?
     var close: [String]?
     var strict: String?
+    /// Only ever false in valid specs: a true one must not share a port (see `SpecValidator`).
+    var openOnce: String?
     var onGrant: [String]?
     var onExpire: [String]?
     var extra: [(String, GenYAML)] = []
@@ -106,7 +108,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
     }
     static var timingKeys: [String] { ["step_timeout", "open_for"] }
     static var sequenceKeys: [String] {
-        ["knock", "spa", "rotate", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "on_grant", "on_expire"]
+        ["knock", "spa", "rotate", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "open_once", "on_grant", "on_expire"]
     }
     static var limitKeys: [String] { ["wrong_knocks", "ban_for"] }
 
@@ -369,6 +371,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
             if chance(density * 0.6) { sequence.from = cidrList(.anywhere) }
             if chance(density * 0.6) { sequence.limits = limits() }
             if chance(density * 0.6) { sequence.strict = pick(["true", "false"]) }
+            if chance(density * 0.2) { sequence.openOnce = "false" }
             if chance(density * 0.3) { sequence.onGrant = hook() }
             if chance(density * 0.3) { sequence.onExpire = hook() }
             if chance(density * 0.6) {
@@ -660,6 +663,7 @@ extension GenSpec {
                 if let value = sequence.limits { keys.append(("limits", fields(value))) }
                 if let value = sequence.close { keys.append(("close", list(value))) }
                 if let value = sequence.strict { keys.append(("strict", .scalar(value))) }
+                if let value = sequence.openOnce { keys.append(("open_once", .scalar(value))) }
                 if let value = sequence.onGrant { keys.append(("on_grant", list(value))) }
                 if let value = sequence.onExpire { keys.append(("on_expire", list(value))) }
                 keys += sequence.extra

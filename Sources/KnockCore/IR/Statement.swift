@@ -35,6 +35,8 @@ public enum Value: Equatable, Sendable {
 public enum Expr: Equatable, Sendable {
     case sourceAddress(IPFamily)
     case destinationPort
+    /// `th sport`: tells a connection's retransmits from a new connection (`OneShotRules`).
+    case sourcePort
     /// The IP header's length field: the whole packet for IPv4, the payload for IPv6.
     case ipLength(IPFamily)
     case nfproto

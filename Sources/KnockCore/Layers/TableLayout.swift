@@ -97,6 +97,10 @@ public enum TableLayout {
         public static func rotateKnocks(_ sequence: String, _ parity: EpochParity) -> String { "rotate_\(parity)_\(sequence)" }
         public static func rotateEarly(_ sequence: String, _ parity: EpochParity) -> String { "rotate_early_\(parity)_\(sequence)" }
         public static func rotateUsed(_ sequence: String) -> String { "rotate_used_\(sequence)" }
+        /// `open_once` (see `OneShotRules`): the ports, the connections let in, the count.
+        public static let oneShotPorts = "once_ports"
+        public static func oneShotFlows(_ family: IPFamily) -> String { "once_flows\(family.suffix)" }
+        public static let oneShotCounter = "once_used"
         /// The chain every rotating range goes through, and each sequence's own, per family.
         public static let rotatingChain = "rotating"
         public static func rotateChain(_ family: IPFamily, _ sequence: String) -> String { "rotate\(family.suffix)_\(sequence)" }

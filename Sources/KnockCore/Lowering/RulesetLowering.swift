@@ -52,7 +52,8 @@ public enum RulesetLowering {
             if let rule = bans.decoyRule { decoyRules.append(rule) }
 
             if !guardedPorts.isEmpty {
-                chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }, access: access))
+                chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }, access: access,
+                                         oneShot: OneShotRules.guardRules(spec, family: family)))
                 dispatch += guardedPorts.map {
                     .init(key: [.family(family), .proto($0.proto), .port($0.port)], verdict: .jump(Names.guardChain(family)))
                 }
@@ -116,6 +117,7 @@ public enum RulesetLowering {
         sets += TableCatalog(spec).sets
         sets += AuthorizedPacketRules.sets(spec)
         sets += RotatingKnockRules.sets(spec)
+        sets += OneShotRules.sets(spec)
         if let decoys = BanRules.decoySet(spec) {
             sets.append(decoys)
             chains.append(ChainIR(name: Names.decoyChain, hook: nil, rules: decoyRules))
@@ -137,6 +139,7 @@ public enum RulesetLowering {
             counters.append(CounterIR(name: Names.bansCounter, comment: "packets that banned a source or renewed its ban"))
         }
         counters += AuthorizedPacketRules.counters(spec)
+        counters += OneShotRules.counters(spec)
         for sequence in spec.sequences {
             counters.append(CounterIR(name: Names.grantsCounter(sequence), comment: "grants by sequence \(sequence.name)"))
             if sequence.close != nil {
@@ -164,7 +167,7 @@ public enum RulesetLowering {
 
     /// Lets through what belongs to a connection or to a granted source, and answers the rest
     /// exactly as the host answers a closed port.
-    static func guardChain(_ family: IPFamily, guardsUDP: Bool, access: AccessSets) -> ChainIR {
+    static func guardChain(_ family: IPFamily, guardsUDP: Bool, access: AccessSets, oneShot: [RuleIR] = []) -> ChainIR {
         let source = Expr.sourceAddress(family)
         // TCP segments other than SYNs never get here: the input chain lets them through.
         var rules: [RuleIR] = []
@@ -175,6 +178,7 @@ public enum RulesetLowering {
                                  comment: "udp flows that began during a grant"))
         }
         rules += access.guardRules
+        rules += oneShot
         rules += [
             RuleIR([.inSet(.concat([source, .l4proto, .destinationPort]), set: Names.granted(family)), .verdict(.accept)],
                    comment: "granted sources"),

@@ -91,6 +91,9 @@ public struct KnockSequence: Equatable, Sendable {
     /// Whether any new TCP or UDP packet to a port outside the sequence resets a source's
     /// progress, so a sequential port scan cannot walk the sequence.
     public var strict = false
+    /// Whether a grant ends with the first new connection it lets in (`open_once`); the
+    /// connection stays up, and another needs a new knock.
+    public var openOnce = false
     /// Hooks of this sequence alone; each replaces the top level's hook of the same kind.
     public var hooks = Hooks()
     /// One-packet authorization instead of a knock list: `knocks` is then the one packet's

@@ -22,6 +22,7 @@ public enum SpecValidator {
         diagnostics += checkAccess(parsed.access)
         diagnostics += checkDecoys(parsed)
         diagnostics += checkSPAPorts(parsed.sequences)
+        diagnostics += checkOneShotPorts(parsed.sequences)
         for sequence in parsed.sequences {
             let name = sequence.name.value
             diagnostics += checkAccess(sequence.access)
@@ -66,6 +67,7 @@ public enum SpecValidator {
             model.from = sequence.from.map { CIDR.covering($0.map(\.value)) }
             model.close = sequence.close.map { $0.map(\.value) }
             model.strict = sequence.strict
+            model.openOnce = sequence.openOnce?.value ?? false
             model.hooks = Hooks(onGrant: sequence.hooks.onGrant?.value, onExpire: sequence.hooks.onExpire?.value)
             if let spa = sequence.spa {
                 let (settings, found) = onePacketAuthorization(spa, of: sequence)
@@ -208,6 +210,22 @@ public enum SpecValidator {
         return used
     }
 
+    /// The kernel holds a grant as source and port, not by sequence, so a port that an
+    /// `open_once` sequence opens cannot also be opened by a sequence whose grants last: the
+    /// first connection would end both.
+    private static func checkOneShotPorts(_ sequences: [ParsedSequence]) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        for once in sequences where once.openOnce?.value == true {
+            for port in once.open {
+                guard let other = sequences.first(where: { $0.openOnce?.value != true && $0.open.contains { $0.value == port.value } }),
+                      let clash = other.open.first(where: { $0.value == port.value }) else { continue }
+                diagnostics.append(Diagnostic(.oneShotPortShared(port.value, other.name.value), at: port.location,
+                                              notes: [Diagnostic(.openedHere, at: clash.location)]))
+            }
+        }
+        return diagnostics
+    }
+
     /// An authorized packet's port is its sequence's alone: a knock of another sequence
     /// there would share its chain, and its datagrams would count as rejected tokens.
     private static func checkSPAPorts(_ sequences: [ParsedSequence]) -> [Diagnostic] {
@@ -330,6 +348,10 @@ extension Diagnostic.Message {
     }
     static func strictSPA(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' has 'strict' and 'spa'; strict guards knocks in progress, and one authorized packet has none")
+    }
+    static func oneShotPortShared(_ port: TransportPort, _ other: String) -> Self {
+        .init(.error, "\(port) is opened by an 'open_once' sequence and by sequence '\(other)' without it; the kernel keeps one grant per source "
+            + "and port, so the first connection would end both: give the port to one kind of sequence")
     }
     static func strictRotate(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' has 'strict' and 'rotate'; rotating knocks already reset on any other port of their range")

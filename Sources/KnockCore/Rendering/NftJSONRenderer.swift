@@ -233,6 +233,7 @@ public enum NftJSONRenderer {
         case .sourceAddress(.ipv4): payload("ip", "saddr")
         case .sourceAddress(.ipv6): payload("ip6", "saddr")
         case .destinationPort: payload("th", "dport")
+        case .sourcePort: payload("th", "sport")
         case .ipLength(.ipv4): payload("ip", "length")
         case .ipLength(.ipv6): payload("ip6", "length")
         case .nfproto: meta("nfproto")

@@ -306,6 +306,7 @@ public enum NftTextRenderer {
         case .sourceAddress(.ipv4): text.append("ip saddr")
         case .sourceAddress(.ipv6): text.append("ip6 saddr")
         case .destinationPort: text.append("th dport")
+        case .sourcePort: text.append("th sport")
         case .ipLength(.ipv4): text.append("ip length")
         case .ipLength(.ipv6): text.append("ip6 length")
         case .nfproto: text.append("meta nfproto")

@@ -59,6 +59,8 @@ public struct ParsedSequence: Sendable {
     public var from: [Located<CIDR>]?
     public var limits = ParsedLimits()
     public var strict = false
+    /// `open_once: true`: a grant ends with the first connection it lets in.
+    public var openOnce: Located<Bool>?
     public var hooks = ParsedHooks()
     /// The `close` knocks and where the list stands; nil when absent.
     public var close: [Located<Knock>]?

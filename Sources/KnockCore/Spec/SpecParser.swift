@@ -18,7 +18,7 @@ public struct SpecParser {
     static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"]
         + hookKeys + ["hook_timeout"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "spa", "rotate", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict"] + hookKeys
+    static let sequenceKeys = ["knock", "spa", "rotate", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict", "open_once"] + hookKeys
     static let spaKeys = ["secret", "port", "every", "skew", "horizon", "slots"]
     static let rotateKeys = ["secret", "every", "knocks", "ports", "skew", "horizon"]
     static let limitKeys = ["wrong_knocks", "ban_for"]
@@ -93,12 +93,11 @@ public struct SpecParser {
             open: [], openLocation: name.location, timings: timings(seqFields))
         sequence.access = access(seqFields)
         sequence.hooks = hooks(seqFields)
-        if let node = seqFields["strict"], let text = expectScalar(node, what: "strict") {
-            switch text {
-            case "true": sequence.strict = true
-            case "false": sequence.strict = false
-            default: diagnostics.append(Diagnostic(.badBoolean(text, key: "strict"), at: location(of: node)))
-            }
+        if let node = seqFields["strict"] {
+            sequence.strict = boolean(node, key: "strict") ?? false
+        }
+        if let node = seqFields["open_once"] {
+            sequence.openOnce = boolean(node, key: "open_once").map { Located($0, at: location(of: node)) }
         }
         if let node = seqFields["close"] {
             sequence.closeLocation = location(of: node)
@@ -220,6 +219,18 @@ public struct SpecParser {
         rotate.horizon = fields["horizon"].flatMap { duration($0, key: "horizon") }
         rotate.skew = fields["skew"].flatMap { count($0, key: "skew", in: 0...10) }
         return rotate
+    }
+
+    /// `true` or `false`, nothing else (not YAML 1.1's yes, on or 1).
+    private mutating func boolean(_ node: YAMLNode, key: String) -> Bool? {
+        guard let text = expectScalar(node, what: key) else { return nil }
+        switch text {
+        case "true": return true
+        case "false": return false
+        default:
+            diagnostics.append(Diagnostic(.badBoolean(text, key: key), at: location(of: node)))
+            return nil
+        }
     }
 
     /// A whole number within `range`.
