@@ -278,6 +278,27 @@ struct RotatingKnockTests {
         }
     }
 
+    @Test("an echo request whose checksum falls in the range does not reset a source part-way through: it is no packet to a port")
+    func echoRequestDoesNotReset() throws {
+        let secrets = try Secrets()
+        try Testbed.with { bed in
+            let listener = try bed.listen(tcpPort: 22)
+            try bed.apply(secrets.spec())
+            let window = Self.currentWindow()
+            let knocks = try secrets.knocks(window)
+            try bed.client.knock(Testbed.serverV4, [knocks[0]])
+            #expect(try bed.progressCount("started4") == 1)
+            // Bytes 2-3 of an ICMP header, where a port would be, are its checksum: a ping
+            // from the knocking host lands in the range one time in three or so.
+            let sent = try bed.client.perform { ICMPEcho.send(to: Testbed.serverV4, checksum: 30000) }
+            #expect(sent)
+            #expect(try bed.progressCount("started4") == 1, "an echo request reset the knock in progress")
+            try bed.client.knock(Testbed.serverV4, Array(knocks.dropFirst()))
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected)
+            _ = listener
+        }
+    }
+
     // MARK: - 5. A spoofed flood
 
     @Test("a flood of spoofed udp datagrams to random ports of the range leaves no progress, and the rotating knocks still open during it")
@@ -653,5 +674,38 @@ final class SpoofedDatagramFlood: @unchecked Sendable {
         packet += [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xff), UInt8(port >> 8), UInt8(port & 0xff),
                    UInt8((8 + payload.count) >> 8), UInt8((8 + payload.count) & 0xff), 0, 0]
         return packet + payload
+    }
+}
+
+/// ICMP echo requests with a chosen checksum, from a raw socket.
+enum ICMPEcho {
+    /// Sends one valid echo request to `host` whose checksum field is `checksum`: its sequence
+    /// number is chosen to make it so. True when it left.
+    static func send(to host: String, checksum: UInt16) -> Bool {
+        let identifier: UInt16 = 0x4b43
+        // The one's complement sum of every 16-bit word, checksum included, must be 0xffff.
+        let partial = onesComplementSum([0x0800, identifier, checksum])
+        let sequence = ~partial
+        var message: [UInt8] = [8, 0, UInt8(checksum >> 8), UInt8(checksum & 0xff),
+                                UInt8(identifier >> 8), UInt8(identifier & 0xff), UInt8(sequence >> 8), UInt8(sequence & 0xff)]
+        message += [UInt8](repeating: 0, count: 8)
+        let words = stride(from: 0, to: message.count, by: 2).map { UInt16(message[$0]) << 8 | UInt16(message[$0 + 1]) }
+        guard onesComplementSum(words) == 0xffff else { return false }
+        let fd = socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_ICMP))
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = SocketAddress.make(host, port: 0).storage
+        let sent = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return sent == message.count
+    }
+
+    static func onesComplementSum(_ words: [UInt16]) -> UInt16 {
+        var sum = words.reduce(UInt32(0)) { $0 + UInt32($1) }
+        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+        return UInt16(sum)
     }
 }
