@@ -38,14 +38,15 @@ struct RotatingKnockTests {
 
         /// The rotating sequence `ssh` (tcp/22) beside the fixed sequence `fixed` (tcp/2222).
         /// `top` goes at the top level, `ssh` and `fixed` are more keys of each sequence.
-        func spec(skew: Int = 1, top: [String] = [], ssh: [String] = [], fixed: [String] = []) -> String {
+        func spec(skew: Int = 1, ports: ClosedRange<UInt16> = RotatingKnockTests.range, horizon: String = "1m",
+                  top: [String] = [], ssh: [String] = [], fixed: [String] = []) -> String {
             let indent = { (lines: [String]) in lines.map { "    " + $0 + "\n" }.joined() }
             return top.map { $0 + "\n" }.joined() + """
                 sequences:
                   ssh:
                     open: [tcp/22]
                     open_for: 1h
-                    rotate: { secret: \(path), every: 2s, knocks: [tcp, udp, tcp], ports: 20000-40000, skew: \(skew), horizon: 1m }
+                    rotate: { secret: \(path), every: 2s, knocks: [tcp, udp, tcp], ports: \(ports.lowerBound)-\(ports.upperBound), skew: \(skew), horizon: \(horizon) }
 
                 """ + indent(ssh) + """
                   fixed:
@@ -63,10 +64,11 @@ struct RotatingKnockTests {
         }
 
         /// The knocks of `window`, derived as the client derives them.
-        func knocks(_ window: Int64, sequence: String = "ssh", secret: String? = nil) throws -> [Knock] {
+        func knocks(_ window: Int64, sequence: String = "ssh", secret: String? = nil,
+                    range: ClosedRange<UInt16> = RotatingKnockTests.range) throws -> [Knock] {
             let key = try Secret(contentsOf: secret ?? path, requiredOwner: nil)
             return try KnockDerivation(secret: key, sequence: sequence)
-                .rotatingPorts(window: window, protocols: RotatingKnockTests.protocols, range: RotatingKnockTests.range)
+                .rotatingPorts(window: window, protocols: RotatingKnockTests.protocols, range: range)
                 .map { .port($0) }
         }
     }
@@ -477,6 +479,87 @@ struct RotatingKnockTests {
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected)
             _ = listener
         }
+    }
+
+    @Test("past the horizon nothing opens, until the next apply writes the windows ahead again")
+    func nothingOpensPastTheHorizon() throws {
+        let secrets = try Secrets()
+        try Testbed.with { bed in
+            let listener = try bed.listen(tcpPort: 22)
+            // skew 0 and a horizon of one window: the table holds this window and the next.
+            let spec = secrets.spec(skew: 0, horizon: "2s")
+            let window = Self.currentWindow()
+            try bed.apply(spec)
+            #expect(Self.waitFor(window: window + 2, margin: 0.3))
+            let current = KnockDerivation.window(at: Date(), every: Self.every)
+            try bed.client.knock(Testbed.serverV4, secrets.knocks(current))
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused, "window \(current) opened past the horizon")
+            #expect(try bed.progressCount("rotate_even_ssh") + bed.progressCount("rotate_odd_ssh") == 0)
+            try bed.apply(spec)
+            try bed.client.knock(Testbed.serverV4, secrets.knocks(Self.currentWindow(margin: 0.5)))
+            #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected)
+            _ = listener
+        }
+    }
+
+    // MARK: - Epoch boundaries
+
+    /// The smallest range the validator takes for three knocks with skew 0 and a horizon of one
+    /// window: 6 ports, so an epoch is 2 windows and the table always holds 2.
+    static let tinyRange: ClosedRange<UInt16> = 20000...20005
+
+    /// The client knocks window W, the last of its epoch, late in it; the other host knocks
+    /// W + 1, the first of the next epoch, early in it. A fresh secret is drawn until the two
+    /// windows' last knocks are the same port, or differ, as `sameLastKnock` asks.
+    func acrossEpochBoundary(sameLastKnock: Bool) throws -> (first: ConnectOutcome, second: ConnectOutcome, used: String) {
+        let secrets = try Secrets()
+        return try Testbed.with { bed in
+            let listener = try bed.listen(tcpPort: 22)
+            let now = Date()
+            var window = KnockDerivation.window(at: now, every: Self.every)
+            if window % 2 == 0 || now.timeIntervalSince1970 > Double(window * Self.every) + 0.3 { window += window % 2 == 0 ? 1 : 2 }
+            let epochs = [window, window + 1].map { KnockDerivation.epoch(of: $0, range: Self.tinyRange, knocks: Self.protocols.count) }
+            #expect(epochs[1] == epochs[0] + 1)
+            var found = false
+            for _ in 0..<200 where !found {
+                let last = try [window, window + 1].map { try secrets.knocks($0, range: Self.tinyRange).last! }
+                found = (last[0] == last[1]) == sameLastKnock
+                if !found {
+                    try FileManager.default.removeItem(atPath: secrets.path)
+                    try Secret.generate(at: secrets.path)
+                }
+            }
+            try #require(found, "no secret in 200 had the last knocks asked for")
+
+            #expect(Self.waitFor(window: window, margin: 0.3))
+            try bed.apply(secrets.spec(skew: 0, ports: Self.tinyRange, horizon: "2s"))
+            // The table holds one window of each epoch, in the sets of each parity.
+            #expect(try bed.progressCount("rotate_even_ssh") == 3 && bed.progressCount("rotate_odd_ssh") == 3)
+
+            #expect(Self.waitFor(window: window, margin: 1.0))
+            try bed.client.knock(Testbed.serverV4, secrets.knocks(window, range: Self.tinyRange))
+            let first = try bed.client.connect(to: Testbed.serverV4, port: 22)
+            #expect(Self.waitFor(window: window + 1, margin: 0.3))
+            try bed.other.knock(Testbed.serverOtherV4, secrets.knocks(window + 1, range: Self.tinyRange))
+            let second = try bed.other.connect(to: Testbed.serverOtherV4, port: 22)
+            let used = try Self.listing(bed, "rotate_used_ssh")
+            _ = listener
+            return (first, second, used)
+        }
+    }
+
+    @Test("across an epoch boundary, the last window of one epoch and the first of the next both open")
+    func epochBoundary() throws {
+        let (first, second, _) = try acrossEpochBoundary(sameLastKnock: false)
+        #expect(first == .connected)
+        #expect(second == .connected)
+    }
+
+    @Test("a grant in the last window of an epoch does not refuse the next epoch's first window when their last knocks share a port")
+    func usedMarkDoesNotCrossTheEpoch() throws {
+        let (first, second, used) = try acrossEpochBoundary(sameLastKnock: true)
+        #expect(first == .connected)
+        #expect(second == .connected, "the used mark of window W's last knock, kept past W's validity, refused window W + 1: \(used)")
     }
 
     @Test("a re-apply of the same spec between knock 1 and knock 2 keeps the knock in progress, the grants and the used marks")
