@@ -263,15 +263,22 @@ struct KnockCommand: ParsableCommand {
 
     /// The window turn `turn` knocks in: the current one, then one later per turn, since a
     /// window whose knocks granted (to this client or another) opens nothing again. A
-    /// window beyond the server's skew is not accepted yet, so this waits until it is.
+    /// window beyond the server's skew is not accepted yet, so this waits until it is, and
+    /// `edgeMargin` more: the server's window edges lag its clock by the latency of its last
+    /// apply (each knock's timeout counts from a time taken before the commit), so a knock
+    /// sent at the first instant of a window's acceptance is refused.
     private static func waitForWindow(_ turn: Int, of rotate: RotatingKnocks) -> Int64 {
         let every = rotate.windowSeconds
         let window = KnockDerivation.window(at: Date(), every: every) + Int64(turn)
-        let acceptedFrom = Double((window - Int64(rotate.skew)) * every)
+        let acceptedFrom = Double((window - Int64(rotate.skew)) * every) + edgeMargin(every: every)
         let wait = acceptedFrom - Date().timeIntervalSince1970
         if wait > 0 { Thread.sleep(forTimeInterval: wait) }
         return window
     }
+
+    /// Seconds past the start of a window's acceptance before knocking in it: half a second,
+    /// or a quarter of a shorter window.
+    static func edgeMargin(every: Int64) -> Double { min(0.5, Double(every) / 4) }
 
     private func derivation(_ windows: any SecretWindows, sequence: String) throws -> KnockDerivation {
         do {

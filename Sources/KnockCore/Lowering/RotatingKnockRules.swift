@@ -29,8 +29,8 @@ public enum EpochParity: String, CaseIterable, Sendable {
 /// stage down and returns after the first transition, so a packet makes at most one:
 /// - the source is at stage s and the packet is knock s + 1: advance, or grant after the last;
 /// - the packet is knock s again (a retransmit): nothing;
-/// - any other packet to the range from a source at stage s resets it; a port scan that
-///   crosses the range cannot walk the sequence.
+/// - any other tcp or udp packet to the range from a source at stage s resets it; a port
+///   scan that crosses the range cannot walk the sequence. Other protocols never get here.
 /// - a source with no progress whose packet is knock 1 starts.
 /// There is no ban check: a valid knock proves the secret, and bans can be forged.
 enum RotatingKnockRules {
@@ -64,7 +64,11 @@ enum RotatingKnockRules {
     static func dispatch(_ spec: KnockSpec) -> (rule: RuleIR, chain: ChainIR)? {
         let rotating = spec.sequences.compactMap { sequence in sequence.rotate.map { (sequence.name, $0.ports) } }
         guard let low = rotating.map(\.1.lowerBound).min(), let high = rotating.map(\.1.upperBound).max() else { return nil }
-        var rules: [RuleIR] = []
+        // `th dport` reads bytes 2-3 of any transport header: an ICMP or ICMPv6 packet's
+        // checksum (a ping, a neighbour advertisement) lands in the range as often as not,
+        // and would reset the source's progress in the chains below.
+        var rules = [RuleIR([.notEquals(.l4proto, .proto(.tcp)), .notEquals(.l4proto, .proto(.udp)), .verdict(.return)],
+                            comment: "neither tcp nor udp")]
         for family in IPFamily.allCases {
             for (name, ports) in rotating {
                 rules.append(RuleIR([.equals(.nfproto, .family(family)),
