@@ -184,13 +184,15 @@ struct KnockCommand: ParsableCommand {
         }
         // A random first slot, so two clients of one secret rarely pick the same token.
         let firstSlot = if case .authorized(_, let spa) = packets { Int.random(in: 0..<spa.slots) } else { 0 }
+        var lastWindow: Int64?
         for attempt in 0...retries {
             var reached: [ResolvedHost] = []
             for (index, target) in targets.enumerated() {
                 do {
                     // Each family's knocks take a turn of their own: a token or a window's
                     // knocks open once, whoever sends them.
-                    let sent = try send(packets, turn: attempt * targets.count + index, firstSlot: firstSlot, knocker: knocker, to: target)
+                    let sent = try send(packets, turn: attempt * targets.count + index, firstSlot: firstSlot,
+                                        lastWindow: &lastWindow, knocker: knocker, to: target)
                     print("knocked \(target): \(sent)")
                     reached.append(target)
                 } catch {
@@ -218,8 +220,9 @@ struct KnockCommand: ParsableCommand {
 
     /// Sends one attempt's packets to `target` and says what went. `turn` counts the
     /// attempts so far over every family: an authorized packet takes the next slot (then
-    /// the next window) each turn, rotating knocks the next window.
-    private func send(_ packets: Packets, turn: Int, firstSlot: Int, knocker: Knocker, to target: ResolvedHost) throws -> String {
+    /// the next window) each turn; rotating knocks take the window after `lastWindow`.
+    private func send(_ packets: Packets, turn: Int, firstSlot: Int, lastWindow: inout Int64?,
+                      knocker: Knocker, to target: ResolvedHost) throws -> String {
         switch packets {
         case .knocks(let knocks):
             try knocker.send(knocks, to: target)
@@ -230,7 +233,8 @@ struct KnockCommand: ParsableCommand {
             try knocker.sendAuthorized(token: derivation.spaToken(window: window, slot: UInt32(slot)), port: spa.port.port, to: target)
             return "authorized packet to \(spa.port) (window \(window), slot \(slot))"
         case .rotating(let derivation, let rotate):
-            let window = Self.waitForWindow(turn, of: rotate)
+            let window = Self.waitForWindow(after: lastWindow, of: rotate)
+            lastWindow = window
             let knocks = try derivation.rotatingPorts(window: window, protocols: rotate.protocols, range: rotate.ports)
             try knocker.send(knocks.map { .port($0) }, to: target)
             return knocks.map(\.description).joined(separator: " ") + " (window \(window))"
@@ -261,15 +265,17 @@ struct KnockCommand: ParsableCommand {
         return .authorized(try derivation(spa, sequence: found.name), spa)
     }
 
-    /// The window turn `turn` knocks in: the current one, then one later per turn, since a
-    /// window whose knocks granted (to this client or another) opens nothing again. A
-    /// window beyond the server's skew is not accepted yet, so this waits until it is, and
+    /// The window to knock in: the current one, or the one after the window knocked last
+    /// when that is later, since a window whose knocks were taken (by this client or another)
+    /// opens nothing again. A window beyond the server's skew is not accepted yet, so this
+    /// waits until it is, and
     /// `edgeMargin` more: the server's window edges lag its clock by the latency of its last
     /// apply (each knock's timeout counts from a time taken before the commit), so a knock
     /// sent at the first instant of a window's acceptance is refused.
-    private static func waitForWindow(_ turn: Int, of rotate: RotatingKnocks) -> Int64 {
+    private static func waitForWindow(after last: Int64?, of rotate: RotatingKnocks) -> Int64 {
         let every = rotate.windowSeconds
-        let window = KnockDerivation.window(at: Date(), every: every) + Int64(turn)
+        let current = KnockDerivation.window(at: Date(), every: every)
+        let window = max(current, last.map { $0 + 1 } ?? current)
         let acceptedFrom = Double((window - Int64(rotate.skew)) * every) + edgeMargin(every: every)
         let wait = acceptedFrom - Date().timeIntervalSince1970
         if wait > 0 { Thread.sleep(forTimeInterval: wait) }

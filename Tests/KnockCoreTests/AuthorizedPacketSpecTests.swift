@@ -97,3 +97,15 @@ struct AuthorizedPacketSpecTests {
         #expect(throws: NftJSONRenderer.Unrepresentable.payloadKey(set: "spa_admin")) { try Pipeline.nftJSON(for: RulesetLowering.lower(spec)) }
     }
 }
+
+extension AuthorizedPacketSpecTests {
+    @Test("two spa sequences whose names would give one set two owners (x and early_x) are refused")
+    func setNamesDoNotClash() throws {
+        let secret = try SecretFixture()
+        let yaml = "sequences:\n  x:\n    open: [tcp/22]\n    spa: { secret: \(secret.path), port: udp/62201 }\n"
+            + "  early_x:\n    open: [tcp/23]\n    spa: { secret: \(secret.path), port: udp/62202 }\n"
+        let (spec, found) = check(yaml)
+        #expect(spec == nil)
+        #expect(found.contains { $0.hasPrefix("5:3: error: sequences 'early_x' and 'x' both need a set named spa_early_x") }, "\(found)")
+    }
+}

@@ -97,7 +97,7 @@ struct SystemdUnitTests {
         let text = try Self.unit(.refreshTimer(interval: interval)).text()
         let lines = Set(text.split(separator: "\n").map(String.init))
         for line in ["[Timer]", "OnActiveSec=\(seconds)", "OnUnitActiveSec=\(seconds)", "AccuracySec=\(accuracy)",
-                     "Unit=knockc-refresh.service", "[Install]", "WantedBy=timers.target"] {
+                     "OnClockChange=yes", "Unit=knockc-refresh.service", "[Install]", "WantedBy=timers.target"] {
             #expect(lines.contains(line), "\(text)")
         }
         #expect(!text.contains("{{"))

@@ -51,9 +51,9 @@ public enum Expr: Equatable, Sendable {
     /// the packet. `ip saddr & 0.0.0.0 | 0.0.1.2` is always 0.0.1.2, typed as an address.
     case stageTag(IPFamily, UInt32)
     /// A 16-bit constant typed as a port, `th dport & 0 | N`, for the same reason: the stage
-    /// of a rotating knock, in a key that both families look up (`ip saddr` would make the
-    /// rule IPv4's alone).
-    case stageIndex(UInt16)
+    /// of a rotating knock, or its epoch's parity, in a key that both families look up
+    /// (`ip saddr` would make the rule IPv4's alone).
+    case portConstant(UInt16)
 }
 
 public enum Verdict: Equatable, Sendable {

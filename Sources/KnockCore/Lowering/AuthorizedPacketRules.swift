@@ -30,7 +30,9 @@ enum AuthorizedPacketRules {
                       comment: "\(sequence.name): tokens of the windows held, each until its validity ends"),
                 SetIR(name: early(sequence.name), key: [.token], contents: .filledAtApply(size: held),
                       comment: "\(sequence.name): tokens whose validity has not begun"),
-                SetIR(name: used(sequence.name), key: [.token], contents: .dynamic(size: 4 * (2 * spa.skew + 1) * spa.slots + 16),
+                // A size no spec setting changes, so that no apply redefines the set and loses
+                // the marks; it holds every token valid at once (skew 10, 64 slots) four times.
+                SetIR(name: used(sequence.name), key: [.token], contents: .dynamic(size: 4 * 21 * 64 + 16),
                       comment: "\(sequence.name): tokens already used"),
             ]
         }

@@ -19,10 +19,12 @@ public enum EpochParity: String, CaseIterable, Sendable {
 /// A knock counts when its key is in a parity's set and not in that parity's early set.
 /// Times become timeouts, so neither the host's time zone nor its clock at apply shift them.
 ///
-/// `rotate_used_NAME` holds the last knock of each window that granted, for as long as that
-/// window is valid: the same knocks replayed from another address in that window open
-/// nothing. A second client of the same secret moves to the next window (`knockc knock` does
-/// on its retry).
+/// `rotate_used_NAME` holds knock 2 and later of each window, with its epoch's parity, once a
+/// source has made them, for as long as that window can be valid: the same knocks replayed
+/// from another address in that window open nothing, whether the attempt granted or not. A
+/// second client of the same secret moves to the next window (`knockc knock` does on its
+/// retry). An attempt cut off after knock 1 (a reset forged from the client's address, a lost
+/// datagram) leaves its window open to a replay: the README says so.
 ///
 /// Progress is kept as for fixed knocks, in `started`/`progress` with the sequence's stage
 /// tags. The sequence's chain, reached for packets to its port range, runs from the last
@@ -50,9 +52,11 @@ enum RotatingKnockRules {
                       contents: .filledAtApply(size: held),
                       comment: "\(name): knocks of the \(parity) epochs whose validity has not begun"),
             ] } + [
-                SetIR(name: Names.rotateUsed(name), key: [.inetProto, .inetService],
-                      contents: .dynamic(size: 4 * (2 * rotate.skew + 1) + 16),
-                      comment: "\(name): last knocks that granted, while their window is valid"),
+                // A size that no spec setting changes, so that no apply redefines the set and
+                // loses the marks; only sources part-way through a valid attempt add to it.
+                SetIR(name: Names.rotateUsed(name), key: [.inetProto, .inetService, .inetService],
+                      contents: .dynamic(size: 4096),
+                      comment: "\(name): knocks taken, while their window is valid"),
             ]
         }
     }
@@ -91,21 +95,31 @@ enum RotatingKnockRules {
         let name = sequence.name
         let tags = machine.tags(family)
         let count = rotate.protocols.count
-        let knockKey = { (stage: Int) in Expr.concat([.l4proto, .destinationPort, .stageIndex(UInt16(stage))]) }
-        let lastKnock = Expr.concat([.l4proto, .destinationPort])
+        let knockKey = { (stage: Int) in Expr.concat([.l4proto, .destinationPort, .portConstant(UInt16(stage))]) }
+        // The parity keeps a mark from refusing the next epoch's window that has the same
+        // port (see `RotatingKnocks.windowsNeededPerEpoch` for the epoch after that).
+        let usedKey = { (parity: EpochParity) in
+            Expr.concat([.l4proto, .destinationPort, .portConstant(parity == .even ? 0 : 1)])
+        }
         /// Knock `stage` (1-based) of a window valid now, in the epochs of `parity`.
         func isKnock(_ stage: Int, _ parity: EpochParity) -> [Statement] {
             [.inSet(knockKey(stage), set: Names.rotateKnocks(name, parity)),
              .notInSet(knockKey(stage), set: Names.rotateEarly(name, parity))]
         }
-        /// What knock `next` does: advance to it, or grant after the last.
-        func transition(to next: Int) -> [Statement] {
+        /// What knock `next` does: advance to it, or grant after the last. Knock 2 and later
+        /// are taken once: a source can only make them from the stage before, which a random
+        /// flood does not reach, so their marks cost legitimate clients nothing under a
+        /// flood, and an attempt that got that far cannot be replayed. (Knock 1 is not
+        /// marked: one random packet that hit it would shut the window for everyone.)
+        func transition(to next: Int, _ parity: EpochParity) -> [Statement] {
+            let once: [Statement] = next == 1 ? [] : [
+                .notInSet(usedKey(parity), set: Names.rotateUsed(name)),
+                .setElement(.add, set: Names.rotateUsed(name), key: usedKey(parity), timeout: rotate.validity),
+            ]
             guard next == count else {
-                return [.setElement(.add, set: Names.progress(family, stage: next), key: tags.key(next), timeout: sequence.stepTimeout)]
+                return once + [.setElement(.add, set: Names.progress(family, stage: next), key: tags.key(next), timeout: sequence.stepTimeout)]
             }
-            return [.notInSet(lastKnock, set: Names.rotateUsed(name)),
-                    .setElement(.add, set: Names.rotateUsed(name), key: lastKnock, timeout: rotate.validity)]
-                + RulesetLowering.grantStatements(sequence, family: family)
+            return once + RulesetLowering.grantStatements(sequence, family: family)
                 + [.count(counter: Names.grantsCounter(sequence)), .count(counter: Names.stateChangesCounter)]
         }
 
@@ -116,7 +130,7 @@ enum RotatingKnockRules {
             let leave = Statement.setElement(.delete, set: set, key: tags.key(stage), timeout: nil)
             let next = stage + 1
             for parity in EpochParity.allCases {
-                rules.append(RuleIR(atStage + isKnock(next, parity) + [leave] + transition(to: next) + [.verdict(.return)],
+                rules.append(RuleIR(atStage + isKnock(next, parity) + [leave] + transition(to: next, parity) + [.verdict(.return)],
                                     comment: "\(name): knock \(next) of \(count)" + (next == count ? ", grant" : "")))
             }
             for parity in EpochParity.allCases {
@@ -127,7 +141,7 @@ enum RotatingKnockRules {
                                 comment: "\(name): wrong knock at stage \(stage), reset"))
         }
         for parity in EpochParity.allCases {
-            rules.append(RuleIR(gate + isKnock(1, parity) + transition(to: 1) + [.verdict(.return)],
+            rules.append(RuleIR(gate + isKnock(1, parity) + transition(to: 1, parity) + [.verdict(.return)],
                                 comment: "\(name): knock 1 of \(count)" + (count == 1 ? ", grant" : "")))
         }
         return ChainIR(name: Names.rotateChain(family, name), hook: nil, rules: rules)

@@ -217,9 +217,22 @@ public struct RotatingKnocks: Equatable, Sendable, SecretWindows {
     /// Ports in the range.
     public var portCount: Int { Int(ports.upperBound) - Int(ports.lowerBound) + 1 }
 
-    /// Windows per epoch of the derivation (see `KnockDerivation.rotatingPorts`): the table
-    /// may hold no more windows than this, or a port would serve two knocks in one set.
+    /// Windows per epoch of the derivation (see `KnockDerivation.rotatingPorts`).
     public var windowsPerEpoch: Int { protocols.isEmpty ? 0 : portCount / protocols.count }
+
+    /// The fewest windows per epoch that keep each key once in its parity's sets: the table
+    /// holds `windowsHeld` windows, and a used mark (kept `validity` from a grant up to the
+    /// end of its window's validity, 3 × skew + 1 windows after it began) must be gone before
+    /// the epoch after next, of the same parity, can use its port: 4 × skew + 1 windows.
+    public var windowsNeededPerEpoch: Int { max(windowsHeld, 4 * skew + 1) }
+
+    /// About how many packets, as a power of two (rounded down), a guesser who knows the
+    /// protocols needs to hit every knock of some valid window: each knock is one of the
+    /// range's ports, and 2 × skew + 1 windows are valid at once.
+    public var guessingBits: Int {
+        let perKnock = max(portCount / (2 * skew + 1), 1)
+        return protocols.count * (Int.bitWidth - perKnock.leadingZeroBitCount - 1)
+    }
 
     /// The range as the spec and the client's `--ports` spell it.
     public var portsText: String { "\(ports.lowerBound)-\(ports.upperBound)" }

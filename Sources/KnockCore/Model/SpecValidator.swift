@@ -176,7 +176,8 @@ public enum SpecValidator {
             diagnostics.append(Diagnostic(.tooManyKnocks(name, knocks.count), at: location))
         }
         if let ports = parsed.ports {
-            for (port, location, what) in portsInUse(spec) where ports.value.contains(port) {
+            for (used, location, what) in portsInUse(spec) where used.overlaps(ports.value) {
+                let port = max(used.lowerBound, ports.value.lowerBound)
                 diagnostics.append(Diagnostic(.rotatingPortInUse(ports.value, port: port, what), at: ports.location,
                                               notes: [Diagnostic(.usedHere, at: location)]))
             }
@@ -185,28 +186,33 @@ public enum SpecValidator {
               !diagnostics.hasErrors else { return (nil, diagnostics) }
         let rotate = RotatingKnocks(secret: secret.value, protocols: knocks.map(\.value), ports: ports.value, every: every,
                                     skew: parsed.skew?.value ?? OnePacketAuthorization.defaultSkew, horizon: horizon)
-        if rotate.windowsPerEpoch < rotate.windowsHeld {
+        if rotate.windowsPerEpoch < rotate.windowsNeededPerEpoch {
             diagnostics.append(Diagnostic(.rotatingRangeTooSmall(rotate), at: ports.location))
             return (nil, diagnostics)
+        }
+        // Nothing meters guesses at rotating knocks (their resets ban no one, since a forged
+        // packet can cause one), so the range and the knocks alone must make guessing dear.
+        if knocks.count < 3, let location = parsed.knocksLocation {
+            diagnostics.append(Diagnostic(.shortSequence(name, knocks.count), at: location))
+        } else if rotate.guessingBits < 32 {
+            diagnostics.append(Diagnostic(.weakRotation(rotate), at: ports.location))
         }
         return (rotate, diagnostics)
     }
 
     /// Every port number the spec uses other than through rotating knocks: guarded ports,
-    /// fixed and close knocks, authorized-packet ports and decoys, each with its place.
-    private static func portsInUse(_ spec: ParsedSpec) -> [(UInt16, SourceLocation, String)] {
-        var used: [(UInt16, SourceLocation, String)] = []
+    /// fixed and close knocks, authorized-packet ports and decoys (a range each), with places.
+    private static func portsInUse(_ spec: ParsedSpec) -> [(ClosedRange<UInt16>, SourceLocation, String)] {
+        var used: [(ClosedRange<UInt16>, SourceLocation, String)] = []
         for sequence in spec.sequences {
             let name = sequence.name.value
-            used += sequence.open.map { ($0.value.port, $0.location, "\($0.value), which sequence '\(name)' opens") }
+            used += sequence.open.map { ($0.value.port...$0.value.port, $0.location, "\($0.value), which sequence '\(name)' opens") }
             for knock in sequence.knocks + (sequence.close ?? []) {
                 guard case .port(let port) = knock.value else { continue }
-                used.append((port.port, knock.location, "\(port), a knock of sequence '\(name)'"))
+                used.append((port.port...port.port, knock.location, "\(port), a knock of sequence '\(name)'"))
             }
         }
-        for decoy in spec.decoys {
-            used += (decoy.value.first...decoy.value.last).map { ($0, decoy.location, "decoy \(decoy.value)") }
-        }
+        used += spec.decoys.map { ($0.value.first...$0.value.last, $0.location, "decoy \($0.value)") }
         return used
     }
 
@@ -230,6 +236,16 @@ public enum SpecValidator {
     /// there would share its chain, and its datagrams would count as rejected tokens.
     private static func checkSPAPorts(_ sequences: [ParsedSequence]) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
+        // `spa_NAME` of a sequence named early_x or used_x is `spa_early_x` or `spa_used_x` of x.
+        let spaNames = Set(sequences.filter { $0.spa != nil }.map(\.name.value))
+        for sequence in sequences where sequence.spa != nil {
+            for prefix in ["early_", "used_"] where sequence.name.value.hasPrefix(prefix) {
+                let other = String(sequence.name.value.dropFirst(prefix.count))
+                guard spaNames.contains(other) else { continue }
+                diagnostics.append(Diagnostic(.spaNamesClash(sequence.name.value, other, set: TableLayout.Names.spaTokens(sequence.name.value)),
+                                              at: sequence.name.location))
+            }
+        }
         for owner in sequences {
             guard let port = owner.spa?.port else { continue }
             for other in sequences where other.name.value != owner.name.value {
@@ -353,6 +369,10 @@ extension Diagnostic.Message {
         .init(.error, "\(port) is opened by an 'open_once' sequence and by sequence '\(other)' without it; the kernel keeps one grant per source "
             + "and port, so the first connection would end both: give the port to one kind of sequence")
     }
+    static func weakRotation(_ rotate: RotatingKnocks) -> Self {
+        .init(.warning, "rotating knocks over ports \(rotate.portsText) fall to about 2^\(rotate.guessingBits) guessed packets "
+            + "(\(rotate.protocols.count) knocks, skew \(rotate.skew)); widen the range, add knocks or lower the skew")
+    }
     static func strictRotate(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' has 'strict' and 'rotate'; rotating knocks already reset on any other port of their range")
     }
@@ -361,10 +381,13 @@ extension Diagnostic.Message {
             + "could land a rotating knock there, so keep the range clear of it")
     }
     static func rotatingRangeTooSmall(_ rotate: RotatingKnocks) -> Self {
-        .init(.error, "'ports' \(rotate.portsText) are too few: the table holds \(rotate.windowsHeld) windows at once (horizon "
+        .init(.error, "'ports' \(rotate.portsText) are too few: the table holds \(rotate.windowsNeededPerEpoch) windows at once (horizon "
             + "\(rotate.horizon) at every \(rotate.every), skew \(rotate.skew)), each with its own port for each of "
-            + "\(rotate.protocols.count) knocks, \(rotate.windowsHeld * rotate.protocols.count) ports in all; "
+            + "\(rotate.protocols.count) knocks, \(rotate.windowsNeededPerEpoch * rotate.protocols.count) ports in all; "
             + "widen the range or shorten the horizon")
+    }
+    static func spaNamesClash(_ name: String, _ other: String, set: String) -> Self {
+        .init(.error, "sequences '\(name)' and '\(other)' both need a set named \(set); rename one of them")
     }
     static func spaPortInUse(_ port: TransportPort, by other: String) -> Self {
         .init(.error, "\(port) is the 'spa' port of another sequence; sequence '\(other)' cannot knock on it")

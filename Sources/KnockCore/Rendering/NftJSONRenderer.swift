@@ -242,7 +242,7 @@ public enum NftJSONRenderer {
         case .concat(let parts): .object([("concat", .array(parts.map(expression)))])
         case .constant(let constant): value(constant)
         case .token: .object([("payload", .object([("base", "th"), ("offset", .int(64)), ("len", .int(128))]))])
-        case .stageIndex(let stage):
+        case .portConstant(let stage):
             .object([("|", .array([.object([("&", .array([expression(.destinationPort), .int(0)]))]), .int(Int(stage))]))])
         case .stageTag(let family, let tag):
             // `SADDR & ZERO | TAG`; `nft -j list` prints it with other constants, because the

@@ -319,7 +319,7 @@ public enum NftTextRenderer {
             }
         case .constant(let constant): write(constant, to: &text)
         case .token: text.append("@th,64,128")
-        case .stageIndex(let stage):
+        case .portConstant(let stage):
             text.append("th dport & 0 | ")
             text.append(stage)
         case .stageTag(let family, let tag):
