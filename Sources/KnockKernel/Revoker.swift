@@ -62,12 +62,20 @@ public struct Revoker {
         var attempt = 0
         while true {
             attempt += 1
-            guard let live = try LiveStateReader().read(table: table) else { return .noTable }
+            let reader = try LiveStateReader()
+            guard let live = try reader.read(table: table) else { return .noTable }
+            // A grant of a prefix (`grant_prefix`) covers every address in it.
+            let definitions = try reader.definitions(table: table)
+            var lengths: [IPFamily: [Int]] = [:]
+            for family in IPFamily.allCases {
+                lengths[family] = TableLayout.grantLengths(comment: definitions?.sets[TableLayout.Names.granted(family)]?.comment,
+                                                           family: family)
+            }
             if let sequence {
                 let known = Set(live.catalog.entries.values.map(\.identity.name))
                 guard known.contains(sequence) else { return .noSuchSequence(known: known.sorted()) }
             }
-            let (grants, progress) = Self.plan(live: live, source: source, sequence: sequence)
+            let (grants, progress) = Self.plan(live: live, source: source, sequence: sequence, grantLengths: lengths[source.family] ?? [])
             let operations = grants.map(ElementOperation.delete) + progress.map(ElementOperation.delete)
             if operations.isEmpty { return .revoked(Outcome(grants: [], progress: 0)) }
             do {
@@ -80,9 +88,12 @@ public struct Revoker {
     }
 
     /// The grants and knocks in progress of `source` that a revoke removes: all of them, or
-    /// those of `sequence` (the ports it opens, its own progress).
-    static func plan(live: LiveState, source: IPAddress, sequence: String?) -> (grants: [Grant], progress: [SequenceProgress]) {
-        let grants = live.grants.filter { $0.source == source && (sequence.map($0.sequences.contains) ?? true) }
+    /// those of `sequence` (the ports it opens, its own progress). A grant whose key is the
+    /// source's prefix of one of `grantLengths` covers the source too.
+    static func plan(live: LiveState, source: IPAddress, sequence: String?, grantLengths: [Int] = [])
+        -> (grants: [Grant], progress: [SequenceProgress]) {
+        let holders = Set([source] + grantLengths.map { source.masked(to: $0) })
+        let grants = live.grants.filter { holders.contains($0.source) && (sequence.map($0.sequences.contains) ?? true) }
         let progress = live.progress.filter { $0.source == source && (sequence == nil || $0.sequence == sequence) }
         return (grants, progress)
     }

@@ -35,3 +35,36 @@ struct OneShotSpecTests {
         #expect(!Pipeline.nftScript(for: try #require(never)).contains("once_"), "no one-shot objects without open_once")
     }
 }
+
+/// `grant_prefix` in the spec.
+struct GrantPrefixSpecTests {
+    func check(_ yaml: String) -> (KnockSpec?, [String]) {
+        let (spec, diagnostics) = Pipeline.check(yaml, file: "spec.yaml")
+        return (spec, diagnostics.map { "\($0.location.line):\($0.location.column): \($0.severity.rawValue): \($0.message.text)" })
+    }
+
+    static let spec = "grant_prefix: { ipv6: 64 }\nsequences:\n  ssh:\n    knock: [tcp/7000, udp/9000, tcp/8000]\n    open: [tcp/22]\n"
+
+    @Test("grant_prefix sets the key of grants, per family, top level then sequence, and is checked")
+    func prefixes() throws {
+        let (spec, found) = check(Self.spec + "    grant_prefix: { ipv4: 28 }\n")
+        #expect(found.isEmpty, "\(found)")
+        #expect(spec?.sequences.first?.grantPrefix == GrantPrefix(ipv4: 28, ipv6: 64))
+        let text = try Pipeline.nftScript(for: #require(spec))
+        #expect(text.contains("update @granted6 { ip6 saddr & ffff:ffff:ffff:ffff:: . 6 . 22 timeout 30s }"), "\(text)")
+        #expect(text.contains("update @granted4 { ip saddr & 255.255.255.240 . 6 . 22 timeout 30s }"))
+        #expect(text.contains("ip6 saddr & ffff:ffff:ffff:ffff:: . meta l4proto . th dport @granted6 accept comment \"granted /64 prefixes\""))
+        #expect(text.contains("comment \"sources granted a guarded port, by prefixes /64\""))
+        #expect(TableLayout.grantLengths(comment: "sources granted a guarded port, by prefixes /64 /128", family: .ipv6) == [64, 128])
+        #expect(TableLayout.grantLengths(comment: "sources granted a guarded port", family: .ipv4) == [32])
+
+        let (_, wide) = check(Self.spec.replacingOccurrences(of: "{ ipv6: 64 }", with: "{ ipv4: 16 }"))
+        #expect(wide == ["1:23: warning: a grant for an IPv4 /16 lets in 65536 addresses; a /24 or longer keeps a grant to one network"], "\(wide)")
+        for bad in ["{ ipv6: 129 }", "{ ipv4: 0 }", "{ ipv5: 1 }", "64"] {
+            let (none, errors) = check(Self.spec.replacingOccurrences(of: "{ ipv6: 64 }", with: bad))
+            #expect(none == nil && errors.contains { $0.contains("error") }, "\(bad): \(errors)")
+        }
+        let (plain, _) = check(Self.spec.replacingOccurrences(of: "grant_prefix: { ipv6: 64 }\n", with: ""))
+        #expect(try Pipeline.nftScript(for: #require(plain)).contains("ip6 saddr . meta l4proto . th dport @granted6 accept comment \"granted sources\""))
+    }
+}

@@ -3,6 +3,13 @@
 import KnockCore
 
 /// A YAML value as the generator builds it; scalars are raw text, quoted when rendered.
+extension GenYAML {
+    /// `{ ipv4: A, ipv6: B }` with the lengths given (`grant_prefix`).
+    static func prefixLengths(_ lengths: (String?, String?)) -> GenYAML {
+        .map([("ipv4", lengths.0), ("ipv6", lengths.1)].compactMap { key, value in value.map { (key, .scalar($0)) } })
+    }
+}
+
 indirect enum GenYAML {
     case scalar(String)
     case list([GenYAML])
@@ -28,6 +35,7 @@ struct GenSequence {
     var strict: String?
     /// Only ever false in valid specs: a true one must not share a port (see `SpecValidator`).
     var openOnce: String?
+    var grantPrefix: (String?, String?)?
     var onGrant: [String]?
     var onExpire: [String]?
     var extra: [(String, GenYAML)] = []
@@ -46,6 +54,8 @@ struct GenSpec {
     var onGrant: [String]?
     var onExpire: [String]?
     var hookTimeout: String?
+    /// `grant_prefix` at the top level: (ipv4, ipv6) lengths, either may be absent.
+    var grantPrefix: (String?, String?)?
     var extra: [(String, GenYAML)] = []
     /// The error deliberately put in, or nil when the spec is meant to be valid.
     var flaw: String?
@@ -104,11 +114,11 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
 
     /// The keys the generator writes, by place; a test compares them with the parser's.
     static var topLevelKeys: [String] {
-        ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys", "on_grant", "on_expire", "hook_timeout"]
+        ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys", "on_grant", "on_expire", "hook_timeout", "grant_prefix"]
     }
     static var timingKeys: [String] { ["step_timeout", "open_for"] }
     static var sequenceKeys: [String] {
-        ["knock", "spa", "rotate", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "open_once", "on_grant", "on_expire"]
+        ["knock", "spa", "rotate", "open", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "open_once", "grant_prefix", "on_grant", "on_expire"]
     }
     static var limitKeys: [String] { ["wrong_knocks", "ban_for"] }
 
@@ -332,6 +342,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
         if chance(density * 0.5) { spec.onGrant = hook() }
         if chance(density * 0.5) { spec.onExpire = hook() }
         if chance(density * 0.5) { spec.hookTimeout = pick(["10s", "500ms", "1m", "10m"]) }
+        if chance(density * 0.3) { spec.grantPrefix = (pick([nil, "32", "24", "28"]), pick([nil, "128", "64", "56"])) }
 
         var alphabet = knockAlphabet()
         var knockLists: Set<[String]> = []
@@ -372,6 +383,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
             if chance(density * 0.6) { sequence.limits = limits() }
             if chance(density * 0.6) { sequence.strict = pick(["true", "false"]) }
             if chance(density * 0.2) { sequence.openOnce = "false" }
+            if chance(density * 0.2) { sequence.grantPrefix = (pick([nil, "32", "30"]), pick([nil, "64", "128"])) }
             if chance(density * 0.3) { sequence.onGrant = hook() }
             if chance(density * 0.3) { sequence.onExpire = hook() }
             if chance(density * 0.6) {
@@ -650,6 +662,7 @@ extension GenSpec {
         if let onGrant { top.append(("on_grant", list(onGrant))) }
         if let onExpire { top.append(("on_expire", list(onExpire))) }
         if let hookTimeout { top.append(("hook_timeout", .scalar(hookTimeout))) }
+        if let grantPrefix { top.append(("grant_prefix", GenYAML.prefixLengths(grantPrefix))) }
         if let sequences {
             top.append(("sequences", .map(sequences.map { sequence in
                 var keys: [(String, GenYAML)] = []
@@ -664,6 +677,7 @@ extension GenSpec {
                 if let value = sequence.close { keys.append(("close", list(value))) }
                 if let value = sequence.strict { keys.append(("strict", .scalar(value))) }
                 if let value = sequence.openOnce { keys.append(("open_once", .scalar(value))) }
+                if let value = sequence.grantPrefix { keys.append(("grant_prefix", GenYAML.prefixLengths(value))) }
                 if let value = sequence.onGrant { keys.append(("on_grant", list(value))) }
                 if let value = sequence.onExpire { keys.append(("on_expire", list(value))) }
                 keys += sequence.extra

@@ -34,6 +34,9 @@ public enum Value: Equatable, Sendable {
 /// An expression read from the packet or built from it.
 public enum Expr: Equatable, Sendable {
     case sourceAddress(IPFamily)
+    /// The source's prefix of `length` bits (`ip6 saddr & ffff:ffff:ffff:ffff::`): the key of
+    /// a grant that covers the prefix (`grant_prefix`).
+    case sourcePrefix(IPFamily, length: Int)
     case destinationPort
     /// `th sport`: tells a connection's retransmits from a new connection (`OneShotRules`).
     case sourcePort

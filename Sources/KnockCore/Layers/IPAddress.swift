@@ -38,6 +38,24 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         self.low = low
     }
 
+    /// The netmask of a prefix of `length` bits (`255.255.255.0` for an IPv4 /24).
+    public static func mask(length: Int, family: IPFamily) -> IPAddress {
+        let bits = family.addressLength * 8
+        let bytes = (0..<family.addressLength).map { index -> UInt8 in
+            let set = min(max(length - index * 8, 0), 8)
+            return set == 0 ? 0 : UInt8(truncatingIfNeeded: 0xff << (8 - set))
+        }
+        precondition((0...bits).contains(length), "a /\(length) of \(family)")
+        return IPAddress(bytes: bytes, family: family)!
+    }
+
+    /// This address with every bit past the first `length` cleared: the prefix a grant of
+    /// that length covers.
+    public func masked(to length: Int) -> IPAddress {
+        let mask = Self.mask(length: length, family: family).bytes
+        return IPAddress(bytes: zip(bytes, mask).map { $0 & $1 }, family: family)!
+    }
+
     /// Parses what a person typed (`192.0.2.7`, `2001:DB8::7`) in either family.
     public static func parse(_ text: String) -> IPAddress? {
         IPAddress(text, family: .ipv4) ?? IPAddress(text, family: .ipv6)

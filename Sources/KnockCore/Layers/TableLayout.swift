@@ -44,6 +44,23 @@ public enum TableLayout {
         SetLayout(name: name, fields: [.transportProtocol, .port, .port])
     }
 
+    /// The granted set's comment, which also tells readers (revoke) the prefix lengths grants
+    /// are made with: `sources granted a guarded port` alone for whole addresses, else
+    /// followed by `, by prefixes /64 /128`.
+    public static func grantedComment(lengths: [Int], family: IPFamily) -> String {
+        let base = "sources granted a guarded port"
+        guard !lengths.isEmpty, lengths != [family.addressLength * 8] else { return base }
+        return base + ", by prefixes " + lengths.map { "/\($0)" }.joined(separator: " ")
+    }
+
+    /// The prefix lengths `grantedComment` wrote; whole addresses for any other comment.
+    public static func grantLengths(comment: String?, family: IPFamily) -> [Int] {
+        guard let comment, let range = comment.range(of: ", by prefixes ") else { return [family.addressLength * 8] }
+        let lengths = comment[range.upperBound...].split(separator: " ").compactMap { Int($0.dropFirst()) }
+            .filter { (1...family.addressLength * 8).contains($0) }
+        return lengths.isEmpty ? [family.addressLength * 8] : lengths
+    }
+
     public static func stateSets(_ family: IPFamily) -> [SetLayout] {
         [started(family), progress(family), granted(family), fresh(family), banned(family)]
     }

@@ -80,7 +80,7 @@ extension RulesetLowering {
     /// can remove every port of the sequence. Marked in the fresh set, as grants are.
     static func closeStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
-            .setElement(.delete, set: Names.granted(family), key: grantKey(port, family: family), timeout: nil)
+            .setElement(.delete, set: Names.granted(family), key: grantKey(port, sequence, family: family), timeout: nil)
         } + freshStatements(sequence, family: family)
     }
 
@@ -88,7 +88,7 @@ extension RulesetLowering {
     /// grants takes these, so every grant is marked in the fresh set.
     static func grantStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
-            .setElement(.update, set: Names.granted(family), key: grantKey(port, family: family), timeout: sequence.openFor)
+            .setElement(.update, set: Names.granted(family), key: grantKey(port, sequence, family: family), timeout: sequence.openFor)
         } + freshStatements(sequence, family: family)
     }
 
@@ -100,13 +100,26 @@ extension RulesetLowering {
     /// many keys as the granted set, and each for 30 s.)
     private static func freshStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
         sequence.open.map { port in
-            .setElement(.update, set: Names.fresh(family), key: grantKey(port, family: family), timeout: TableLayout.freshFor)
+            .setElement(.update, set: Names.fresh(family), key: grantKey(port, sequence, family: family), timeout: TableLayout.freshFor)
         }
     }
 
-    /// The packet's source with one guarded port: a key of the granted and fresh sets.
-    private static func grantKey(_ port: TransportPort, family: IPFamily) -> Expr {
-        .concat([.sourceAddress(family), .constant(.proto(port.proto)), .constant(.port(port.port))])
+    /// The packet's source, or its prefix of the sequence's `grant_prefix`, with one guarded
+    /// port: a key of the granted and fresh sets.
+    private static func grantKey(_ port: TransportPort, _ sequence: KnockSequence, family: IPFamily) -> Expr {
+        .concat([grantSource(sequence.grantPrefix.length(family), family: family),
+                 .constant(.proto(port.proto)), .constant(.port(port.port))])
+    }
+
+    /// What a grant of `length` bits holds of the source: the address, or its prefix.
+    static func grantSource(_ length: Int, family: IPFamily) -> Expr {
+        length >= family.addressLength * 8 ? .sourceAddress(family) : .sourcePrefix(family, length: length)
+    }
+
+    /// The prefix lengths grants of the family are made with, longest first: the guard
+    /// looks each up.
+    static func grantLengths(_ sequences: [KnockSequence], family: IPFamily) -> [Int] {
+        Set(sequences.map { $0.grantPrefix.length(family) }).sorted(by: >)
     }
 }
 

@@ -40,13 +40,13 @@ enum OneShotRules {
     /// The guard chain's rules, before the one that lets granted sources in.
     static func guardRules(_ spec: KnockSpec, family: IPFamily) -> [RuleIR] {
         guard !ports(spec).isEmpty else { return [] }
-        let source = Expr.sourceAddress(family)
-        let grant = Expr.concat([source, .l4proto, .destinationPort])
-        let flow = Expr.concat([source, .sourcePort, .destinationPort])
-        return [
-            RuleIR([.inSet(flow, set: Names.oneShotFlows(family)), .verdict(.accept)],
-                   comment: "the connection a one-shot grant let in, again"),
-            RuleIR([.inSet(.concat([.l4proto, .destinationPort]), set: Names.oneShotPorts),
+        let flow = Expr.concat([.sourceAddress(family), .sourcePort, .destinationPort])
+        let lengths = RulesetLowering.grantLengths(spec.sequences.filter(\.openOnce), family: family)
+        return [RuleIR([.inSet(flow, set: Names.oneShotFlows(family)), .verdict(.accept)],
+                       comment: "the connection a one-shot grant let in, again")]
+            + lengths.map { length in
+                let grant = Expr.concat([RulesetLowering.grantSource(length, family: family), .l4proto, .destinationPort])
+                return RuleIR([.inSet(.concat([.l4proto, .destinationPort]), set: Names.oneShotPorts),
                     .inSet(grant, set: Names.granted(family)),
                     .setElement(.delete, set: Names.granted(family), key: grant, timeout: nil),
                     .setElement(.update, set: Names.fresh(family), key: grant, timeout: TableLayout.freshFor),
@@ -54,7 +54,7 @@ enum OneShotRules {
                     .count(counter: Names.oneShotCounter),
                     .count(counter: Names.stateChangesCounter),
                     .verdict(.accept)],
-                   comment: "one-shot grants: the first connection ends them"),
-        ]
+                   comment: "one-shot grants: the first connection ends them")
+            }
     }
 }

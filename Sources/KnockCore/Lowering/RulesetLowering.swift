@@ -35,7 +35,8 @@ public enum RulesetLowering {
             sets.append(SetIR(
                 TableLayout.progress(family), size: spec.maxTrackedSources, comment: "sources past the first knock of a sequence, by stage"))
             sets.append(SetIR(
-                TableLayout.granted(family), size: spec.maxTrackedSources, comment: "sources granted a guarded port"))
+                TableLayout.granted(family), size: spec.maxTrackedSources,
+                comment: TableLayout.grantedComment(lengths: grantLengths(spec.sequences, family: family), family: family)))
             sets.append(SetIR(
                 TableLayout.fresh(family), size: spec.maxTrackedSources,
                 comment: "grants made, renewed or ended in the last \(TableLayout.freshFor): what the watcher reads"))
@@ -53,6 +54,7 @@ public enum RulesetLowering {
 
             if !guardedPorts.isEmpty {
                 chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }, access: access,
+                                         grantLengths: grantLengths(spec.sequences, family: family),
                                          oneShot: OneShotRules.guardRules(spec, family: family)))
                 dispatch += guardedPorts.map {
                     .init(key: [.family(family), .proto($0.proto), .port($0.port)], verdict: .jump(Names.guardChain(family)))
@@ -167,7 +169,8 @@ public enum RulesetLowering {
 
     /// Lets through what belongs to a connection or to a granted source, and answers the rest
     /// exactly as the host answers a closed port.
-    static func guardChain(_ family: IPFamily, guardsUDP: Bool, access: AccessSets, oneShot: [RuleIR] = []) -> ChainIR {
+    static func guardChain(_ family: IPFamily, guardsUDP: Bool, access: AccessSets, grantLengths: [Int] = [],
+                           oneShot: [RuleIR] = []) -> ChainIR {
         let source = Expr.sourceAddress(family)
         // TCP segments other than SYNs never get here: the input chain lets them through.
         var rules: [RuleIR] = []
@@ -179,9 +182,13 @@ public enum RulesetLowering {
         }
         rules += access.guardRules
         rules += oneShot
+        // One lookup per prefix length grants are made with (`grant_prefix`), most often one.
+        for length in grantLengths.isEmpty ? [family.addressLength * 8] : grantLengths {
+            let holder = grantSource(length, family: family)
+            rules.append(RuleIR([.inSet(.concat([holder, .l4proto, .destinationPort]), set: Names.granted(family)), .verdict(.accept)],
+                                comment: holder == source ? "granted sources" : "granted /\(length) prefixes"))
+        }
         rules += [
-            RuleIR([.inSet(.concat([source, .l4proto, .destinationPort]), set: Names.granted(family)), .verdict(.accept)],
-                   comment: "granted sources"),
             RuleIR([.equals(.l4proto, .proto(.tcp)), .reject(.tcpReset)], comment: "as a closed tcp port"),
             RuleIR([.reject(.portUnreachable(family))], comment: "as a closed udp port"),
         ]

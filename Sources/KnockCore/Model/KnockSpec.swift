@@ -91,6 +91,8 @@ public struct KnockSequence: Equatable, Sendable {
     /// Whether any new TCP or UDP packet to a port outside the sequence resets a source's
     /// progress, so a sequential port scan cannot walk the sequence.
     public var strict = false
+    /// How much of the knocking source's address a grant covers (`grant_prefix`).
+    public var grantPrefix = GrantPrefix()
     /// Whether a grant ends with the first new connection it lets in (`open_once`); the
     /// connection stays up, and another needs a new knock.
     public var openOnce = false
@@ -124,6 +126,25 @@ public struct KnockSequence: Equatable, Sendable {
         self.open = open
         self.stepTimeout = stepTimeout
         self.openFor = openFor
+    }
+}
+
+/// `grant_prefix`: a grant covers the knocking source's prefix of this length, so a client
+/// whose IPv6 privacy address changes between the knock and the connect still gets in.
+public struct GrantPrefix: Equatable, Hashable, Sendable {
+    public var ipv4 = 32
+    public var ipv6 = 128
+
+    public init(ipv4: Int = 32, ipv6: Int = 128) {
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+    }
+
+    public func length(_ family: IPFamily) -> Int {
+        switch family {
+        case .ipv4: ipv4
+        case .ipv6: ipv6
+        }
     }
 }
 

@@ -23,6 +23,9 @@ public enum SpecValidator {
         diagnostics += checkDecoys(parsed)
         diagnostics += checkSPAPorts(parsed.sequences)
         diagnostics += checkOneShotPorts(parsed.sequences)
+        if let length = parsed.grantPrefix.ipv4, length.value < 24 {
+            diagnostics.append(Diagnostic(.wideIPv4Prefix(length.value), at: length.location))
+        }
         for sequence in parsed.sequences {
             let name = sequence.name.value
             diagnostics += checkAccess(sequence.access)
@@ -68,6 +71,12 @@ public enum SpecValidator {
             model.close = sequence.close.map { $0.map(\.value) }
             model.strict = sequence.strict
             model.openOnce = sequence.openOnce?.value ?? false
+            model.grantPrefix = GrantPrefix(
+                ipv4: sequence.grantPrefix.ipv4?.value ?? parsed.grantPrefix.ipv4?.value ?? 32,
+                ipv6: sequence.grantPrefix.ipv6?.value ?? parsed.grantPrefix.ipv6?.value ?? 128)
+            if let length = sequence.grantPrefix.ipv4, length.value < 24 {
+                diagnostics.append(Diagnostic(.wideIPv4Prefix(length.value), at: length.location))
+            }
             model.hooks = Hooks(onGrant: sequence.hooks.onGrant?.value, onExpire: sequence.hooks.onExpire?.value)
             if let spa = sequence.spa {
                 let (settings, found) = onePacketAuthorization(spa, of: sequence)
@@ -372,6 +381,9 @@ extension Diagnostic.Message {
     static func weakRotation(_ rotate: RotatingKnocks) -> Self {
         .init(.warning, "rotating knocks over ports \(rotate.portsText) fall to about 2^\(rotate.guessingBits) guessed packets "
             + "(\(rotate.protocols.count) knocks, skew \(rotate.skew)); widen the range, add knocks or lower the skew")
+    }
+    static func wideIPv4Prefix(_ length: Int) -> Self {
+        .init(.warning, "a grant for an IPv4 /\(length) lets in \(1 << (32 - length)) addresses; a /24 or longer keeps a grant to one network")
     }
     static func strictRotate(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' has 'strict' and 'rotate'; rotating knocks already reset on any other port of their range")

@@ -232,6 +232,8 @@ public enum NftJSONRenderer {
         switch expr {
         case .sourceAddress(.ipv4): payload("ip", "saddr")
         case .sourceAddress(.ipv6): payload("ip6", "saddr")
+        case .sourcePrefix(let family, let length):
+            .object([("&", .array([expression(.sourceAddress(family)), .string(IPAddress.mask(length: length, family: family).text)]))])
         case .destinationPort: payload("th", "dport")
         case .sourcePort: payload("th", "sport")
         case .ipLength(.ipv4): payload("ip", "length")

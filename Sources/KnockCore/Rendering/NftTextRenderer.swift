@@ -305,6 +305,10 @@ public enum NftTextRenderer {
         case .constant(.proto(let proto)) where inSetElement: text.append(proto.number)
         case .sourceAddress(.ipv4): text.append("ip saddr")
         case .sourceAddress(.ipv6): text.append("ip6 saddr")
+        case .sourcePrefix(let family, let length):
+            write(.sourceAddress(family), to: &text)
+            text.append(" & ")
+            text.append(contentsOf: IPAddress.mask(length: length, family: family).text)
         case .destinationPort: text.append("th dport")
         case .sourcePort: text.append("th sport")
         case .ipLength(.ipv4): text.append("ip length")

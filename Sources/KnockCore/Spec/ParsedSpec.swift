@@ -25,6 +25,7 @@ public struct ParsedSpec: Sendable {
     public var access = ParsedAccess()
     public var maxTrackedSources: Located<Int>?
     public var limits = ParsedLimits()
+    public var grantPrefix = ParsedGrantPrefix()
     public var decoys: [Located<PortRange>] = []
     public var hooks = ParsedHooks()
     public var hookTimeout: Located<Duration>?
@@ -58,6 +59,7 @@ public struct ParsedSequence: Sendable {
     /// Sources that may knock this sequence; nil when the spec does not restrict it.
     public var from: [Located<CIDR>]?
     public var limits = ParsedLimits()
+    public var grantPrefix = ParsedGrantPrefix()
     public var strict = false
     /// `open_once: true`: a grant ends with the first connection it lets in.
     public var openOnce: Located<Bool>?
@@ -95,6 +97,12 @@ public struct ParsedRotatingKnocks: Sendable {
     public var ports: Located<ClosedRange<UInt16>>?
     public var skew: Located<Int>?
     public var horizon: Located<Duration>?
+}
+
+/// `grant_prefix: { ipv4: 32, ipv6: 64 }`, at the top level or per sequence.
+public struct ParsedGrantPrefix: Sendable {
+    public var ipv4: Located<Int>?
+    public var ipv6: Located<Int>?
 }
 
 /// `limits: { wrong_knocks: 5/minute, ban_for: 10m }`, at the top level or per sequence.

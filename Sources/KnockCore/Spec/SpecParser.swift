@@ -15,13 +15,14 @@ public struct SpecParser {
     }
 
     static let hookKeys = ["on_grant", "on_expire"]
-    static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys"]
+    static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys", "grant_prefix"]
         + hookKeys + ["hook_timeout"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "spa", "rotate", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict", "open_once"] + hookKeys
+    static let sequenceKeys = ["knock", "spa", "rotate", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict", "open_once", "grant_prefix"] + hookKeys
     static let spaKeys = ["secret", "port", "every", "skew", "horizon", "slots"]
     static let rotateKeys = ["secret", "every", "knocks", "ports", "skew", "horizon"]
     static let limitKeys = ["wrong_knocks", "ban_for"]
+    static let grantPrefixKeys = ["ipv4", "ipv6"]
 
     private mutating func parseDocument(_ text: String) -> ParsedSpec? {
         let root: YAMLNode?
@@ -52,6 +53,7 @@ public struct SpecParser {
             }
         }
         spec.limits = limits(topFields["limits"], in: "limits")
+        spec.grantPrefix = grantPrefix(topFields["grant_prefix"], in: "grant_prefix")
         spec.decoys = topFields["decoys"].map { node in
             list(node, what: "decoys").compactMap { item -> Located<PortRange>? in
                 guard let text = expectScalar(item, what: "a decoy") else { return nil }
@@ -109,6 +111,7 @@ public struct SpecParser {
             }
         }
         sequence.limits = limits(seqFields["limits"], in: "limits of sequence '\(name.value)'")
+        sequence.grantPrefix = grantPrefix(seqFields["grant_prefix"], in: "grant_prefix of sequence '\(name.value)'")
         sequence.from = seqFields["from"].map { cidrs($0, key: "from") }
         if let node = seqFields["spa"] {
             sequence.spa = onePacketAuthorization(node, of: name.value)
@@ -263,6 +266,14 @@ public struct SpecParser {
             }
         }
         return limits
+    }
+
+    /// `grant_prefix: { ipv4: 32, ipv6: 64 }`: how much of a source's address a grant covers.
+    private mutating func grantPrefix(_ node: YAMLNode?, in context: String) -> ParsedGrantPrefix {
+        guard let node, let mapping = expectMapping(node, what: "grant_prefix") else { return ParsedGrantPrefix() }
+        let fields = fields(of: mapping, allowed: Self.grantPrefixKeys, in: context)
+        return ParsedGrantPrefix(ipv4: fields["ipv4"].flatMap { count($0, key: "ipv4", in: 1...32) },
+                                 ipv6: fields["ipv6"].flatMap { count($0, key: "ipv6", in: 1...128) })
     }
 
     private mutating func access(_ fields: [String: YAMLNode]) -> ParsedAccess {

@@ -86,9 +86,14 @@ enum ConnectOutcome: Equatable, Sendable {
 
 enum TCPProbe {
     /// Connects to `address:port` and reports how it ended; keeps the connection when asked.
-    static func connect(to address: String, port: UInt16, timeout: Double = 1) -> (ConnectOutcome, TCPConnection?) {
+    static func connect(to address: String, port: UInt16, from source: String? = nil, timeout: Double = 1) -> (ConnectOutcome, TCPConnection?) {
         let (storage, length, domain) = SocketAddress.make(address, port: port)
         let fd = socket(domain, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        if let source {
+            var local = SocketAddress.make(source, port: 0)
+            let bound = withUnsafePointer(to: &local.storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, local.length) } }
+            guard bound == 0 else { let code = errno; close(fd); return (.failed(code), nil) }
+        }
         var target = storage
         let started = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) } }
         if started != 0 && errno != EINPROGRESS { let code = errno; close(fd); return (code == ECONNREFUSED ? .refused : .failed(code), nil) }
@@ -129,6 +134,11 @@ extension NetworkNamespace {
     /// A TCP connect from this namespace; the connection is closed unless `keep` is set.
     func connect(to address: String, port: UInt16, timeout: Double = 1) throws -> ConnectOutcome {
         try perform { TCPProbe.connect(to: address, port: port, timeout: timeout).0 }
+    }
+
+    /// A TCP connect from `source`, one of this namespace's addresses.
+    func connect(to address: String, port: UInt16, from source: String) throws -> ConnectOutcome {
+        try perform { TCPProbe.connect(to: address, port: port, from: source).0 }
     }
 
     func openConnection(to address: String, port: UInt16) throws -> TCPConnection? {
