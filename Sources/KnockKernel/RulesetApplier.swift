@@ -124,7 +124,7 @@ public struct RulesetApplier {
             guard let windows = sequence.windows else { continue }
             let secret: Secret
             do {
-                secret = try Secret(contentsOf: windows.secret, requiredOwner: geteuid() == 0 ? 0 : geteuid())
+                secret = try Secret.ofServer(at: windows.secret)
             } catch {
                 throw NftError(command: "read the secret of sequence \(sequence.name)", message: error.description)
             }

@@ -47,7 +47,7 @@ public struct SecretCurrency {
             guard let windows = sequence.windows else { continue }
             let secret: Secret
             do {
-                secret = try Secret(contentsOf: windows.secret, requiredOwner: geteuid() == 0 ? 0 : geteuid())
+                secret = try Secret.ofServer(at: windows.secret)
             } catch {
                 findings.append(.unreadable(sequence: sequence.name, secret: windows.secret, reason: error.description))
                 continue
