@@ -31,7 +31,7 @@ struct ForwardTests {
     /// The DNAT that `docker run -p 8443:443` makes, in a table of its own, for both families.
     static let dockerish = """
         table ip dockerish {
-        \tchain prerouting { type nat hook prerouting priority dstnat; tcp dport 8443 dnat to \(backendV4):443; }
+        \tchain prerouting { type nat hook prerouting priority dstnat; tcp dport 8443 dnat to \(backendV4):443; udp dport 51820 dnat to \(backendV4):5182; }
         }
         table ip6 dockerish6 {
         \tchain prerouting { type nat hook prerouting priority dstnat; tcp dport 8443 dnat to [\(backendV6)]:443; }
@@ -160,6 +160,29 @@ struct ForwardTests {
             #expect(served.receive() == "still here", "an established connection outlives its grant")
             try served.send("and back")
             #expect(connection.receive() == "and back")
+        }
+    }
+
+    @Test("a forwarded UDP port answers port unreachable without a grant, echoes after knocking, and the close knocks end the grant")
+    func forwardedUDPPort() throws {
+        let spec = """
+            sequences:
+              vpn:
+                knock: [tcp/7000, udp/7100, tcp/7200]
+                close: [udp/7300, tcp/7400]
+                forward: [udp/51820]
+                open_for: 1h
+            """
+        try Self.withBed { bed in
+            let echo = try bed.backend.perform { try UDPEcho(port: 5182) }
+            #expect(try bed.client.sendUDP(to: "192.0.2.1", port: 51820) == .connected, "the DNAT alone publishes the port")
+            try Self.apply(spec, in: bed.router)
+            #expect(try bed.client.sendUDP(to: "192.0.2.1", port: 51820) == .refused, "as a closed udp port")
+            try bed.client.knock("192.0.2.1", Self.knocks)
+            #expect(try bed.client.sendUDP(to: "192.0.2.1", port: 51820) == .connected)
+            try bed.client.knock("192.0.2.1", [.udp(7300), .tcp(7400)])
+            #expect(try bed.client.sendUDP(to: "192.0.2.1", port: 51820) == .refused, "the close knocks end a forwarded grant")
+            _ = echo
         }
     }
 }
