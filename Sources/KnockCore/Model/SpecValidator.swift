@@ -470,7 +470,7 @@ extension Diagnostic.Message {
         .init(.error, "\(port) is listed twice in 'open'")
     }
     static func knockIsOpenPort(_ knock: Knock) -> Self {
-        .init(.error, "knock \(knock) is also a guarded 'open' port; a knock must be a port that knockc does not guard")
+        .init(.error, "knock \(knock) is also a guarded port ('open' or 'forward'); a knock must be a port that knockc does not guard")
     }
     static let openedHere = Self.note("opened here")
     static func repeatedKnock(_ knock: Knock) -> Self {
