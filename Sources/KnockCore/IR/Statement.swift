@@ -57,6 +57,9 @@ public enum Expr: Equatable, Sendable {
     /// of a rotating knock, or its epoch's parity, in a key that both families look up
     /// (`ip saddr` would make the rule IPv4's alone).
     case portConstant(UInt16)
+    /// `ct original proto-dst`: the port the connection's first packet was sent to, before
+    /// any DNAT (a Docker-published port). nft needs the protocol matched earlier in the rule.
+    case originalDestinationPort
 }
 
 public enum Verdict: Equatable, Sendable {
@@ -90,6 +93,8 @@ public enum Statement: Equatable, Sendable {
     case isTCPSyn(Bool)
     /// Conntrack has seen both directions (`ct state established,related`).
     case connectionEstablished
+    /// Conntrack's first packet of a connection (`ct state new`).
+    case connectionNew
     case inSet(Expr, set: String)
     case notInSet(Expr, set: String)
     case setElement(SetOperation, set: String, key: Expr, timeout: Duration?)

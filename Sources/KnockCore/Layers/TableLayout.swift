@@ -94,6 +94,10 @@ public enum TableLayout {
         /// The top-level `allow` list: sources that reach every guarded port without knocking.
         public static func allowed(_ family: IPFamily) -> String { AccessSets.name("allow", family) }
         public static func guardChain(_ family: IPFamily) -> String { "guard\(family.suffix)" }
+        /// `forward:` (see `ForwardRules`): the base chain, its guard per family, the ports.
+        public static let forwardChain = "forward"
+        public static func forwardGuardChain(_ family: IPFamily) -> String { "guard_forward\(family.suffix)" }
+        public static let forwardPorts = "forward_ports"
         // Counter names: a fixed prefix keeps a sequence name from ever reading as an nft keyword.
         public static let wrongKnocksCounter = "wrong_knocks"
         public static let bansCounter = "bans"

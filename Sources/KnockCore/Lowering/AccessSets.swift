@@ -6,6 +6,9 @@ struct AccessSets {
     let family: IPFamily
     private(set) var sets: [SetIR] = []
     private(set) var guardRules: [RuleIR] = []
+    /// The top-level `deny` and `allow` rules of `guardRules`, which read only the source: the
+    /// guard of forwarded ports takes these (per-sequence `allow` covers `open` ports only).
+    private(set) var sourceGuardRules: [RuleIR] = []
     private(set) var knockPreamble: [RuleIR] = []
     private var gatedSequences: [String: [Statement]?] = [:]
 
@@ -29,6 +32,7 @@ struct AccessSets {
             sets.append(Self.prefixSet(name, allow, family: family, comment: "sources that need no knock"))
             guardRules.append(RuleIR([.inSet(source, set: name), .verdict(.accept)], comment: "allowed sources"))
         }
+        sourceGuardRules = guardRules
 
         // Per-sequence `allow`: one set of (prefix . protocol . port) for every sequence, so
         // the guard stays one lookup however many sequences have allow lists.

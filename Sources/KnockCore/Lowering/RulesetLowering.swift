@@ -29,6 +29,7 @@ public enum RulesetLowering {
         let knocks = users.keys.sorted()
         let guardedPorts = Set(spec.sequences.flatMap(\.open)).sorted()
 
+        var accessByFamily: [IPFamily: AccessSets] = [:]
         for family in IPFamily.allCases {
             sets.append(SetIR(
                 TableLayout.started(family), size: spec.maxTrackedSources, comment: "sources that made the first knock of a sequence"))
@@ -42,6 +43,7 @@ public enum RulesetLowering {
                 comment: "grants made, renewed or ended in the last \(TableLayout.freshFor): what the watcher reads"))
 
             let access = AccessSets(spec, family: family)
+            accessByFamily[family] = access
             let bans = BanRules(spec, family: family)
             let strict = StrictRules(spec, family: family)
             sets += access.sets + bans.sets + strict.sets
@@ -120,6 +122,8 @@ public enum RulesetLowering {
         sets += AuthorizedPacketRules.sets(spec)
         sets += RotatingKnockRules.sets(spec)
         sets += OneShotRules.sets(spec)
+        sets += ForwardRules.sets(spec)
+        chains += ForwardRules.chains(spec, access: accessByFamily)
         if let decoys = BanRules.decoySet(spec) {
             sets.append(decoys)
             chains.append(ChainIR(name: Names.decoyChain, hook: nil, rules: decoyRules))

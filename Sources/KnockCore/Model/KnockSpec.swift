@@ -73,6 +73,9 @@ public struct KnockSequence: Equatable, Sendable {
     public var name: String
     public var knocks: [Knock]
     public var open: [TransportPort]
+    /// Ports this host forwards elsewhere (Docker's published ports), by the number the client
+    /// connected to before any DNAT; a grant opens them in the forward hook.
+    public var forward: [TransportPort] = []
     /// Longest gap allowed between two knocks.
     public var stepTimeout: Duration
     /// How long a grant lasts after the last knock.
@@ -104,6 +107,10 @@ public struct KnockSequence: Equatable, Sendable {
     /// Knocks whose ports rotate with time instead of a fixed knock list: `knocks` is then
     /// empty, and the kernel holds each window's ports.
     public var rotate: RotatingKnocks?
+
+    /// Every port a grant of this sequence opens: `open`, then `forward`. A grant is one key
+    /// (source . protocol . port) whichever hook looks it up.
+    public var grants: [TransportPort] { open + forward }
 
     /// How many knocks the sequence takes: its knock list, or its rotating knocks.
     public var knockCount: Int { rotate?.protocols.count ?? knocks.count }

@@ -23,6 +23,7 @@ public enum SpecValidator {
         diagnostics += checkDecoys(parsed)
         diagnostics += checkSPAPorts(parsed.sequences)
         diagnostics += checkOneShotPorts(parsed.sequences)
+        diagnostics += checkForwardPorts(parsed.sequences)
         if let length = parsed.grantPrefix.ipv4, length.value < 24 {
             diagnostics.append(Diagnostic(.wideIPv4Prefix(length.value), at: length.location))
         }
@@ -54,7 +55,10 @@ public enum SpecValidator {
             for port in sequence.open where !seenOpen.insert(port.value).inserted {
                 diagnostics.append(Diagnostic(.openListedTwice(port.value), at: port.location))
             }
-            if sequence.open.isEmpty, sequence.openComplete {
+            for port in sequence.forward ?? [] where !seenOpen.insert(port.value).inserted {
+                diagnostics.append(Diagnostic(.openListedTwice(port.value), at: port.location))
+            }
+            if sequence.open.isEmpty, (sequence.forward ?? []).isEmpty, sequence.openComplete {
                 diagnostics.append(Diagnostic(.nothingToOpen(name), at: sequence.openLocation))
             }
 
@@ -71,6 +75,7 @@ public enum SpecValidator {
             model.close = sequence.close.map { $0.map(\.value) }
             model.strict = sequence.strict
             model.openOnce = sequence.openOnce?.value ?? false
+            model.forward = (sequence.forward ?? []).map(\.value).sorted()
             model.grantPrefix = GrantPrefix(
                 ipv4: sequence.grantPrefix.ipv4?.value ?? parsed.grantPrefix.ipv4?.value ?? 32,
                 ipv6: sequence.grantPrefix.ipv6?.value ?? parsed.grantPrefix.ipv6?.value ?? 128)
@@ -216,6 +221,9 @@ public enum SpecValidator {
         for sequence in spec.sequences {
             let name = sequence.name.value
             used += sequence.open.map { ($0.value.port...$0.value.port, $0.location, "\($0.value), which sequence '\(name)' opens") }
+            used += (sequence.forward ?? []).map {
+                ($0.value.port...$0.value.port, $0.location, "\($0.value), which sequence '\(name)' forwards")
+            }
             for knock in sequence.knocks + (sequence.close ?? []) {
                 guard case .port(let port) = knock.value else { continue }
                 used.append((port.port...port.port, knock.location, "\(port), a knock of sequence '\(name)'"))
@@ -236,6 +244,30 @@ public enum SpecValidator {
                       let clash = other.open.first(where: { $0.value == port.value }) else { continue }
                 diagnostics.append(Diagnostic(.oneShotPortShared(port.value, other.name.value), at: port.location,
                                               notes: [Diagnostic(.openedHere, at: clash.location)]))
+            }
+        }
+        return diagnostics
+    }
+
+    /// A port is guarded in one hook or the other: a grant is one key (source . protocol .
+    /// port) in the same set for both, so a port both opened here and forwarded would let a
+    /// grant of either kind through both. And the forward hook does not end `open_once`
+    /// grants, so a one-shot sequence forwards nothing.
+    private static func checkForwardPorts(_ sequences: [ParsedSequence]) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        var opened: [TransportPort: Located<TransportPort>] = [:]
+        for sequence in sequences {
+            for port in sequence.open where opened[port.value] == nil { opened[port.value] = port }
+        }
+        for sequence in sequences {
+            for port in sequence.forward ?? [] {
+                if let clash = opened[port.value] {
+                    diagnostics.append(Diagnostic(.forwardedAndOpen(port.value), at: port.location,
+                                                  notes: [Diagnostic(.openedHere, at: clash.location)]))
+                }
+                if sequence.openOnce?.value == true {
+                    diagnostics.append(Diagnostic(.oneShotForward(port.value, sequence.name.value), at: port.location))
+                }
             }
         }
         return diagnostics
@@ -276,7 +308,7 @@ public enum SpecValidator {
                 let used = (sequence.knocks + (sequence.close ?? [])).compactMap { knock -> Located<TransportPort>? in
                     guard case .port(let port) = knock.value else { return nil }
                     return Located(port, at: knock.location)
-                } + sequence.open
+                } + sequence.open + (sequence.forward ?? [])
                 if let clash = used.first(where: { decoy.value.contains($0.value) }) {
                     diagnostics.append(Diagnostic(.decoyInUse(decoy.value, clash.value), at: decoy.location,
                                                   notes: [Diagnostic(.usedHere, at: clash.location)]))
@@ -307,7 +339,7 @@ public enum SpecValidator {
     private static func openPortOwners(_ sequences: [ParsedSequence]) -> [TransportPort: Located<TransportPort>] {
         var owners: [TransportPort: Located<TransportPort>] = [:]
         for sequence in sequences {
-            for port in sequence.open where owners[port.value] == nil {
+            for port in sequence.open + (sequence.forward ?? []) where owners[port.value] == nil {
                 owners[port.value] = port
             }
         }
@@ -425,6 +457,12 @@ extension Diagnostic.Message {
     static func tooManyCloseKnocks(_ name: String, _ count: Int) -> Self {
         .init(.error, "the close list of sequence '\(name)' has \(count) knocks; the most is \(SpecValidator.maxKnocks)")
     }
+    static func forwardedAndOpen(_ port: TransportPort) -> Self {
+        .init(.error, "\(port) is both forwarded and opened on this host; a grant is kept by port alone, so give the port to 'open' or to 'forward', not both")
+    }
+    static func oneShotForward(_ port: TransportPort, _ name: String) -> Self {
+        .init(.error, "sequence '\(name)' forwards \(port) with 'open_once', which forwarded ports do not support; drop one of them")
+    }
     static func nothingToOpen(_ name: String) -> Self {
         .init(.error, "sequence '\(name)' opens nothing; expected at least one port in 'open', as [tcp/22]")
     }
@@ -432,7 +470,7 @@ extension Diagnostic.Message {
         .init(.error, "\(port) is listed twice in 'open'")
     }
     static func knockIsOpenPort(_ knock: Knock) -> Self {
-        .init(.error, "knock \(knock) is also a guarded 'open' port; a knock must be a port that knockc does not guard")
+        .init(.error, "knock \(knock) is also a guarded port ('open' or 'forward'); a knock must be a port that knockc does not guard")
     }
     static let openedHere = Self.note("opened here")
     static func repeatedKnock(_ knock: Knock) -> Self {

@@ -170,6 +170,8 @@ public enum NftJSONRenderer {
             // `in` is the implicit operator of `ct state established,related`: any of the flags.
             // `==` would compare the whole state with their union instead.
             match("in", .object([("ct", .object([("key", "state")]))]), .array(["established", "related"]))
+        case .connectionNew:
+            match("in", .object([("ct", .object([("key", "state")]))]), "new")
         case .inSet(let expr, let set):
             match("==", expression(expr), .string("@" + set))
         case .notInSet(let expr, let set):
@@ -241,6 +243,7 @@ public enum NftJSONRenderer {
         case .nfproto: meta("nfproto")
         case .l4proto: meta("l4proto")
         case .inputInterface: meta("iif")
+        case .originalDestinationPort: .object([("ct", .object([("key", "proto-dst"), ("dir", "original")]))])
         case .concat(let parts): .object([("concat", .array(parts.map(expression)))])
         case .constant(let constant): value(constant)
         case .token: .object([("payload", .object([("base", "th"), ("offset", .int(64)), ("len", .int(128))]))])

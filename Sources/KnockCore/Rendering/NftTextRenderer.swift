@@ -247,6 +247,7 @@ public enum NftTextRenderer {
         case .isTCPSyn(true): text.append("tcp flags & (syn | ack) == syn")
         case .isTCPSyn(false): text.append("tcp flags & (syn | ack) != syn")
         case .connectionEstablished: text.append("ct state established,related")
+        case .connectionNew: text.append("ct state new")
         case .inSet(let expr, let set):
             write(expr, to: &text)
             text.append(" @")
@@ -316,6 +317,7 @@ public enum NftTextRenderer {
         case .nfproto: text.append("meta nfproto")
         case .l4proto: text.append("meta l4proto")
         case .inputInterface: text.append("iif")
+        case .originalDestinationPort: text.append("ct original proto-dst")
         case .concat(let parts):
             for (index, part) in parts.enumerated() {
                 if index > 0 { text.append(" . ") }

@@ -54,6 +54,8 @@ public struct ParsedSequence: Sendable {
     public var open: [Located<TransportPort>]
     public var openComplete = true
     public var openLocation: SourceLocation
+    /// `forward:` ports this host forwards (before any DNAT) that a grant opens; nil when absent.
+    public var forward: [Located<TransportPort>]?
     public var timings: ParsedTimings
     public var access = ParsedAccess()
     /// Sources that may knock this sequence; nil when the spec does not restrict it.

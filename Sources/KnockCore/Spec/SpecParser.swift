@@ -18,7 +18,7 @@ public struct SpecParser {
     static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys", "grant_prefix"]
         + hookKeys + ["hook_timeout"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "spa", "rotate", "open"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict", "open_once", "grant_prefix"] + hookKeys
+    static let sequenceKeys = ["knock", "spa", "rotate", "open", "forward"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict", "open_once", "grant_prefix"] + hookKeys
     static let spaKeys = ["secret", "port", "every", "skew", "horizon", "slots"]
     static let rotateKeys = ["secret", "every", "knocks", "ports", "skew", "horizon"]
     static let limitKeys = ["wrong_knocks", "ban_for"]
@@ -142,11 +142,19 @@ public struct SpecParser {
             sequence.knocksComplete = false
             diagnostics.append(Diagnostic(.missingKey("knock", in: "sequence '\(name.value)'"), at: name.location))
         }
+        if let node = seqFields["forward"] {
+            let words = list(node, what: "forward")
+            let ports = words.compactMap { openWord($0) }
+            sequence.forward = ports
+            if ports.count != words.count || !isList(node) { sequence.openComplete = false }
+        }
         if let node = seqFields["open"] {
             sequence.openLocation = location(of: node)
             let words = list(node, what: "open")
             sequence.open = words.compactMap { openWord($0) }
-            sequence.openComplete = sequence.open.count == words.count && isList(node)
+            sequence.openComplete = sequence.openComplete && sequence.open.count == words.count && isList(node)
+        } else if sequence.forward != nil {
+            // A sequence may guard forwarded ports only.
         } else {
             sequence.openComplete = false
             diagnostics.append(Diagnostic(.missingKey("open", in: "sequence '\(name.value)'"), at: name.location))

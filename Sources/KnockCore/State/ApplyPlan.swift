@@ -145,7 +145,7 @@ public struct ApplyPlan: Equatable, Sendable {
     }
 
     private static let plainNames: Set<String> = {
-        var names: Set<String> = ["input", "dispatch", "ports", "sequences", "openings", "decoy", "decoys", "bans", "rotating"]
+        var names: Set<String> = ["input", "forward", "dispatch", "ports", "sequences", "openings", "decoy", "decoys", "bans", "rotating"]
         for stem in ["guard", "started", "progress", "granted", "fresh", "banned", "allow", "deny", "allowports", "strict", "strictknocks"] {
             for family in IPFamily.allCases { names.insert(stem + family.suffix) }
         }
