@@ -28,13 +28,14 @@ struct ForwardTests {
     static let backendV4 = "198.51.100.10"
     static let backendV6 = "2001:db8:1::10"
 
-    /// The DNAT that `docker run -p 8443:443` makes, in a table of its own, for both families.
+    /// The DNAT that `docker run -p 8443:443` makes, in a table of its own, for both families:
+    /// for connections to the router's own addresses only (Docker's `--dst-type LOCAL`).
     static let dockerish = """
         table ip dockerish {
-        \tchain prerouting { type nat hook prerouting priority dstnat; tcp dport 8443 dnat to \(backendV4):443; udp dport 51820 dnat to \(backendV4):5182; }
+        \tchain prerouting { type nat hook prerouting priority dstnat; fib daddr type local tcp dport 8443 dnat to \(backendV4):443; fib daddr type local udp dport 51820 dnat to \(backendV4):5182; }
         }
         table ip6 dockerish6 {
-        \tchain prerouting { type nat hook prerouting priority dstnat; tcp dport 8443 dnat to [\(backendV6)]:443; }
+        \tchain prerouting { type nat hook prerouting priority dstnat; fib daddr type local tcp dport 8443 dnat to [\(backendV6)]:443; }
         }
         """
     /// Counts what reaches the backend's port 443, to show that a refused SYN never got there.
@@ -160,6 +161,23 @@ struct ForwardTests {
             #expect(served.receive() == "still here", "an established connection outlives its grant")
             try served.send("and back")
             #expect(connection.receive() == "and back")
+        }
+    }
+
+    @Test("only published connections are guarded: a backend's own connection out to a forwarded port number passes, and the router serving a forwarded port itself (a userland proxy) is guarded too")
+    func onlyPublishedConnectionsAreGuarded() throws {
+        try Self.withBed { bed in
+            try Self.apply(Self.spec.replacingOccurrences(of: "forward: [tcp/8443]", with: "forward: [tcp/8443, tcp/9443]"), in: bed.router)
+            // A service on the client's side that the backend reaches through the router, on a
+            // port knockc guards when published: routed, not DNATed, not knockc's business.
+            let outside = try bed.client.perform { try TCPListener(port: 8443, family: .ipv4) }
+            #expect(try bed.backend.connect(to: Testbed.clientV4, port: 8443) == .connected, "the backend's outbound connection was refused")
+            // The router itself listens on a forwarded port, as Docker's userland proxy does.
+            let proxy = try bed.router.perform { try TCPListener(port: 9443, family: .ipv4) }
+            #expect(try bed.client.connect(to: "192.0.2.1", port: 9443) == .refused, "a locally served forwarded port was open without a knock")
+            try bed.client.knock("192.0.2.1", Self.knocks)
+            #expect(try bed.client.connect(to: "192.0.2.1", port: 9443) == .connected)
+            _ = (outside, proxy)
         }
     }
 

@@ -21,10 +21,15 @@ struct GrantPrefixTests {
             open: [tcp/2222]
             open_for: 1h
             grant_prefix: { ipv6: 128 }
+          wide:
+            knock: [tcp/7200, udp/9200, tcp/8200]
+            open: [tcp/80]
+            grant_prefix: { ipv6: 48 }
         """
     /// A second address of the client, in its /64, as a privacy address would be.
     static let privacyV6 = "2001:db8::99"
-    /// An address of the client outside that /64.
+    /// An address of the client outside that /64, inside its /48: a /48 lookup (for `wide`'s
+    /// port) masks it to the same key as the /64 grant, which must not count for port 22.
     static let elsewhereV6 = "2001:db8:0:1::99"
 
     func addAddresses(_ bed: Testbed) throws {

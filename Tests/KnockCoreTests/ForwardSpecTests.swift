@@ -20,9 +20,10 @@ struct ForwardSpecTests {
         let text = try Pipeline.nftScript(for: #require(spec))
         #expect(text.contains("update @granted4 { ip saddr . 6 . 8443 timeout 30s } update @granted4 { ip saddr . 17 . 51820 timeout 30s }"), "\(text)")
         #expect(text.contains("type filter hook forward priority -10; policy accept;"))
-        #expect(text.contains("meta nfproto ipv4 meta l4proto tcp ct state new meta l4proto . ct original proto-dst @forward_ports jump guard_forward4"))
+        #expect(text.contains("meta nfproto ipv4 meta l4proto tcp ct state new ct status dnat meta l4proto . ct original proto-dst @forward_ports jump guard_forward4"),
+                "only connections this host published (DNATed) are guarded")
         #expect(text.contains("meta l4proto udp ip6 saddr . meta l4proto . ct original proto-dst @granted6 accept"))
-        #expect(!text.contains("chain guard4"), "nothing is guarded in the input hook")
+        #expect(text.contains("chain guard4"), "a forwarded port served by the host itself (a userland proxy) is guarded in the input hook too")
         let catalog = TableCatalog(try #require(spec))
         #expect(catalog.sequencesOpening(TransportPort(.tcp, 8443), family: .ipv4) == ["web"], "status attributes forwarded grants")
 

@@ -67,4 +67,18 @@ struct GrantPrefixSpecTests {
         let (plain, _) = check(Self.spec.replacingOccurrences(of: "grant_prefix: { ipv6: 64 }\n", with: ""))
         #expect(try Pipeline.nftScript(for: #require(plain)).contains("ip6 saddr . meta l4proto . th dport @granted6 accept comment \"granted sources\""))
     }
+
+    @Test("a port's grants have one length per family: sequences with different prefixes cannot share a port, and mixed lengths look up only their own ports")
+    func mixedLengths() throws {
+        let two = Self.spec + "    grant_prefix: { ipv6: 64 }\n  web:\n    knock: [tcp/7100, udp/9100, tcp/8100]\n    open: [tcp/80]\n    grant_prefix: { ipv6: 48 }\n"
+        let (spec, found) = check(two)
+        #expect(found.isEmpty, "\(found)")
+        let text = try Pipeline.nftScript(for: #require(spec))
+        #expect(text.contains("meta l4proto . th dport @grant_ports6_64 ip6 saddr & ffff:ffff:ffff:ffff:: . meta l4proto . th dport @granted6 accept"), "\(text)")
+        #expect(text.contains("meta l4proto . th dport @grant_ports6_48 ip6 saddr & ffff:ffff:ffff:: . meta l4proto . th dport @granted6 accept"))
+        #expect(!text.contains("grant_ports4_"), "IPv4 has one length: no port sets")
+        let (none, clash) = check(two.replacingOccurrences(of: "open: [tcp/80]", with: "open: [tcp/80, tcp/22]"))
+        #expect(none == nil)
+        #expect(clash.contains { $0.contains("error: tcp/22 is opened by sequence 'ssh' with IPv6 grants of /64 and by 'web' with /48") }, "\(clash)")
+    }
 }

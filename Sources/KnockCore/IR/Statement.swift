@@ -95,6 +95,9 @@ public enum Statement: Equatable, Sendable {
     case connectionEstablished
     /// Conntrack's first packet of a connection (`ct state new`).
     case connectionNew
+    /// A connection whose destination NAT rewrote (`ct status dnat`): one this host publishes
+    /// for a host behind it, not one passing through on its way elsewhere.
+    case connectionDNATed
     case inSet(Expr, set: String)
     case notInSet(Expr, set: String)
     case setElement(SetOperation, set: String, key: Expr, timeout: Duration?)

@@ -122,6 +122,8 @@ public enum TableLayout {
         public static let oneShotPorts = "once_ports"
         public static func oneShotFlows(_ family: IPFamily) -> String { "once_flows\(family.suffix)" }
         public static let oneShotCounter = "once_used"
+        /// The ports whose grants hold the source's prefix of `length` (`grant_prefix`).
+        public static func grantPorts(_ family: IPFamily, length: Int) -> String { "grant_ports\(family.suffix)_\(length)" }
         /// The chain every rotating range goes through, and each sequence's own, per family.
         public static let rotatingChain = "rotating"
         public static func rotateChain(_ family: IPFamily, _ sequence: String) -> String { "rotate\(family.suffix)_\(sequence)" }

@@ -8,7 +8,10 @@
 ///   Docker's `-p 8443:443` is guarded as 8443, whatever the container listens on.
 /// - The `forward` base chain runs at priority -10, before the host's (and Docker's) filter
 ///   chains at 0 and after the NAT of prerouting. Only a connection's first packet is
-///   checked (`ct state new`), so an established flow outlives its grant.
+///   checked (`ct state new`), so an established flow outlives its grant, and only one whose
+///   destination was NATed (`ct status dnat`): a port this host publishes. A connection
+///   routed through on its way elsewhere (a container's own outbound HTTPS to port 443) is
+///   none of knockc's business.
 /// - A source without a grant gets what a closed port would give it: a TCP reset or an ICMP
 ///   port unreachable. The kernel attaches the refused connection's conntrack entry to the
 ///   reset, so it leaves with the addresses the client used.
@@ -43,15 +46,17 @@ enum ForwardRules {
             // per protocol.
             for proto in protocols {
                 dispatch.append(RuleIR([.equals(.nfproto, .family(family)), .equals(.l4proto, .proto(proto)), .connectionNew,
-                                        .inSet(key, set: Names.forwardPorts), .verdict(.jump(Names.forwardGuardChain(family)))],
+                                        .connectionDNATed, .inSet(key, set: Names.forwardPorts),
+                                        .verdict(.jump(Names.forwardGuardChain(family)))],
                                        comment: "new \(proto) connections to a forwarded port"))
             }
             var rules = access[family]?.sourceGuardRules ?? []
             let sequences = spec.sequences.filter { !$0.forward.isEmpty }
-            for length in RulesetLowering.grantLengths(sequences, family: family) {
+            for (length, portSet) in RulesetLowering.grantLookups(spec, family: family, among: sequences) {
                 let holder = RulesetLowering.grantSource(length, family: family)
                 for proto in protocols {
-                    rules.append(RuleIR([.equals(.l4proto, .proto(proto)),
+                    let limit: [Statement] = portSet.map { [.inSet(.concat([.l4proto, .originalDestinationPort]), set: $0)] } ?? []
+                    rules.append(RuleIR([.equals(.l4proto, .proto(proto))] + limit + [
                                          .inSet(.concat([holder, .l4proto, .originalDestinationPort]), set: Names.granted(family)),
                                          .verdict(.accept)],
                                         comment: holder == .sourceAddress(family) ? "granted sources" : "granted /\(length) prefixes"))

@@ -123,6 +123,30 @@ extension RulesetLowering {
     static func grantLengths(_ sequences: [KnockSequence], family: IPFamily) -> [Int] {
         Set(sequences.map { $0.grantPrefix.length(family) }).sorted(by: >)
     }
+
+    /// The guard's lookups among `sequences`: each length, with the set of the ports whose
+    /// grants have that length when the spec uses more than one (nil: every port). A grant
+    /// holds the masked source, not its length, so a /64 key `2001:db8:1::` must not be found
+    /// by a /48 lookup for another port, nor by a /128 lookup from the host `2001:db8:1::`
+    /// (the validator gives each port one length).
+    static func grantLookups(_ spec: KnockSpec, family: IPFamily, among sequences: [KnockSequence]) -> [(Int, String?)] {
+        let mixed = grantLengths(spec.sequences, family: family).count > 1
+        return grantLengths(sequences, family: family).map { ($0, mixed ? Names.grantPorts(family, length: $0) : nil) }
+    }
+
+    /// The port sets `grantLookups` names, for a spec whose grants have several lengths.
+    static func grantPortSets(_ spec: KnockSpec) -> [SetIR] {
+        IPFamily.allCases.flatMap { family -> [SetIR] in
+            let lengths = grantLengths(spec.sequences, family: family)
+            guard lengths.count > 1 else { return [] }
+            return lengths.map { length in
+                let ports = Set(spec.sequences.filter { $0.grantPrefix.length(family) == length }.flatMap { $0.open + $0.forward }).sorted()
+                return SetIR(name: Names.grantPorts(family, length: length), key: [.inetProto, .inetService],
+                             contents: .plain(ports.map { [.proto($0.proto), .port($0.port)] }),
+                             comment: "ports whose grants hold a source prefix /\(length)")
+            }
+        }
+    }
 }
 
 /// Stage tags: 32-bit numbers that name (sequence, stage) pairs inside the progress sets.

@@ -41,12 +41,13 @@ enum OneShotRules {
     static func guardRules(_ spec: KnockSpec, family: IPFamily) -> [RuleIR] {
         guard !ports(spec).isEmpty else { return [] }
         let flow = Expr.concat([.sourceAddress(family), .sourcePort, .destinationPort])
-        let lengths = RulesetLowering.grantLengths(spec.sequences.filter(\.openOnce), family: family)
+        let lookups = RulesetLowering.grantLookups(spec, family: family, among: spec.sequences.filter(\.openOnce))
         return [RuleIR([.inSet(flow, set: Names.oneShotFlows(family)), .verdict(.accept)],
                        comment: "the connection a one-shot grant let in, again")]
-            + lengths.map { length in
+            + lookups.map { length, portSet in
                 let grant = Expr.concat([RulesetLowering.grantSource(length, family: family), .l4proto, .destinationPort])
-                return RuleIR([.inSet(.concat([.l4proto, .destinationPort]), set: Names.oneShotPorts),
+                let limit: [Statement] = portSet.map { [.inSet(.concat([.l4proto, .destinationPort]), set: $0)] } ?? []
+                return RuleIR([.inSet(.concat([.l4proto, .destinationPort]), set: Names.oneShotPorts)] + limit + [
                     .inSet(grant, set: Names.granted(family)),
                     .setElement(.delete, set: Names.granted(family), key: grant, timeout: nil),
                     .setElement(.update, set: Names.fresh(family), key: grant, timeout: TableLayout.freshFor),

@@ -27,7 +27,8 @@ public enum RulesetLowering {
         let users = machinesByKnock(spec)
         let rotating = KnockMachine.all(in: spec).filter { $0.purpose == .grant && $0.sequence.rotate != nil }
         let knocks = users.keys.sorted()
-        let guardedPorts = Set(spec.sequences.flatMap(\.open)).sorted()
+        // Forwarded ports too: a host may serve one itself (Docker's userland proxy).
+        let guardedPorts = Set(spec.sequences.flatMap { $0.open + $0.forward }).sorted()
 
         var accessByFamily: [IPFamily: AccessSets] = [:]
         for family in IPFamily.allCases {
@@ -56,7 +57,7 @@ public enum RulesetLowering {
 
             if !guardedPorts.isEmpty {
                 chains.append(guardChain(family, guardsUDP: guardedPorts.contains { $0.proto == .udp }, access: access,
-                                         grantLengths: grantLengths(spec.sequences, family: family),
+                                         grantLookups: grantLookups(spec, family: family, among: spec.sequences),
                                          oneShot: OneShotRules.guardRules(spec, family: family)))
                 dispatch += guardedPorts.map {
                     .init(key: [.family(family), .proto($0.proto), .port($0.port)], verdict: .jump(Names.guardChain(family)))
@@ -122,6 +123,7 @@ public enum RulesetLowering {
         sets += AuthorizedPacketRules.sets(spec)
         sets += RotatingKnockRules.sets(spec)
         sets += OneShotRules.sets(spec)
+        sets += grantPortSets(spec)
         sets += ForwardRules.sets(spec)
         chains += ForwardRules.chains(spec, access: accessByFamily)
         if let decoys = BanRules.decoySet(spec) {
@@ -173,7 +175,7 @@ public enum RulesetLowering {
 
     /// Lets through what belongs to a connection or to a granted source, and answers the rest
     /// exactly as the host answers a closed port.
-    static func guardChain(_ family: IPFamily, guardsUDP: Bool, access: AccessSets, grantLengths: [Int] = [],
+    static func guardChain(_ family: IPFamily, guardsUDP: Bool, access: AccessSets, grantLookups: [(Int, String?)] = [],
                            oneShot: [RuleIR] = []) -> ChainIR {
         let source = Expr.sourceAddress(family)
         // TCP segments other than SYNs never get here: the input chain lets them through.
@@ -187,9 +189,10 @@ public enum RulesetLowering {
         rules += access.guardRules
         rules += oneShot
         // One lookup per prefix length grants are made with (`grant_prefix`), most often one.
-        for length in grantLengths.isEmpty ? [family.addressLength * 8] : grantLengths {
+        for (length, portSet) in grantLookups.isEmpty ? [(family.addressLength * 8, nil)] : grantLookups {
             let holder = grantSource(length, family: family)
-            rules.append(RuleIR([.inSet(.concat([holder, .l4proto, .destinationPort]), set: Names.granted(family)), .verdict(.accept)],
+            let limit: [Statement] = portSet.map { [.inSet(.concat([.l4proto, .destinationPort]), set: $0)] } ?? []
+            rules.append(RuleIR(limit + [.inSet(.concat([holder, .l4proto, .destinationPort]), set: Names.granted(family)), .verdict(.accept)],
                                 comment: holder == source ? "granted sources" : "granted /\(length) prefixes"))
         }
         rules += [

@@ -98,6 +98,7 @@ public enum SpecValidator {
             sequences.append(model)
         }
 
+        diagnostics += checkGrantLengths(parsed.sequences, sequences)
         guard !diagnostics.hasErrors else { return (nil, diagnostics) }
         var spec = KnockSpec(tableName: parsed.table?.value ?? KnockSpec.defaultTableName, sequences: sequences)
         spec.access = AccessLists(allow: parsed.access.allow.map(\.value), deny: parsed.access.deny.map(\.value))
@@ -231,6 +232,29 @@ public enum SpecValidator {
         }
         used += spec.decoys.map { ($0.value.first...$0.value.last, $0.location, "decoy \($0.value)") }
         return used
+    }
+
+    /// A grant holds the source's prefix, not its length, so each guarded port's grants must
+    /// have one length per family: else a /64 grant would be found by a /48 lookup.
+    private static func checkGrantLengths(_ parsed: [ParsedSequence], _ models: [KnockSequence]) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        for family in IPFamily.allCases {
+            var first: [TransportPort: (length: Int, name: String, location: SourceLocation)] = [:]
+            for (sequence, model) in zip(parsed, models) {
+                let length = model.grantPrefix.length(family)
+                for port in sequence.open + (sequence.forward ?? []) {
+                    guard let earlier = first[port.value] else {
+                        first[port.value] = (length, model.name, port.location)
+                        continue
+                    }
+                    guard earlier.length != length else { continue }
+                    diagnostics.append(Diagnostic(
+                        .mixedGrantLengths(port.value, family: family, (earlier.length, earlier.name), (length, model.name)),
+                        at: port.location, notes: [Diagnostic(.openedHere, at: earlier.location)]))
+                }
+            }
+        }
+        return diagnostics
     }
 
     /// The kernel holds a grant as source and port, not by sequence, so a port that an
@@ -413,6 +437,10 @@ extension Diagnostic.Message {
     static func weakRotation(_ rotate: RotatingKnocks) -> Self {
         .init(.warning, "rotating knocks over ports \(rotate.portsText) fall to about 2^\(rotate.guessingBits) guessed packets "
             + "(\(rotate.protocols.count) knocks, skew \(rotate.skew)); widen the range, add knocks or lower the skew")
+    }
+    static func mixedGrantLengths(_ port: TransportPort, family: IPFamily, _ one: (Int, String), _ other: (Int, String)) -> Self {
+        .init(.error, "\(port) is opened by sequence '\(one.1)' with \(family == .ipv4 ? "IPv4" : "IPv6") grants of /\(one.0) and by '\(other.1)' "
+            + "with /\(other.0); a port's grants need one prefix length, so give both the same grant_prefix")
     }
     static func wideIPv4Prefix(_ length: Int) -> Self {
         .init(.warning, "a grant for an IPv4 /\(length) lets in \(1 << (32 - length)) addresses; a /24 or longer keeps a grant to one network")

@@ -172,6 +172,8 @@ public enum NftJSONRenderer {
             match("in", .object([("ct", .object([("key", "state")]))]), .array(["established", "related"]))
         case .connectionNew:
             match("in", .object([("ct", .object([("key", "state")]))]), "new")
+        case .connectionDNATed:
+            match("in", .object([("ct", .object([("key", "status")]))]), "dnat")
         case .inSet(let expr, let set):
             match("==", expression(expr), .string("@" + set))
         case .notInSet(let expr, let set):

@@ -248,6 +248,7 @@ public enum NftTextRenderer {
         case .isTCPSyn(false): text.append("tcp flags & (syn | ack) != syn")
         case .connectionEstablished: text.append("ct state established,related")
         case .connectionNew: text.append("ct state new")
+        case .connectionDNATed: text.append("ct status dnat")
         case .inSet(let expr, let set):
             write(expr, to: &text)
             text.append(" @")
