@@ -18,7 +18,7 @@ struct OneShotSpecTests {
         #expect(spec?.sequences.first?.openOnce == true)
         let text = try Pipeline.nftScript(for: #require(spec))
         #expect(text.contains("set once_ports {\n\t\ttype inet_proto . inet_service\n") && text.contains("elements = {\n\t\t\ttcp . 22,\n\t\t}"), "\(text)")
-        #expect(text.contains("ip saddr . th sport . th dport @once_flows4 accept"))
+        #expect(text.contains("ip saddr . ip daddr . meta l4proto . th sport . th dport @once_flows4 accept"))
         #expect(text.contains("meta l4proto . th dport @once_ports ip saddr . meta l4proto . th dport @granted4 delete @granted4"))
 
         let (_, yes) = check(Self.base.replacingOccurrences(of: "ONCE", with: "yes"))

@@ -34,6 +34,8 @@ public enum Value: Equatable, Sendable {
 /// An expression read from the packet or built from it.
 public enum Expr: Equatable, Sendable {
     case sourceAddress(IPFamily)
+    /// `ip daddr` / `ip6 daddr`: with the source, the ports and the protocol, a connection.
+    case destinationAddress(IPFamily)
     /// The source's prefix of `length` bits (`ip6 saddr & ffff:ffff:ffff:ffff::`): the key of
     /// a grant that covers the prefix (`grant_prefix`).
     case sourcePrefix(IPFamily, length: Int)

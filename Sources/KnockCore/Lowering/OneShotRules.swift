@@ -5,7 +5,7 @@
 ///   sees to "only"), so the rule touches no other grant.
 /// - The rule deletes the grant, marks it in the fresh set and counts `once_used`, so the
 ///   watcher reports the end with reason `used`.
-/// - `once_flows4` remembers the connection it accepted (source, source port, port) for
+/// - `once_flows4` remembers the connection it accepted (addresses, protocol, ports) for
 ///   `flowFor`: a SYN the client's kernel sends again because the answer was lost, or a UDP
 ///   flow's second datagram before any reply, is the same connection and must not be refused.
 ///   A new connection comes from another source port and needs a new knock.
@@ -27,7 +27,8 @@ enum OneShotRules {
                       contents: .plain(ports.map { [.proto($0.proto), .port($0.port)] }),
                       comment: "ports whose grants end with the first connection (open_once)")]
             + IPFamily.allCases.map { family in
-                SetIR(name: Names.oneShotFlows(family), key: [family.addressType, .inetService, .inetService],
+                SetIR(name: Names.oneShotFlows(family),
+                      key: [family.addressType, family.addressType, .inetProto, .inetService, .inetService],
                       contents: .dynamic(size: spec.maxTrackedSources),
                       comment: "connections a one-shot grant let in, for their retransmits")
             }
@@ -40,7 +41,8 @@ enum OneShotRules {
     /// The guard chain's rules, before the one that lets granted sources in.
     static func guardRules(_ spec: KnockSpec, family: IPFamily) -> [RuleIR] {
         guard !ports(spec).isEmpty else { return [] }
-        let flow = Expr.concat([.sourceAddress(family), .sourcePort, .destinationPort])
+        // The whole connection: another server address, protocol or source port is another.
+        let flow = Expr.concat([.sourceAddress(family), .destinationAddress(family), .l4proto, .sourcePort, .destinationPort])
         let lookups = RulesetLowering.grantLookups(spec, family: family, among: spec.sequences.filter(\.openOnce))
         return [RuleIR([.inSet(flow, set: Names.oneShotFlows(family)), .verdict(.accept)],
                        comment: "the connection a one-shot grant let in, again")]

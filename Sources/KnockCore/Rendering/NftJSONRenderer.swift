@@ -236,6 +236,8 @@ public enum NftJSONRenderer {
         switch expr {
         case .sourceAddress(.ipv4): payload("ip", "saddr")
         case .sourceAddress(.ipv6): payload("ip6", "saddr")
+        case .destinationAddress(.ipv4): payload("ip", "daddr")
+        case .destinationAddress(.ipv6): payload("ip6", "daddr")
         case .sourcePrefix(let family, let length):
             .object([("&", .array([expression(.sourceAddress(family)), .string(IPAddress.mask(length: length, family: family).text)]))])
         case .destinationPort: payload("th", "dport")

@@ -307,6 +307,8 @@ public enum NftTextRenderer {
         case .constant(.proto(let proto)) where inSetElement: text.append(proto.number)
         case .sourceAddress(.ipv4): text.append("ip saddr")
         case .sourceAddress(.ipv6): text.append("ip6 saddr")
+        case .destinationAddress(.ipv4): text.append("ip daddr")
+        case .destinationAddress(.ipv6): text.append("ip6 daddr")
         case .sourcePrefix(let family, let length):
             write(.sourceAddress(family), to: &text)
             text.append(" & ")
