@@ -79,7 +79,7 @@ extension RulesetLowering {
     /// Deleting a grant the source does not hold is a no-op in the packet path, so one rule
     /// can remove every port of the sequence. Marked in the fresh set, as grants are.
     static func closeStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
-        sequence.grants.map { port in
+        sequence.grants(family).map { port in
             .setElement(.delete, set: Names.granted(family), key: grantKey(port, sequence, family: family), timeout: nil)
         } + freshStatements(sequence, family: family)
     }
@@ -89,7 +89,7 @@ extension RulesetLowering {
     /// Every rule that
     /// grants takes these, so every grant is marked in the fresh set.
     static func grantStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
-        sequence.grants.map { port in
+        sequence.grants(family).map { port in
             .setElement(.update, set: Names.granted(family), key: grantKey(port, sequence, family: family), timeout: sequence.openFor)
         } + freshStatements(sequence, family: family)
     }
@@ -101,7 +101,7 @@ extension RulesetLowering {
     /// neither counted nor reported until the watcher's next full reading. (The set holds as
     /// many keys as the granted set, and each for 30 s.)
     private static func freshStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
-        sequence.grants.map { port in
+        sequence.grants(family).map { port in
             .setElement(.update, set: Names.fresh(family), key: grantKey(port, sequence, family: family), timeout: TableLayout.freshFor)
         }
     }
