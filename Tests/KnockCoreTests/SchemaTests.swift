@@ -221,8 +221,8 @@ struct SchemaTests {
             #expect(object["additionalProperties"] as? Bool == false, "the \(label) allows unknown keys")
         }
         #expect(top["required"] as? [String] == ["sequences"])
-        // Something to open: local ports, forwarded ports, or both.
-        #expect((sequence["anyOf"] as? [[String: [String]]])?.map { $0["required"] ?? [] } == [["open"], ["forward"]])
+        // Something to open: local ports, forwarded ports, dnat ports, or several.
+        #expect((sequence["anyOf"] as? [[String: [String]]])?.map { $0["required"] ?? [] } == [["open"], ["forward"], ["dnat"]])
         // Knocks, one authorized packet or rotating knocks: exactly one of them.
         #expect((sequence["oneOf"] as? [[String: [String]]])?.map { $0["required"] ?? [] } == [["knock"], ["spa"], ["rotate"]])
         let spa = try Self.object(["properties", "spa"], in: sequence)

@@ -118,7 +118,7 @@ struct SpecGenerator<Random: RandomNumberGenerator> {
     }
     static var timingKeys: [String] { ["step_timeout", "open_for"] }
     static var sequenceKeys: [String] {
-        ["knock", "spa", "rotate", "open", "forward", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "open_once", "grant_prefix", "on_grant", "on_expire"]
+        ["knock", "spa", "rotate", "open", "forward", "dnat", "step_timeout", "open_for", "allow", "deny", "from", "limits", "close", "strict", "open_once", "grant_prefix", "on_grant", "on_expire"]
     }
     static var limitKeys: [String] { ["wrong_knocks", "ban_for"] }
 

@@ -117,6 +117,8 @@ public struct ChainIR: Equatable, Sendable {
         /// Runs before the host's `filter` chains (priority 0), so every knock is seen even
         /// when a later chain drops it.
         public var priority: Int
+        /// `filter`, or `nat` for the chain of `dnat:` (see `DnatRules`).
+        public var type: String = "filter"
     }
 }
 

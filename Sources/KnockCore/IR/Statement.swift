@@ -112,6 +112,9 @@ public enum Statement: Equatable, Sendable {
     case isEchoRequest(IPFamily)
     case verdict(Verdict)
     case reject(RejectKind)
+    /// `dnat ip to A:P` or `dnat ip6 to [A]:P`: sends the connection to another host (only in
+    /// a nat chain).
+    case dnat(DnatTarget)
     /// Bumps the table's named counter; placed where the rule has already matched.
     case count(counter: String)
 }

@@ -34,7 +34,7 @@ public struct TableCatalog: Equatable, Sendable {
             var opens: [IPFamily: [TransportPort]] = [:]
             if machine.purpose == .grant {
                 for family in IPFamily.allCases where machine.sequence.mayKnock(from: family) {
-                    opens[family] = machine.sequence.grants.sorted()
+                    opens[family] = machine.sequence.grants(family).sorted()
                 }
             }
             entries[machine.tags.tag(0)] = Entry(identity: machine.identity, knocks: machine.stageCount, opens: opens,

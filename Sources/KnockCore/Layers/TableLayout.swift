@@ -98,6 +98,8 @@ public enum TableLayout {
         public static let forwardChain = "forward"
         public static func forwardGuardChain(_ family: IPFamily) -> String { "guard_forward\(family.suffix)" }
         public static let forwardPorts = "forward_ports"
+        /// `dnat:` (see `DnatRules`): the nat chain. Not `dnat`, which is an nft keyword.
+        public static let dnatChain = "dnat_prerouting"
         // Counter names: a fixed prefix keeps a sequence name from ever reading as an nft keyword.
         public static let wrongKnocksCounter = "wrong_knocks"
         public static let bansCounter = "bans"

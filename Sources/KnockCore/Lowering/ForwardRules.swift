@@ -20,9 +20,11 @@ enum ForwardRules {
 
     static let priority = -10
 
-    /// Every forwarded port of the spec.
+    /// Every forwarded port of the spec: `forward`, and the local ports of `dnat`, which
+    /// knockc's own nat chain forwards only for granted sources; the guard checks those again
+    /// by the same key, so a DNAT of that port made elsewhere cannot pass an ungranted source.
     static func ports(_ spec: KnockSpec) -> [TransportPort] {
-        Set(spec.sequences.flatMap(\.forward)).sorted()
+        Set(spec.sequences.flatMap { $0.forward + $0.dnat.map(\.port) }).sorted()
     }
 
     static func sets(_ spec: KnockSpec) -> [SetIR] {
@@ -51,7 +53,7 @@ enum ForwardRules {
                                        comment: "new \(proto) connections to a forwarded port"))
             }
             var rules = access[family]?.sourceGuardRules ?? []
-            let sequences = spec.sequences.filter { !$0.forward.isEmpty }
+            let sequences = spec.sequences.filter { !$0.forward.isEmpty || !$0.dnat.isEmpty }
             for (length, portSet) in RulesetLowering.grantLookups(spec, family: family, among: sequences) {
                 let holder = RulesetLowering.grantSource(length, family: family)
                 for proto in protocols {

@@ -79,7 +79,7 @@ extension RulesetLowering {
     /// Deleting a grant the source does not hold is a no-op in the packet path, so one rule
     /// can remove every port of the sequence. Marked in the fresh set, as grants are.
     static func closeStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
-        sequence.grants.map { port in
+        sequence.grants(family).map { port in
             .setElement(.delete, set: Names.granted(family), key: grantKey(port, sequence, family: family), timeout: nil)
         } + freshStatements(sequence, family: family)
     }
@@ -89,7 +89,7 @@ extension RulesetLowering {
     /// Every rule that
     /// grants takes these, so every grant is marked in the fresh set.
     static func grantStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
-        sequence.grants.map { port in
+        sequence.grants(family).map { port in
             .setElement(.update, set: Names.granted(family), key: grantKey(port, sequence, family: family), timeout: sequence.openFor)
         } + freshStatements(sequence, family: family)
     }
@@ -101,7 +101,7 @@ extension RulesetLowering {
     /// neither counted nor reported until the watcher's next full reading. (The set holds as
     /// many keys as the granted set, and each for 30 s.)
     private static func freshStatements(_ sequence: KnockSequence, family: IPFamily) -> [Statement] {
-        sequence.grants.map { port in
+        sequence.grants(family).map { port in
             .setElement(.update, set: Names.fresh(family), key: grantKey(port, sequence, family: family), timeout: TableLayout.freshFor)
         }
     }
@@ -140,7 +140,7 @@ extension RulesetLowering {
             let lengths = grantLengths(spec.sequences, family: family)
             guard lengths.count > 1 else { return [] }
             return lengths.map { length in
-                let ports = Set(spec.sequences.filter { $0.grantPrefix.length(family) == length }.flatMap { $0.open + $0.forward }).sorted()
+                let ports = Set(spec.sequences.filter { $0.grantPrefix.length(family) == length }.flatMap { $0.open + $0.forward + $0.dnat.map(\.port) }).sorted()
                 return SetIR(name: Names.grantPorts(family, length: length), key: [.inetProto, .inetService],
                              contents: .plain(ports.map { [.proto($0.proto), .port($0.port)] }),
                              comment: "ports whose grants hold a source prefix /\(length)")

@@ -126,6 +126,7 @@ public enum RulesetLowering {
         sets += grantPortSets(spec)
         sets += ForwardRules.sets(spec)
         chains += ForwardRules.chains(spec, access: accessByFamily)
+        chains += DnatRules.chains(spec, access: accessByFamily)
         if let decoys = BanRules.decoySet(spec) {
             sets.append(decoys)
             chains.append(ChainIR(name: Names.decoyChain, hook: nil, rules: decoyRules))

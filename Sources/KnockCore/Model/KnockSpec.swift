@@ -68,6 +68,56 @@ public struct AccessLists: Equatable, Sendable {
     }
 }
 
+/// One `dnat:` entry: a local port (as the client addresses it) and the host and port behind
+/// this one that knockc's own nat chain sends a granted source's connection to. The target's
+/// family decides which clients it serves: an IPv4 target IPv4 clients, an IPv6 one IPv6.
+public struct DnatTarget: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var port: TransportPort
+    public var address: IPAddress
+    public var targetPort: UInt16
+
+    public init(port: TransportPort, address: IPAddress, targetPort: UInt16) {
+        self.port = port
+        self.address = address
+        self.targetPort = targetPort
+    }
+
+    public var family: IPFamily { address.family }
+
+    /// `198.51.100.10:22` or `[2001:db8:1::10]:80`, as the spec writes it and nft reads it.
+    public var target: String {
+        family == .ipv4 ? "\(address):\(targetPort)" : "[\(address)]:\(targetPort)"
+    }
+
+    public var description: String { "\(port) to \(target)" }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.port < rhs.port }
+
+    /// Reads `A.B.C.D:PORT` or `[IPV6]:PORT`, PORT 1 to 65535; nil for anything else.
+    public static func parseTarget(_ text: String) -> (IPAddress, UInt16)? {
+        let host: Substring
+        let portText: Substring
+        let family: IPFamily
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+            family = .ipv6
+        } else {
+            guard let colon = text.lastIndex(of: ":"), text.firstIndex(of: ":") == colon else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            family = .ipv4
+        }
+        guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let port = UInt16(portText), port >= 1,
+              let address = IPAddress(String(host), family: family) else { return nil }
+        return (address, port)
+    }
+}
+
 /// One named knock sequence and what it opens.
 public struct KnockSequence: Equatable, Sendable {
     public var name: String
@@ -76,6 +126,9 @@ public struct KnockSequence: Equatable, Sendable {
     /// Ports this host forwards elsewhere (Docker's published ports), by the number the client
     /// connected to before any DNAT; a grant opens them in the forward hook.
     public var forward: [TransportPort] = []
+    /// `dnat:` ports that knockc itself forwards to a host behind this one, by local port
+    /// (see `DnatRules`); granted as `forward` ports are.
+    public var dnat: [DnatTarget] = []
     /// Longest gap allowed between two knocks.
     public var stepTimeout: Duration
     /// How long a grant lasts after the last knock.
@@ -110,7 +163,13 @@ public struct KnockSequence: Equatable, Sendable {
 
     /// Every port a grant of this sequence opens: `open`, then `forward`. A grant is one key
     /// (source . protocol . port) whichever hook looks it up.
-    public var grants: [TransportPort] { open + forward }
+    public var grants: [TransportPort] { open + forward + dnat.map(\.port) }
+
+    /// The ports a grant to a source of `family` opens: a `dnat` port only when its target
+    /// is of that family, since only such clients are translated.
+    public func grants(_ family: IPFamily) -> [TransportPort] {
+        open + forward + dnat.filter { $0.family == family }.map(\.port)
+    }
 
     /// How many knocks the sequence takes: its knock list, or its rotating knocks.
     public var knockCount: Int { rotate?.protocols.count ?? knocks.count }

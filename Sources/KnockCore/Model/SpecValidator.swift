@@ -24,6 +24,7 @@ public enum SpecValidator {
         diagnostics += checkSPAPorts(parsed.sequences)
         diagnostics += checkOneShotPorts(parsed.sequences)
         diagnostics += checkForwardPorts(parsed.sequences)
+        diagnostics += checkDnatTargets(parsed.sequences)
         if let length = parsed.grantPrefix.ipv4, length.value < 24 {
             diagnostics.append(Diagnostic(.wideIPv4Prefix(length.value), at: length.location))
         }
@@ -55,10 +56,10 @@ public enum SpecValidator {
             for port in sequence.open where !seenOpen.insert(port.value).inserted {
                 diagnostics.append(Diagnostic(.openListedTwice(port.value), at: port.location))
             }
-            for port in sequence.forward ?? [] where !seenOpen.insert(port.value).inserted {
+            for port in sequence.forwarded where !seenOpen.insert(port.value).inserted {
                 diagnostics.append(Diagnostic(.openListedTwice(port.value), at: port.location))
             }
-            if sequence.open.isEmpty, (sequence.forward ?? []).isEmpty, sequence.openComplete {
+            if sequence.open.isEmpty, sequence.forwarded.isEmpty, sequence.openComplete {
                 diagnostics.append(Diagnostic(.nothingToOpen(name), at: sequence.openLocation))
             }
 
@@ -76,6 +77,7 @@ public enum SpecValidator {
             model.strict = sequence.strict
             model.openOnce = sequence.openOnce?.value ?? false
             model.forward = (sequence.forward ?? []).map(\.value).sorted()
+            model.dnat = (sequence.dnat ?? []).map(\.target.value).sorted()
             model.grantPrefix = GrantPrefix(
                 ipv4: sequence.grantPrefix.ipv4?.value ?? parsed.grantPrefix.ipv4?.value ?? 32,
                 ipv6: sequence.grantPrefix.ipv6?.value ?? parsed.grantPrefix.ipv6?.value ?? 128)
@@ -222,7 +224,7 @@ public enum SpecValidator {
         for sequence in spec.sequences {
             let name = sequence.name.value
             used += sequence.open.map { ($0.value.port...$0.value.port, $0.location, "\($0.value), which sequence '\(name)' opens") }
-            used += (sequence.forward ?? []).map {
+            used += sequence.forwarded.map {
                 ($0.value.port...$0.value.port, $0.location, "\($0.value), which sequence '\(name)' forwards")
             }
             for knock in sequence.knocks + (sequence.close ?? []) {
@@ -242,7 +244,7 @@ public enum SpecValidator {
             var first: [TransportPort: (length: Int, name: String, location: SourceLocation)] = [:]
             for (sequence, model) in zip(parsed, models) {
                 let length = model.grantPrefix.length(family)
-                for port in sequence.open + (sequence.forward ?? []) {
+                for port in sequence.open + sequence.forwarded {
                     guard let earlier = first[port.value] else {
                         first[port.value] = (length, model.name, port.location)
                         continue
@@ -284,13 +286,43 @@ public enum SpecValidator {
             for port in sequence.open where opened[port.value] == nil { opened[port.value] = port }
         }
         for sequence in sequences {
-            for port in sequence.forward ?? [] {
+            for port in sequence.forwarded {
                 if let clash = opened[port.value] {
                     diagnostics.append(Diagnostic(.forwardedAndOpen(port.value), at: port.location,
                                                   notes: [Diagnostic(.openedHere, at: clash.location)]))
                 }
                 if sequence.openOnce?.value == true {
                     diagnostics.append(Diagnostic(.oneShotForward(port.value, sequence.name.value), at: port.location))
+                }
+            }
+        }
+        return diagnostics
+    }
+
+    /// knockc's nat chain sends a `dnat` port to one target: two sequences may share the port
+    /// (a grant is kept by port) only with the same target. A port another host's DNAT
+    /// forwards (`forward`) is not also knockc's to DNAT.
+    private static func checkDnatTargets(_ sequences: [ParsedSequence]) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        var targets: [TransportPort: Located<DnatTarget>] = [:]
+        var forwarded: [TransportPort: Located<TransportPort>] = [:]
+        for sequence in sequences {
+            for port in sequence.forward ?? [] where forwarded[port.value] == nil { forwarded[port.value] = port }
+        }
+        for sequence in sequences {
+            for entry in sequence.dnat ?? [] {
+                if let earlier = targets[entry.port.value] {
+                    if earlier.value.target != entry.target.value.target || earlier.value.family != entry.target.value.family {
+                        diagnostics.append(Diagnostic(.dnatTargetsDiffer(entry.port.value, earlier.value, entry.target.value),
+                                                      at: entry.target.location,
+                                                      notes: [Diagnostic(.firstDefinedHere, at: earlier.location)]))
+                    }
+                } else {
+                    targets[entry.port.value] = entry.target
+                }
+                if let clash = forwarded[entry.port.value] {
+                    diagnostics.append(Diagnostic(.dnatAndForward(entry.port.value), at: entry.port.location,
+                                                  notes: [Diagnostic(.usedHere, at: clash.location)]))
                 }
             }
         }
@@ -332,7 +364,7 @@ public enum SpecValidator {
                 let used = (sequence.knocks + (sequence.close ?? [])).compactMap { knock -> Located<TransportPort>? in
                     guard case .port(let port) = knock.value else { return nil }
                     return Located(port, at: knock.location)
-                } + sequence.open + (sequence.forward ?? [])
+                } + sequence.open + sequence.forwarded
                 if let clash = used.first(where: { decoy.value.contains($0.value) }) {
                     diagnostics.append(Diagnostic(.decoyInUse(decoy.value, clash.value), at: decoy.location,
                                                   notes: [Diagnostic(.usedHere, at: clash.location)]))
@@ -363,7 +395,7 @@ public enum SpecValidator {
     private static func openPortOwners(_ sequences: [ParsedSequence]) -> [TransportPort: Located<TransportPort>] {
         var owners: [TransportPort: Located<TransportPort>] = [:]
         for sequence in sequences {
-            for port in sequence.open + (sequence.forward ?? []) where owners[port.value] == nil {
+            for port in sequence.open + sequence.forwarded where owners[port.value] == nil {
                 owners[port.value] = port
             }
         }
@@ -486,7 +518,13 @@ extension Diagnostic.Message {
         .init(.error, "the close list of sequence '\(name)' has \(count) knocks; the most is \(SpecValidator.maxKnocks)")
     }
     static func forwardedAndOpen(_ port: TransportPort) -> Self {
-        .init(.error, "\(port) is both forwarded and opened on this host; a grant is kept by port alone, so give the port to 'open' or to 'forward', not both")
+        .init(.error, "\(port) is both forwarded and opened on this host; a grant is kept by port alone, so give the port to 'open' or to 'forward' (or 'dnat'), not both")
+    }
+    static func dnatTargetsDiffer(_ port: TransportPort, _ first: DnatTarget, _ second: DnatTarget) -> Self {
+        .init(.error, "\(port) is sent to \(second.target) here but to \(first.target) by another sequence; a dnat port has one target")
+    }
+    static func dnatAndForward(_ port: TransportPort) -> Self {
+        .init(.error, "\(port) is both in 'dnat' and in 'forward'; 'forward' is for a port another DNAT forwards, 'dnat' for one knockc forwards itself, so give the port to one of them")
     }
     static func oneShotForward(_ port: TransportPort, _ name: String) -> Self {
         .init(.error, "sequence '\(name)' forwards \(port) with 'open_once', which forwarded ports do not support; drop one of them")
@@ -498,7 +536,7 @@ extension Diagnostic.Message {
         .init(.error, "\(port) is listed twice in 'open'")
     }
     static func knockIsOpenPort(_ knock: Knock) -> Self {
-        .init(.error, "knock \(knock) is also a guarded port ('open' or 'forward'); a knock must be a port that knockc does not guard")
+        .init(.error, "knock \(knock) is also a guarded port ('open', 'forward' or 'dnat'); a knock must be a port that knockc does not guard")
     }
     static let openedHere = Self.note("opened here")
     static func repeatedKnock(_ knock: Knock) -> Self {

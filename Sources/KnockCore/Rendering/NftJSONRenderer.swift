@@ -81,7 +81,7 @@ public enum NftJSONRenderer {
             ]
             if let hook = chain.hook {
                 fields += [
-                    ("type", "filter"),
+                    ("type", .string(hook.type)),
                     ("hook", .string(hook.hook)),
                     ("prio", .int(hook.priority)),
                     ("policy", "accept"),
@@ -213,6 +213,9 @@ public enum NftJSONRenderer {
                 ("type", family == .ipv4 ? "icmp" : "icmpv6"),
                 ("expr", "port-unreachable"),
             ]))])
+        case .dnat(let target):
+            .object([("dnat", .object([("family", target.family == .ipv4 ? "ip" : "ip6"), ("addr", .string(target.address.description)),
+                                       ("port", .int(Int(target.targetPort)))]))])
         case .count(let counter):
             .object([("counter", .string(counter))])
         }

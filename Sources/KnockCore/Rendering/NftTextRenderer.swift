@@ -186,7 +186,9 @@ public enum NftTextRenderer {
         text.append(contentsOf: chain.name)
         text.append(" {\n")
         if let hook = chain.hook {
-            text.append("\t\ttype filter hook ")
+            text.append("\t\ttype ")
+            text.append(contentsOf: hook.type)
+            text.append(" hook ")
             text.append(contentsOf: hook.hook)
             text.append(" priority ")
             text.append(hook.priority)
@@ -294,6 +296,9 @@ public enum NftTextRenderer {
         case .reject(.tcpReset): text.append("reject with tcp reset")
         case .reject(.portUnreachable(.ipv4)): text.append("reject with icmp port-unreachable")
         case .reject(.portUnreachable(.ipv6)): text.append("reject with icmpv6 port-unreachable")
+        case .dnat(let target):
+            text.append(target.family == .ipv4 ? "dnat ip to " : "dnat ip6 to ")
+            text.append(contentsOf: target.target)
         case .count(let counter):
             text.append("counter name ")
             text.append(contentsOf: counter)

@@ -56,6 +56,10 @@ public struct ParsedSequence: Sendable {
     public var openLocation: SourceLocation
     /// `forward:` ports this host forwards (before any DNAT) that a grant opens; nil when absent.
     public var forward: [Located<TransportPort>]?
+    /// `dnat:` local ports and their targets; nil when absent.
+    public var dnat: [ParsedDnat]?
+    /// `forward` and `dnat` ports: what a grant opens beyond this host's own ports.
+    public var forwarded: [Located<TransportPort>] { (forward ?? []) + (dnat ?? []).map(\.port) }
     public var timings: ParsedTimings
     public var access = ParsedAccess()
     /// Sources that may knock this sequence; nil when the spec does not restrict it.
@@ -117,4 +121,10 @@ public struct ParsedLimits: Sendable {
 public struct ParsedAccess: Sendable {
     public var allow: [Located<CIDR>] = []
     public var deny: [Located<CIDR>] = []
+}
+
+/// One `dnat:` entry as written: the local port and its target, each with its place.
+public struct ParsedDnat: Sendable {
+    public var port: Located<TransportPort>
+    public var target: Located<DnatTarget>
 }

@@ -18,7 +18,7 @@ public struct SpecParser {
     static let topLevelKeys = ["table", "defaults", "sequences", "allow", "deny", "max_tracked_sources", "limits", "decoys", "grant_prefix"]
         + hookKeys + ["hook_timeout"]
     static let timingKeys = ["step_timeout", "open_for"]
-    static let sequenceKeys = ["knock", "spa", "rotate", "open", "forward"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict", "open_once", "grant_prefix"] + hookKeys
+    static let sequenceKeys = ["knock", "spa", "rotate", "open", "forward", "dnat"] + timingKeys + ["allow", "deny", "from", "limits", "close", "strict", "open_once", "grant_prefix"] + hookKeys
     static let spaKeys = ["secret", "port", "every", "skew", "horizon", "slots"]
     static let rotateKeys = ["secret", "every", "knocks", "ports", "skew", "horizon"]
     static let limitKeys = ["wrong_knocks", "ban_for"]
@@ -148,13 +148,18 @@ public struct SpecParser {
             sequence.forward = ports
             if ports.count != words.count || !isList(node) { sequence.openComplete = false }
         }
+        if let node = seqFields["dnat"] {
+            let (entries, complete) = dnat(node, of: name.value)
+            sequence.dnat = entries
+            if !complete { sequence.openComplete = false }
+        }
         if let node = seqFields["open"] {
             sequence.openLocation = location(of: node)
             let words = list(node, what: "open")
             sequence.open = words.compactMap { openWord($0) }
             sequence.openComplete = sequence.openComplete && sequence.open.count == words.count && isList(node)
-        } else if sequence.forward != nil {
-            // A sequence may guard forwarded ports only.
+        } else if sequence.forward != nil || sequence.dnat != nil {
+            // A sequence may guard forwarded (or knockc-forwarded) ports only.
         } else {
             sequence.openComplete = false
             diagnostics.append(Diagnostic(.missingKey("open", in: "sequence '\(name.value)'"), at: name.location))
@@ -380,6 +385,30 @@ public struct SpecParser {
         }
     }
 
+    /// `dnat: { tcp/2222: "198.51.100.10:22" }`: local ports and their targets, and whether
+    /// every entry was usable (what was not is already reported).
+    private mutating func dnat(_ node: YAMLNode, of name: String) -> ([ParsedDnat], complete: Bool) {
+        guard let mapping = expectMapping(node, what: "'dnat' of sequence '\(name)'") else { return ([], false) }
+        var entries: [ParsedDnat] = []
+        var complete = true
+        for pair in mapping {
+            guard let port = openWord(pair.key) else { complete = false; continue }
+            guard let text = expectScalar(pair.value, what: "a dnat target") else { complete = false; continue }
+            guard let (address, targetPort) = DnatTarget.parseTarget(text) else {
+                diagnostics.append(Diagnostic(.badDnatTarget(text, port.value), at: location(of: pair.value)))
+                complete = false
+                continue
+            }
+            entries.append(ParsedDnat(port: port, target: Located(DnatTarget(port: port.value, address: address, targetPort: targetPort),
+                                                                     at: location(of: pair.value))))
+        }
+        if mapping.isEmpty {
+            diagnostics.append(Diagnostic(.emptyDnat(name), at: location(of: node)))
+            return ([], false)
+        }
+        return (entries, complete)
+    }
+
     private mutating func openWord(_ node: YAMLNode) -> Located<TransportPort>? {
         guard let text = expectScalar(node, what: "an open port") else { return nil }
         do {
@@ -514,6 +543,12 @@ extension Diagnostic.Message {
     static let emptySpec = Self(.error, "the spec is empty; expected a mapping with 'sequences'")
     static func unknownKey(_ key: String, in context: String, allowed: [String]) -> Self {
         .init(.error, "unknown key '\(key)' in \(context); expected one of \(allowed.joined(separator: ", "))")
+    }
+    static func badDnatTarget(_ text: String, _ port: TransportPort) -> Self {
+        .init(.error, "'\(text)' is not a dnat target for \(port); expected an IPv4 ADDRESS:PORT or [IPv6 ADDRESS]:PORT with PORT 1 to 65535, as 198.51.100.10:22 or \"[2001:db8::10]:22\"")
+    }
+    static func emptyDnat(_ name: String) -> Self {
+        .init(.error, "'dnat' of sequence '\(name)' is empty; expected local ports and targets, as { tcp/2222: 198.51.100.10:22 }")
     }
     static func missingKey(_ key: String, in context: String) -> Self {
         .init(.error, "\(context) has no '\(key)'")
