@@ -33,6 +33,10 @@ DNAT = (f"table ip dockerish {{\n\tchain prerouting {{ type nat hook prerouting 
         f"iifname \"{{dev}}\" udp dport {PORT} dnat to {BACKEND_IP}:{PORT}; }}\n}}\n")
 # What any base chain at the forward hook costs, rules aside: a floor for knockc's ratio.
 EMPTY = "table inet kcempty {\n\tchain forward {\n\t\ttype filter hook forward priority -10; policy accept;\n\t}\n}\n"
+# The same chain with one rule that looks at conntrack, which turns conntrack on in the
+# namespace, as knockc's forward chain does: what conntrack alone costs a router that had none.
+CONNTRACK = ("table inet kcconntrack {\n\tchain forward {\n\t\ttype filter hook forward priority -10; policy accept;\n"
+             "\t\tct state invalid drop\n\t}\n}\n")
 # At the backend: counts the measured frames (by their length, so the datagrams that set the
 # flow up reach the echo) and drops them, as the rates part's inet kcbench does.
 COUNT = (f"table inet kcbench {{\n\tchain count {{\n\t\ttype filter hook input priority 10; policy accept;\n"
@@ -71,7 +75,7 @@ class ForwardPath:
     knockc's table (with the client granted), a Docker-like DNAT, both, or neither. Offers
     what rates.alternate needs: a label and sample(kind, seconds, cpus)."""
 
-    def __init__(self, lab, tag, label, knockc, dnat, empty=False):
+    def __init__(self, lab, tag, label, knockc, dnat, empty=False, conntrack=False):
         self.lab, self.label, self.dnat = lab, label, dnat
         self.kind = "dnat" if dnat else "routed"
         # pair()'s server (192.0.2.1) is the router, its client (192.0.2.2) the client.
@@ -100,6 +104,8 @@ class ForwardPath:
             self.nft(self.router, "dnat", DNAT.replace("{dev}", self.router_dev))
         if empty:
             self.nft(self.router, "empty", EMPTY)
+        if conntrack:
+            self.nft(self.router, "conntrack", CONNTRACK)
         if knockc:
             spec = os.path.join(lab.tmpdir, "forward.yaml")
             with open(spec, "w") as file:
@@ -202,9 +208,9 @@ def conntrack_entries(namespace):
 
 
 def measure(lab, args):
-    """Six paths (routed and dnat, each without a table of ours, with an empty forward base
-    chain, and with knockc's table), a pre-flight of each, then alternating rounds of each
-    kind's three paths."""
+    """Seven paths (routed and dnat, each without a table of ours, with an empty forward base
+    chain, and with knockc's table; routed also with conntrack turned on by a chain of one ct
+    rule), a pre-flight of each, then alternating rounds of each kind's paths."""
     ensure_trafgen()
     if irq_time_accounting():
         log("warning: CONFIG_IRQ_TIME_ACCOUNTING=y: the CPU seconds leave out softirq time")
@@ -214,6 +220,7 @@ def measure(lab, args):
         log(f"forward: {kind} paths, without and with knockc's table")
         paths[kind] = [ForwardPath(lab, f"f{kind[0]}n", "no table", False, dnat),
                        ForwardPath(lab, f"f{kind[0]}e", "empty chain", False, dnat, empty=True),
+                       *([] if dnat else [ForwardPath(lab, "frc", "conntrack", False, dnat, conntrack=True)]),
                        ForwardPath(lab, f"f{kind[0]}k", "knockc", True, dnat)]
     log("forward: pre-flight: 1,000 frames of the granted flow, and of an ungranted source (refused by knockc only)")
     conntrack = {}
@@ -251,6 +258,9 @@ def rows(result):
                      rate_cell(per_config["no table"]), "-", "-"))
         rows.append((f"forward ratio to {base}, {label}, with an empty forward base chain",
                      ratio_cell(per_config["empty chain"]), "-", "-"))
+        if "conntrack" in per_config:
+            rows.append((f"forward ratio to {base}, {label}, with conntrack on (a forward chain of one ct rule)",
+                         ratio_cell(per_config["conntrack"]), "-", "-"))
         entry = per_config["knockc"]
         rows.append((f"forward ratio to {base}, {label}, with knockc's table (forward: [udp/{PORT}], granted)",
                      ratio_cell(entry), f">= {RATIO_TARGET}", "yes" if entry["cpu_median_ratio"] >= RATIO_TARGET else "NO"))
