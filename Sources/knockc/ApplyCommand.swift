@@ -26,6 +26,10 @@ struct ApplyCommand: ParsableCommand {
 
             While an apply --confirm is pending, a plain apply is refused; --force ends the \
             pending confirm (nothing is reverted) and applies.
+
+            When the spec forwards ports (forward:) and this namespace forwards nothing \
+            (net.ipv4.ip_forward or net.ipv6.conf.all.forwarding is 0), apply warns on stderr, \
+            naming the sysctl to set, and still applies.
             """
     )
 
@@ -104,6 +108,7 @@ struct ApplyCommand: ParsableCommand {
             Console.error("knockc: ended the pending apply --confirm of table inet \(spec.tableName); it will not revert")
         case .installed(let report):
             print(RulesetApplier.summary(report, table: spec.tableName, sequences: spec.sequences.count))
+            for warning in ForwardingSysctl.warnings(for: spec) { Console.error("knockc: warning: \(warning)") }
         case .recordNotWritten(let error):
             Console.error("knockc: warning: \(error); the table is applied, but a later `apply --confirm` cannot restore it")
         case .awaitingConfirmation(let window):

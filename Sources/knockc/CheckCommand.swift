@@ -16,7 +16,10 @@ struct CheckCommand: ParsableCommand {
             network namespace, so the running kernel itself accepts or refuses it. No root is \
             needed and the host's ruleset is never touched. When that namespace cannot be made \
             (user namespaces disabled, a limit reached), the spec is reported as not checked, \
-            with unshare's reason, and the exit code is 1.
+            with unshare's reason, and the exit code is 1. A spec that forwards ports \
+            (forward:) on a host where forwarding is off (net.ipv4.ip_forward or \
+            net.ipv6.conf.all.forwarding is 0) gets a warning on stderr naming the sysctl to \
+            set; the exit code does not change.
             """
     )
 
@@ -39,6 +42,8 @@ struct CheckCommand: ParsableCommand {
             var (spec, diagnostics) = Pipeline.check(file: path)
             var kernelError: String?
             var namespaceError: String?
+            // The host's switches, read here: the throwaway namespace has its own, all off.
+            let hostWarnings = kernel ? spec.map { ForwardingSysctl.warnings(for: $0) } ?? [] : []
             if kernel, spec != nil {
                 do {
                     _ = try Knockc.throwawayNamespace.load(specPath: path)
@@ -51,8 +56,10 @@ struct CheckCommand: ParsableCommand {
                     spec = nil
                 }
             }
+            if format == .text { Console.report(diagnostics) }
+            // On stderr in both formats: a warning about this host, not about the spec.
+            for warning in hostWarnings { Console.error("\(path): warning: \(warning)") }
             if format == .text {
-                Console.report(diagnostics)
                 if let kernelError { Console.error("\(path): error: the kernel refused the compiled ruleset:\n\(kernelError)") }
                 if let namespaceError { Console.error("\(path): error: not checked against the kernel: \(namespaceError)") }
             }

@@ -106,6 +106,43 @@ struct CommandLineTests {
         #expect(unlimited.status == 0, "\(unlimited.error)")
     }
 
+    /// A namespace of the test's own starts with forwarding off in both families.
+    @Test("apply and check --kernel warn about a forward: spec while the namespace forwards nothing, name the sysctl, and still succeed")
+    func forwardingOffWarns() throws {
+        let directory = try scratchDirectory("forwarding")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let forwarding = directory.appendingPathComponent("forward.yaml").path
+        try "sequences:\n  web:\n    knock: [tcp/7000, udp/7100, tcp/7200]\n    forward: [tcp/8443]\n"
+            .write(toFile: forwarding, atomically: true, encoding: .utf8)
+        let namespace = NetworkNamespace(name: "kcfwd\(getpid())")
+        try runProgram(["ip", "netns", "add", namespace.name])
+        defer { _ = try? runProgram(["ip", "netns", "del", namespace.name], allowFailure: true) }
+        let v4 = "`sysctl -w net.ipv4.ip_forward=1`"
+        let v6 = "`sysctl -w net.ipv6.conf.all.forwarding=1`"
+
+        for command in [["apply", forwarding], ["check", "--kernel", forwarding]] {
+            let off = try knockc(in: namespace, command)
+            #expect(off.status == 0, "\(command): \(off.error)")
+            #expect(off.error.contains(v4) && off.error.contains(v6), "\(command): \(off.error)")
+        }
+        // A spec without forward: says nothing about forwarding.
+        let local = try knockc(in: namespace, ["apply", Self.ssh])
+        #expect(local.status == 0 && !local.error.contains("forwarding"), "\(local.error)")
+
+        try runProgram(["ip", "netns", "exec", namespace.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        for command in [["apply", forwarding], ["check", "--kernel", forwarding]] {
+            let half = try knockc(in: namespace, command)
+            #expect(half.status == 0, "\(command): \(half.error)")
+            #expect(!half.error.contains(v4) && half.error.contains(v6), "\(command): \(half.error)")
+        }
+        try runProgram(["ip", "netns", "exec", namespace.name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+        for command in [["apply", forwarding], ["check", "--kernel", forwarding]] {
+            let on = try knockc(in: namespace, command)
+            #expect(on.status == 0, "\(command): \(on.error)")
+            #expect(!on.error.contains("forwarding is off"), "\(command): \(on.error)")
+        }
+    }
+
     @Test("check exits 1 with file:line:col diagnostics, and --format json reports the same")
     func checkDiagnostics() throws {
         let directory = try scratchDirectory("check")

@@ -7,6 +7,7 @@
   memory    kernel memory per tracked source (progress4, granted4)
   flood     legitimate knocks during a flood of first knocks
   rates     packet rates with knockc's table and the wiki pattern against no table
+  forward   packet rate of an established forwarded flow through a router with knockc's table
   state     scale of state up to a million sources: memory, lookups, apply
   diff      knockc diff and apply --confirm with 0 and 65,536 live elements
   spa       one-packet authorization: latency, legitimate knocks under a datagram flood, 24 h of tokens
@@ -20,7 +21,7 @@ own): see scripts/bench.md for the method of each part. Prints one table on stdo
 goes to stderr) and saves the raw numbers as JSON to bench-results/bench-<parts>-<UTC
 timestamp>.json, and the rate samples as a CSV beside it. watcher and metrics run their own
 scripts, which print their own tables and save their own files, after the table. Needs root.
-Python 3 standard library only; flood, rates and state use trafgen (Debian package
+Python 3 standard library only; flood, rates, forward and state use trafgen (Debian package
 netsniff-ng, installed with apt-get when missing).
 
 The flags of the issue-numbered parts still work and say what they stand for:
@@ -37,13 +38,13 @@ import subprocess
 import sys
 import time
 
-from . import apply, diff, flood, latency, memory, rates, rotate, rules, spa, state
+from . import apply, diff, flood, forward, latency, memory, rates, rotate, rules, spa, state
 from .lab import DEFAULT_KNOCKC, ROOT, SCRATCH, BenchError, Lab, log
 
 # The parts of the one table, in the order they run, each a module with measure(lab, args),
 # rows(result) and NOTES.
 PARTS = {"latency": latency, "apply": apply, "rules": rules, "memory": memory, "flood": flood,
-         "rates": rates, "state": state, "diff": diff, "spa": spa, "rotate": rotate}
+         "rates": rates, "forward": forward, "state": state, "diff": diff, "spa": spa, "rotate": rotate}
 # Parts that are scripts of their own, run after the table.
 SCRIPTS = {"watcher": "bench-watch", "metrics": "bench-metrics"}
 EVERYTHING = list(PARTS) + list(SCRIPTS)
@@ -267,7 +268,7 @@ def save_and_report(args, knockc, parts, results, elapsed):
     with open(out_path, "w") as file:
         json.dump(document, file, indent=1, default=str)
         file.write("\n")
-    samples = [s for part in ("rates", "state") if part in results for s in results[part]["samples"]]
+    samples = [s for part in ("rates", "forward", "state") if part in results for s in results[part]["samples"]]
     if samples:
         samples_path = os.path.join(out_dir, f"{name}-{stamp}-rate-samples.csv")
         rates.write_samples(samples_path, samples)

@@ -281,7 +281,7 @@ def alternate(pairs, kinds, rounds, seconds, cpus, part):
     samples = []
     for kind in kinds:
         for number in range(rounds):
-            log(f"rates {kind}: round {number + 1} of {rounds}, {len(pairs)} configurations x {seconds} s")
+            log(f"{part} {kind}: round {number + 1} of {rounds}, {len(pairs)} configurations x {seconds} s")
             order = pairs if number % 2 == 0 else list(reversed(pairs))
             for position, pair in enumerate(order):
                 samples.append({"part": part, "round": number, "position": position,
