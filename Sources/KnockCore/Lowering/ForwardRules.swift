@@ -41,7 +41,9 @@ enum ForwardRules {
         guard !ports.isEmpty else { return [] }
         let protocols = Set(ports.map(\.proto)).sorted()
         let key = Expr.concat([.l4proto, .originalDestinationPort])
-        var dispatch: [RuleIR] = []
+        // The bulk of forwarded traffic, packets of established flows, leaves at the first
+        // rule. Accepting ends this chain only: the host's and Docker's chains still run.
+        var dispatch = [RuleIR([.connectionEstablished, .verdict(.accept)], comment: "established and related flows")]
         var chains: [ChainIR] = []
         for family in IPFamily.allCases {
             // nft types `ct original proto-dst` only after the protocol is matched: one rule
