@@ -222,12 +222,13 @@ def measure(lab, args):
                        ForwardPath(lab, f"f{kind[0]}e", "empty chain", False, dnat, empty=True),
                        *([] if dnat else [ForwardPath(lab, "frc", "conntrack", False, dnat, conntrack=True)]),
                        ForwardPath(lab, f"f{kind[0]}k", "knockc", True, dnat)]
-    log("forward: pre-flight: 1,000 frames of the granted flow, and of an ungranted source (refused by knockc only)")
+    log("forward: pre-flight: 1,000 frames of the granted flow, and of an ungranted source (refused by knockc's table "
+        "on the dnat path only: knockc guards published (DNATed) connections, not routed ones)")
     conntrack = {}
     for kind, pair in paths.items():
         for path in pair:
             path.check("flow", True)
-            path.check("ungranted", path.label != "knockc")
+            path.check("ungranted", path.label != "knockc" or kind == "routed")
             conntrack[f"{kind} {path.label}"] = conntrack_entries(path.router)
     cpus = args.rate_cpus or os.cpu_count() or 1
     samples = []
