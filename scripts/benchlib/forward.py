@@ -11,7 +11,7 @@ import sys
 
 from .lab import BenchError, log, run
 from .rates import RATIO_TARGET, alternate, irq_time_accounting, rate_cell, ratio_cell, summarize_rates
-from .rates import children_cpu_seconds, ksoftirqd_seconds, loadavg
+from .rates import children_cpu_seconds, ksoftirqd_seconds, rate_sample
 from .trafgen import ensure_trafgen, finish_trafgen, start_trafgen
 
 ROUTER_IP = "192.0.2.1"         # the router's side towards the client
@@ -186,17 +186,7 @@ class ForwardPath:
         if kind != self.kind:
             raise BenchError(f"{self.label} measures {self.kind}, not {kind}")
         self.establish()
-        load = loadavg()
-        sent, accepted, cpu = self.send("flow", seconds, cpus)
-        per_cpu = sent["per_cpu"]
-        if not per_cpu or cpu <= 0:
-            raise BenchError(f"{self.label}: trafgen reported no per-CPU times, or no CPU time was measured")
-        packets = sum(c["packets"] for c in per_cpu)
-        sent_pps = sum(c["packets"] / c["seconds"] for c in per_cpu if c["seconds"] > 0)
-        return {"config": self.label, "kind": kind, "seconds": round(max(c["seconds"] for c in per_cpu), 3),
-                "sent": packets, "accepted": accepted, "cpu_seconds": round(cpu, 4),
-                "accepted_per_cpu_s": accepted / cpu,
-                "accepted_pps": sent_pps * accepted / packets if packets else 0.0, "loadavg_1m": load}
+        return rate_sample(self.label, kind, lambda: self.send("flow", seconds, cpus))
 
 
 def conntrack_entries(namespace):

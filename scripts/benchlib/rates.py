@@ -258,17 +258,23 @@ class RatePair:
         - wall clock: trafgen's send rate (over its processes, packets / that process's own
           sending time) times the share of sent packets that were counted; what this run got
           out of the machine while sharing it."""
-        load = loadavg()
-        sent, accepted, cpu = self.send(kind, seconds, cpus)
-        per_cpu = sent["per_cpu"]
-        if not per_cpu or cpu <= 0:
-            raise BenchError(f"{self.label}: trafgen reported no per-CPU times, or no CPU time was measured")
-        packets = sum(c["packets"] for c in per_cpu)
-        sent_pps = sum(c["packets"] / c["seconds"] for c in per_cpu if c["seconds"] > 0)
-        return {"config": self.label, "kind": kind, "seconds": round(max(c["seconds"] for c in per_cpu), 3),
-                "sent": packets, "accepted": accepted, "cpu_seconds": round(cpu, 4),
-                "accepted_per_cpu_s": accepted / cpu,
-                "accepted_pps": sent_pps * accepted / packets if packets else 0.0, "loadavg_1m": load}
+        return rate_sample(self.label, kind, lambda: self.send(kind, seconds, cpus))
+
+
+def rate_sample(label, kind, send):
+    """A sample's record from `send()`, which runs trafgen and returns (sent, accepted, cpu):
+    see `RatePair.sample` for the two rates."""
+    load = loadavg()
+    sent, accepted, cpu = send()
+    per_cpu = sent["per_cpu"]
+    if not per_cpu or cpu <= 0:
+        raise BenchError(f"{label}: trafgen reported no per-CPU times, or no CPU time was measured")
+    packets = sum(c["packets"] for c in per_cpu)
+    sent_pps = sum(c["packets"] / c["seconds"] for c in per_cpu if c["seconds"] > 0)
+    return {"config": label, "kind": kind, "seconds": round(max(c["seconds"] for c in per_cpu), 3),
+            "sent": packets, "accepted": accepted, "cpu_seconds": round(cpu, 4),
+            "accepted_per_cpu_s": accepted / cpu,
+            "accepted_pps": sent_pps * accepted / packets if packets else 0.0, "loadavg_1m": load}
 
 
 def alternate(pairs, kinds, rounds, seconds, cpus, part):
