@@ -9,8 +9,10 @@ struct CheckCommand: ParsableCommand {
         abstract: "Validate specs, for CI and editors.",
         discussion: """
             Prints each problem as FILE:LINE:COL: error|warning: MESSAGE on stderr (with \
-            --format json, one JSON document on stdout instead). Exits 0 when every spec is \
-            valid (warnings allowed) and 1 when any has an error.
+            --format json, one JSON document on stdout instead; with --format github, GitHub \
+            Actions workflow commands on stdout, ::error file=F,line=L,col=C::MESSAGE, which \
+            annotate a pull request's lines). Exits 0 when every spec is valid (warnings \
+            allowed) and 1 when any has an error.
 
             With --kernel, each valid spec is also compiled and loaded into a throwaway user and \
             network namespace, so the running kernel itself accepts or refuses it. No root is \
@@ -24,7 +26,7 @@ struct CheckCommand: ParsableCommand {
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, json
+        case text, json, github
     }
 
     @Argument(help: "One or more knock specs (YAML).", completion: .file(extensions: ["yaml", "yml"]))
@@ -33,7 +35,7 @@ struct CheckCommand: ParsableCommand {
     @Flag(help: "Also load each compiled spec into the running kernel, in a throwaway namespace.")
     var kernel = false
 
-    @Option(help: "text: diagnostics on stderr; json: a machine-readable report on stdout.")
+    @Option(help: "text: diagnostics on stderr; json: a machine-readable report on stdout; github: GitHub Actions annotations on stdout.")
     var format: Format = .text
 
     func run() throws {
@@ -57,7 +59,12 @@ struct CheckCommand: ParsableCommand {
                 }
             }
             if format == .text { Console.report(diagnostics) }
-            // On stderr in both formats: a warning about this host, not about the spec.
+            if format == .github {
+                for diagnostic in diagnostics { print(GitHubAnnotation.command(diagnostic)) }
+                if let kernelError { print(GitHubAnnotation.command("error", file: path, message: "the kernel refused the compiled ruleset:\n" + kernelError)) }
+                if let namespaceError { print(GitHubAnnotation.command("error", file: path, message: "not checked against the kernel: " + namespaceError)) }
+            }
+            // On stderr in every format: a warning about this host, not about the spec.
             for warning in hostWarnings { Console.error("\(path): warning: \(warning)") }
             if format == .text {
                 if let kernelError { Console.error("\(path): error: the kernel refused the compiled ruleset:\n\(kernelError)") }

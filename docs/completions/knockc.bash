@@ -194,7 +194,7 @@ _knockc_check() {
     # Offer option value completions
     case "${prev}" in
     '--format')
-        __knockc_add_completions -W 'text'$'\n''json'
+        __knockc_add_completions -W 'text'$'\n''json'$'\n''github'
         return
         ;;
     esac
