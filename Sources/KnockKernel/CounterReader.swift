@@ -8,11 +8,7 @@ public struct CounterReader {
 
     public init(table: String) throws(NftError) {
         precondition(NameRules.isValidTableName(table), "not a table name: \(table)")
-        do {
-            dump = try NetlinkDump()
-        } catch {
-            throw NftError(command: "netlink", message: error.description)
-        }
+        dump = try NetlinkDump.opened()
         self.table = table
     }
 

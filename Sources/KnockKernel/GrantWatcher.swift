@@ -81,11 +81,7 @@ public final class GrantWatcher {
     }
 
     public init(table: String) throws(NftError) {
-        do {
-            dump = try NetlinkDump()
-        } catch {
-            throw NftError(command: "netlink", message: error.description)
-        }
+        dump = try NetlinkDump.opened()
         // Before the first reading, so that no transaction after it goes unheard.
         notices = try? TransactionNotices(table: table)
         self.table = table

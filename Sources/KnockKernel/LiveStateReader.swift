@@ -12,11 +12,7 @@ struct LiveStateReader {
     private let dump: NetlinkDump
 
     init() throws(NftError) {
-        do {
-            dump = try NetlinkDump()
-        } catch {
-            throw NftError(command: "netlink", message: error.description)
-        }
+        dump = try NetlinkDump.opened()
     }
 
     init(dump: NetlinkDump) {

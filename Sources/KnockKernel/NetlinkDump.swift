@@ -31,6 +31,16 @@ final class NetlinkDump {
     private var sequence: UInt32 = 0
     private var buffer = [UInt8](repeating: 0, count: 1 << 17)
 
+    /// A socket for the readers (`LiveStateReader`, `GrantWatcher`, `CounterReader`,
+    /// `SecretCurrency`), whose callers see failures as `NftError`.
+    static func opened() throws(NftError) -> NetlinkDump {
+        do {
+            return try NetlinkDump()
+        } catch {
+            throw NftError(command: "netlink", message: error.description)
+        }
+    }
+
     init() throws(Failure) {
         descriptor = try Self.openSocket(receiveBuffer: 1 << 20)
     }
