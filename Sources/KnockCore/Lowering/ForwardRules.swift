@@ -59,10 +59,9 @@ enum ForwardRules {
             for (length, portSet) in RulesetLowering.grantLookups(spec, family: family, among: sequences) {
                 let holder = RulesetLowering.grantSource(length, family: family)
                 for proto in protocols {
-                    let limit: [Statement] = portSet.map { [.inSet(.concat([.l4proto, .originalDestinationPort]), set: $0)] } ?? []
-                    rules.append(RuleIR([.equals(.l4proto, .proto(proto))] + limit + [
-                                         .inSet(.concat([holder, .l4proto, .originalDestinationPort]), set: Names.granted(family)),
-                                         .verdict(.accept)],
+                    rules.append(RuleIR([.equals(.l4proto, .proto(proto))]
+                                            + RulesetLowering.grantLookup(length, portSet: portSet, family: family, port: .originalDestinationPort)
+                                            + [.verdict(.accept)],
                                         comment: holder == .sourceAddress(family) ? "granted sources" : "granted /\(length) prefixes"))
                 }
             }

@@ -134,6 +134,14 @@ extension RulesetLowering {
         return grantLengths(sequences, family: family).map { ($0, mixed ? Names.grantPorts(family, length: $0) : nil) }
     }
 
+    /// The statements that find a grant of `length` for the packet's source and `port` (the
+    /// packet's port, or the port before DNAT), limited to `portSet` when the spec mixes
+    /// lengths (see `grantLookups`).
+    static func grantLookup(_ length: Int, portSet: String?, family: IPFamily, port: Expr) -> [Statement] {
+        let limit: [Statement] = portSet.map { [.inSet(.concat([.l4proto, port]), set: $0)] } ?? []
+        return limit + [.inSet(.concat([grantSource(length, family: family), .l4proto, port]), set: Names.granted(family))]
+    }
+
     /// The port sets `grantLookups` names, for a spec whose grants have several lengths.
     static func grantPortSets(_ spec: KnockSpec) -> [SetIR] {
         IPFamily.allCases.flatMap { family -> [SetIR] in

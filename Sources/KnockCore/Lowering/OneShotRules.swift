@@ -48,9 +48,8 @@ enum OneShotRules {
                        comment: "the connection a one-shot grant let in, again")]
             + lookups.map { length, portSet in
                 let grant = Expr.concat([RulesetLowering.grantSource(length, family: family), .l4proto, .destinationPort])
-                let limit: [Statement] = portSet.map { [.inSet(.concat([.l4proto, .destinationPort]), set: $0)] } ?? []
-                return RuleIR([.inSet(.concat([.l4proto, .destinationPort]), set: Names.oneShotPorts)] + limit + [
-                    .inSet(grant, set: Names.granted(family)),
+                return RuleIR([.inSet(.concat([.l4proto, .destinationPort]), set: Names.oneShotPorts)]
+                    + RulesetLowering.grantLookup(length, portSet: portSet, family: family, port: .destinationPort) + [
                     .setElement(.delete, set: Names.granted(family), key: grant, timeout: nil),
                     .setElement(.update, set: Names.fresh(family), key: grant, timeout: TableLayout.freshFor),
                     .setElement(.update, set: Names.oneShotFlows(family), key: flow, timeout: flowFor),

@@ -191,10 +191,8 @@ public enum RulesetLowering {
         rules += oneShot
         // One lookup per prefix length grants are made with (`grant_prefix`), most often one.
         for (length, portSet) in grantLookups.isEmpty ? [(family.addressLength * 8, nil)] : grantLookups {
-            let holder = grantSource(length, family: family)
-            let limit: [Statement] = portSet.map { [.inSet(.concat([.l4proto, .destinationPort]), set: $0)] } ?? []
-            rules.append(RuleIR(limit + [.inSet(.concat([holder, .l4proto, .destinationPort]), set: Names.granted(family)), .verdict(.accept)],
-                                comment: holder == source ? "granted sources" : "granted /\(length) prefixes"))
+            rules.append(RuleIR(grantLookup(length, portSet: portSet, family: family, port: .destinationPort) + [.verdict(.accept)],
+                                comment: grantSource(length, family: family) == source ? "granted sources" : "granted /\(length) prefixes"))
         }
         rules += [
             RuleIR([.equals(.l4proto, .proto(.tcp)), .reject(.tcpReset)], comment: "as a closed tcp port"),
