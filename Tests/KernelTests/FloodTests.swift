@@ -170,60 +170,38 @@ extension NetworkNamespace {
 /// each of `sources`, bound to that address, from a thread inside `namespace`. Bounded in rounds
 /// and in time, and stops early on `stop()`.
 final class FirstKnockFlood: @unchecked Sendable {
-    let namespace: NetworkNamespace
     let sources: [String]
     let host: String
     let port: UInt16
-    private let lock = NSLock()
-    private var stopping = false
-    private var sent = 0
-    private let finished = DispatchSemaphore(value: 0)
-    private var running = false
+    private let flood: BackgroundFlood
 
     init(namespace: NetworkNamespace, sources: [String], host: String, port: UInt16) {
-        self.namespace = namespace
+        flood = BackgroundFlood(namespace: namespace)
         self.sources = sources
         self.host = host
         self.port = port
     }
 
-    var packetsSent: Int { lock.withLock { sent } }
+    var packetsSent: Int { flood.packetsSent }
 
     func start(maxRounds: Int, maxSeconds: Double) {
-        lock.withLock { running = true }
-        Thread.detachNewThread { [self] in
-            defer { finished.signal() }
-            _ = try? namespace.perform { [self] in
-                let deadline = Date().addingTimeInterval(maxSeconds)
-                for _ in 0..<maxRounds {
-                    for source in sources {
-                        if lock.withLock({ stopping }) || Date() > deadline { return }
-                        if Self.sendSYN(from: source, to: host, port: port) { lock.withLock { sent += 1 } }
-                    }
-                    Thread.sleep(forTimeInterval: 0.02)
+        flood.start { [sources, host, port] flood in
+            let deadline = Date().addingTimeInterval(maxSeconds)
+            for _ in 0..<maxRounds {
+                for source in sources {
+                    if flood.isStopping || Date() > deadline { return }
+                    if Self.sendSYN(from: source, to: host, port: port) { flood.countSent() }
                 }
+                Thread.sleep(forTimeInterval: 0.02)
             }
         }
     }
 
     /// Waits for the flood to end by itself, at its bound of rounds or of time.
-    func finish() {
-        let wasRunning = lock.withLock { () -> Bool in
-            defer { running = false }
-            return running
-        }
-        if wasRunning { finished.wait() }
-    }
+    func finish() { flood.finish() }
 
     /// Stops the flood and waits for its thread; safe to call more than once.
-    func stop() {
-        let wasRunning = lock.withLock { () -> Bool in
-            stopping = true
-            defer { running = false }
-            return running
-        }
-        if wasRunning { finished.wait() }
-    }
+    func stop() { flood.stop() }
 
     /// One SYN from `source`, an address of this namespace's (which may be another host's:
     /// that is how a forged packet is sent here), abandoned at once.

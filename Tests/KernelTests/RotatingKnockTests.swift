@@ -688,67 +688,45 @@ extension Knock {
 /// .1) and a random source port, to a random port of `ports`, with 8 random payload bytes.
 /// Bounded in packets and in time; stops early on `stop()`.
 final class SpoofedDatagramFlood: @unchecked Sendable {
-    let namespace: NetworkNamespace
     let target: String
     let ports: ClosedRange<UInt16>
-    private let lock = NSLock()
-    private var stopping = false
-    private var running = false
-    private var sent = 0
-    private let finished = DispatchSemaphore(value: 0)
+    private let flood: BackgroundFlood
 
     init(namespace: NetworkNamespace, target: String, ports: ClosedRange<UInt16>) {
-        self.namespace = namespace
+        flood = BackgroundFlood(namespace: namespace)
         self.target = target
         self.ports = ports
     }
 
-    var packetsSent: Int { lock.withLock { sent } }
+    var packetsSent: Int { flood.packetsSent }
 
     func start(maxPackets: Int, maxSeconds: Double) {
-        lock.withLock { running = true }
-        Thread.detachNewThread { [self] in
-            defer { finished.signal() }
-            _ = try? namespace.perform { [self] in
-                let fd = socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_RAW))
-                guard fd >= 0 else { return }
-                defer { close(fd) }
-                let destination = target.split(separator: ".").compactMap { UInt8($0) }
-                var address = SocketAddress.make(target, port: 0).storage
-                let deadline = Date().addingTimeInterval(maxSeconds)
-                for index in 0..<maxPackets {
-                    if index % 64 == 0, lock.withLock({ stopping }) || Date() > deadline { return }
-                    let packet = Self.datagram(source: [192, 0, 2, UInt8.random(in: 3...254)], destination: destination,
-                                               port: UInt16.random(in: ports))
-                    let status = withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            sendto(fd, packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                        }
+        flood.start { [target, ports] flood in
+            let fd = socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_RAW))
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            let destination = target.split(separator: ".").compactMap { UInt8($0) }
+            var address = SocketAddress.make(target, port: 0).storage
+            let deadline = Date().addingTimeInterval(maxSeconds)
+            for index in 0..<maxPackets {
+                if index % 64 == 0, flood.isStopping || Date() > deadline { return }
+                let packet = Self.datagram(source: [192, 0, 2, UInt8.random(in: 3...254)], destination: destination,
+                                           port: UInt16.random(in: ports))
+                let status = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                     }
-                    if status == packet.count { lock.withLock { sent += 1 } }
                 }
+                if status == packet.count { flood.countSent() }
             }
         }
     }
 
     /// Waits for the flood to end by itself.
-    func finish() {
-        let wasRunning = lock.withLock { () -> Bool in
-            defer { running = false }
-            return running
-        }
-        if wasRunning { finished.wait() }
-    }
+    func finish() { flood.finish() }
 
     /// Stops the flood and waits for its thread; safe to call more than once.
-    func stop() {
-        let wasRunning = lock.withLock { () -> Bool in
-            stopping = true
-            defer { running = false }
-            return running
-        }
-        if wasRunning { finished.wait() }
-    }
+    func stop() { flood.stop() }
 
     /// An IPv4 header (the kernel fills in its checksum) and a UDP header without checksum.
     static func datagram(source: [UInt8], destination: [UInt8], port: UInt16) -> [UInt8] {
