@@ -49,7 +49,7 @@ struct DnatTests {
             #expect(try Self.backendSyns(bed) == 0, "the backend sees nothing without a grant")
 
             try bed.client.knock(router, ForwardTests.knocks)
-            let status = try bed.router.perform { try StatusReader().readStatus(table: "knockc")?.grants ?? [] }
+            let status = try bed.router.grants()
             #expect(status.map(\.port) == [TransportPort(.tcp, port)], "the grant is the local port the client used, in its family only")
             #expect(status.first?.sequences == ["ssh"])
 

@@ -141,7 +141,7 @@ struct ForwardTests {
             #expect(try bed.backendSyns() == before, "the backend sees nothing of a refused connection")
 
             try bed.client.knock(router, Self.knocks)
-            let status = try bed.router.perform { try StatusReader().readStatus(table: "knockc")?.grants ?? [] }
+            let status = try bed.router.grants()
             #expect(status.map(\.port) == [TransportPort(.tcp, 8443)])
             #expect(status.first?.sequences == ["web"], "the forwarded grant is attributed to its sequence")
 

@@ -57,7 +57,7 @@ struct GrantPrefixTests {
             #expect(try bed.client.connect(to: Testbed.serverV6, port: 22, from: Self.privacyV6) == .refused)
 
             try bed.client.knock(Testbed.serverV6, KnockSemanticsTests.sequence)
-            let knocked = try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.grants ?? [] }
+            let knocked = try bed.server.grants()
             #expect(knocked.map(\.source.text) == ["2001:db8::"], "the grant is held as the prefix")
             #expect(try bed.client.connect(to: Testbed.serverV6, port: 22, from: Self.privacyV6) == .connected,
                     "the grant covers the knocking address's /64")

@@ -25,10 +25,6 @@ struct KnockEveryFamilyTests {
         deinit { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    func grants(_ bed: Testbed) throws -> [Grant] {
-        try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.grants ?? [] }
-    }
-
     @Test("a name with A and AAAA records is knocked over both families, and each family's address is granted")
     func bothFamiliesAreKnocked() throws {
         try Testbed.with { bed in
@@ -40,7 +36,7 @@ struct KnockEveryFamilyTests {
             let both = try runProgram(knock, allowFailure: true)
             #expect(both.status == 0, "\(both.error)")
             #expect(both.output.contains("knocked \(Testbed.serverV4):") && both.output.contains("knocked \(Testbed.serverV6):"), "\(both.output)")
-            let sources = Set(try grants(bed).map(\.source.text))
+            let sources = Set(try bed.server.grants().map(\.source.text))
             #expect(sources == [Testbed.clientV4, Testbed.clientV6], "\(sources)")
 
             for (flag, server, client) in [("-4", Testbed.serverV4, Testbed.clientV4), ("-6", Testbed.serverV6, Testbed.clientV6)] {
@@ -52,7 +48,7 @@ struct KnockEveryFamilyTests {
                 #expect(one.status == 0, "\(one.error)")
                 #expect(one.output.split(separator: "\n").filter { $0.hasPrefix("knocked") } == ["knocked \(server): tcp/7000 udp/9000 tcp/8000"],
                         "\(flag): \(one.output)")
-                #expect(Set(try grants(bed).map(\.source.text)) == [client], "\(flag)")
+                #expect(Set(try bed.server.grants().map(\.source.text)) == [client], "\(flag)")
             }
         }
     }

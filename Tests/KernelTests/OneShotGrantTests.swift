@@ -22,10 +22,6 @@ struct OneShotGrantTests {
             open_for: 1h
         """
 
-    func grants(_ bed: Testbed) throws -> [Grant] {
-        try bed.server.perform { try StatusReader().readStatus(table: "knockc")?.grants ?? [] }
-    }
-
     @Test("a one-shot grant lets one connection in, which stays up; the next connection is refused until the next knock")
     func oneConnectionPerKnock() throws {
         try Testbed.with { bed in
@@ -33,11 +29,11 @@ struct OneShotGrantTests {
             let web = try bed.listen(tcpPort: 80)
             try bed.apply(Self.spec)
             try bed.client.knock(Testbed.serverV4, KnockSemanticsTests.sequence)
-            #expect(try grants(bed).map(\.port) == [TransportPort(.tcp, 22), TransportPort(.udp, 5353)])
+            #expect(try bed.server.grants().map(\.port) == [TransportPort(.tcp, 22), TransportPort(.udp, 5353)])
 
             let first = try #require(try bed.client.openConnection(to: Testbed.serverV4, port: 22))
             let accepted = try listener.accept()
-            #expect(try grants(bed).map(\.port) == [TransportPort(.udp, 5353)], "the connection ended the tcp/22 grant alone")
+            #expect(try bed.server.grants().map(\.port) == [TransportPort(.udp, 5353)], "the connection ended the tcp/22 grant alone")
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused, "a second connection needs a new knock")
             // The first connection carries on both ways after its grant has gone.
             try first.send("ping")

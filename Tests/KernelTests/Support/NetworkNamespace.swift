@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import KnockCore
+import KnockKernel
 
 /// Runs work inside a network namespace without moving the test process: the work runs on a
 /// fresh thread that alone enters the namespace. Sockets and netlink handles keep the
@@ -11,6 +13,11 @@ struct NetworkNamespace: Sendable, CustomStringConvertible {
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
+    }
+
+    /// The grants of knockc's table in this namespace, as `status` reads them.
+    func grants(table: String = "knockc") throws -> [Grant] {
+        try perform { try StatusReader().readStatus(table: table)?.grants ?? [] }
     }
 
     func perform<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
