@@ -38,9 +38,12 @@ public final class NftContext {
         precondition(NameRules.isValidTableName(table), "not a table name: \(table)")
         let flags = nft_ctx_output_get_flags(context)
         nft_ctx_output_set_flags(context, flags | UInt32(NFT_CTX_OUTPUT_TERSE))
-        let ruleset = try? run("list ruleset inet")
+        // A listing that fails (no CAP_NET_ADMIN: EPERM) is no evidence the table is absent.
+        let listed = Result { () throws(NftError) in try run("list ruleset inet") }
+        // Terse for the ruleset only: the constant sets below are listed with their elements.
         nft_ctx_output_set_flags(context, flags)
-        guard let ruleset, let terse = ListingNormalizer.tableBlock(table, in: ruleset) else { return nil }
+        let ruleset = try listed.get()
+        guard let terse = ListingNormalizer.tableBlock(table, in: ruleset) else { return nil }
         var whole: [ListingNormalizer.Member: String] = [:]
         for member in ListingNormalizer.members(of: terse) where member.isConstantSet {
             let listing = try run("list \(member.kind) inet \(table) \(member.name)")

@@ -50,6 +50,18 @@ struct CommandLineTests {
         }
     }
 
+    @Test("diff without the privilege to list the ruleset exits 2 and says so, rather than showing the live table as absent")
+    func diffWithoutPrivilege() throws {
+        try Testbed.with { bed in
+            #expect(try knockc(in: bed.server, ["apply", Self.ssh]).status == 0)
+            let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
+            let result = try runProgram(["ip", "netns", "exec", bed.server.name] + nobody + [Self.knockc, "diff", Self.ssh], allowFailure: true)
+            #expect(result.status == 2, "\(result.output)\(result.error)")
+            #expect(!result.output.contains("+table inet knockc"))
+            #expect(result.error.contains("cannot read the live ruleset") && result.error.contains(String(cString: strerror(EPERM))), "\(result.error)")
+        }
+    }
+
     @Test("knock --then-connect exits 0 once the port opens, and 1 when it stays closed, after --retries")
     func knockThenConnect() throws {
         try Testbed.with { bed in
