@@ -7,7 +7,7 @@ DOCUMENTATION = r'''
 module: knockc_confirm
 short_description: Keep the table that a pending knockc apply --confirm installed
 description:
-  - Runs C(knockc confirm). Run it over a new connection (after C(meta: reset_connection)),
+  - Runs C(knockc confirm). Run it over a new connection (after C(meta) C(reset_connection)),
     so that reaching the host proves the new table lets the controller in; otherwise the
     previous table comes back when the confirm timeout ends.
   - Fails when nothing is pending (knockc exits 1), as when the timeout already ended.

@@ -10,14 +10,14 @@ description:
   - Writes the spec to O(dest) and applies it with C(knockc apply), only when C(knockc diff)
     says the live table differs, so a second run reports C(ok).
   - The spec is checked (C(knockc check)) before anything is placed or applied; a bad spec
-    fails the task with knockc's C(FILE:LINE:COL: error) lines, naming O(src) when given.
+    fails the task with knockc's error lines, each starting C(FILE:LINE:COL), naming O(src) when given.
   - In check mode nothing is placed or applied. The spec is written to a temporary file on the
     host and C(knockc diff) compares it with the live table; C(changed) follows from its exit
     code (and from whether O(dest) would change).
   - With O(confirm=true) (the default) the module starts C(knockc apply --confirm
     O(confirm_timeout)) in a session of its own, waits until the new table is installed, and
     returns with RV(pending=true). The table reverts unless M(knockc.knockc.knockc_confirm) runs
-    in time; run it over a new connection (after C(meta: reset_connection)) to prove the new
+    in time; run it over a new connection (after C(meta) C(reset_connection)) to prove the new
     table still lets the controller in. The role C(knockc.knockc.apply) does exactly that.
   - With O(confirm=false) it runs a plain C(knockc apply).
   - Needs root (C(become)) for a real run, as C(knockc apply) does.
