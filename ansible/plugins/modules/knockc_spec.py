@@ -20,7 +20,7 @@ description:
     in time; run it over a new connection (after C(meta) C(reset_connection)) to prove the new
     table still lets the controller in. The role C(knockc.knockc.apply) does exactly that.
   - With O(confirm=false) it runs a plain C(knockc apply).
-  - Needs root (C(become)) for a real run, as C(knockc apply) does.
+  - Needs root (C(become)), in check mode too: C(knockc diff) must be able to read the live table.
 options:
   content:
     description: The spec's text. Give this or O(src).
