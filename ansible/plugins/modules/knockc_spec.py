@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: knockc_spec
+short_description: Put a knockc spec on a host and apply it when the table would change
+description:
+  - Writes the spec to O(dest) and applies it with C(knockc apply), only when C(knockc diff)
+    says the live table differs, so a second run reports C(ok).
+  - The spec is checked (C(knockc check)) before anything is placed or applied; a bad spec
+    fails the task with knockc's error lines, each starting C(FILE:LINE:COL), naming O(src) when given.
+  - In check mode nothing is placed or applied. The spec is written to a temporary file on the
+    host and C(knockc diff) compares it with the live table; C(changed) follows from its exit
+    code (and from whether O(dest) would change).
+  - With O(confirm=true) (the default) the module starts C(knockc apply --confirm
+    O(confirm_timeout)) in a session of its own, waits until the new table is installed, and
+    returns with RV(pending=true). The table reverts unless M(knockc.knockc.knockc_confirm) runs
+    in time; run it over a new connection (after C(meta) C(reset_connection)) to prove the new
+    table still lets the controller in. The role C(knockc.knockc.apply) does exactly that.
+  - With O(confirm=false) it runs a plain C(knockc apply).
+  - Needs root (C(become)), in check mode too: C(knockc diff) must be able to read the live table.
+options:
+  content:
+    description: The spec's text. Give this or O(src).
+    type: str
+  src:
+    description:
+      - A spec file on the controller; the action plugin reads it into O(content). Error
+        messages name this path.
+    type: path
+  dest:
+    description: Where the spec lives on the host. Its directory is created when missing.
+    type: path
+    default: /etc/knockc/knockc.yaml
+  confirm:
+    description: Apply with C(--confirm) and leave the confirmation to M(knockc.knockc.knockc_confirm).
+    type: bool
+    default: true
+  confirm_timeout:
+    description: How long the new table waits for its confirmation before the previous one comes back.
+    type: str
+    default: 2m
+  install_timeout:
+    description: Seconds to wait for C(knockc apply --confirm) to install the table before failing.
+    type: int
+    default: 120
+  knockc:
+    description: The knockc binary on the host, a path or a name on the PATH.
+    type: str
+    default: knockc
+  netns:
+    description: Run knockc inside this network namespace (C(ip netns exec)). For tests.
+    type: str
+  run_dir:
+    description: knockc's state directory (C(KNOCKC_RUN_DIR)) instead of C(/run/knockc). For tests.
+    type: path
+author: knockc contributors
+'''
+
+EXAMPLES = r'''
+- name: Apply the spec without a confirmation step
+  knockc.knockc.knockc_spec:
+    src: specs/web.yaml
+    confirm: false
+  become: true
+'''
+
+RETURN = r'''
+table:
+  description: The nftables table (family inet) the spec names.
+  returned: success
+  type: str
+table_changed:
+  description: Whether the live table differed from the spec (C(knockc diff) exited 1).
+  returned: success
+  type: bool
+file_changed:
+  description: Whether O(dest) held other text.
+  returned: success
+  type: bool
+table_diff:
+  description: C(knockc diff)'s output, also shown with C(--diff).
+  returned: success
+  type: str
+pending:
+  description: An C(apply --confirm) is waiting for M(knockc.knockc.knockc_confirm).
+  returned: success
+  type: bool
+apply_log:
+  description: The file that collects the waiting apply's output; pass it to M(knockc.knockc.knockc_confirm).
+  returned: when pending
+  type: str
+apply_output:
+  description: What C(knockc apply) printed.
+  returned: when applied
+  type: str
+'''
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.knockc.knockc.plugins.module_utils.knockc_runner import RUNNER_OPTIONS, KnockcRunner
+
+# What `knockc apply --confirm` prints once the new table is installed and waits.
+AWAITING = re.compile(r'^run `knockc confirm', re.MULTILINE)
+TABLE = re.compile(r'^table inet (\S+)', re.MULTILINE)
+
+
+def read_text(path):
+    try:
+        with open(path, 'r', encoding='utf-8') as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def place(content, dest):
+    """Writes dest in one rename, mode 0644: the spec names secret files but holds no secret."""
+    directory = os.path.dirname(dest) or '.'
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix='.knockc-', dir=directory)
+    try:
+        with os.fdopen(descriptor, 'w', encoding='utf-8') as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, dest)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def start_pending_apply(module, runner, dest, workdir):
+    """Starts `apply --confirm` in its own session and returns once the table is installed and
+    waiting; the process outlives this module and ends at the confirm or the deadline."""
+    log_path = os.path.join(workdir, 'apply.log')
+    with open(log_path, 'w') as log:
+        process = subprocess.Popen(
+            runner.argv('apply', dest, '--confirm', module.params['confirm_timeout']),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd='/',
+            env=runner.process_environment(), start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + module.params['install_timeout']
+    while True:
+        output = read_text(log_path) or ''
+        if AWAITING.search(output):
+            return log_path, output
+        code = process.poll()
+        if code is not None:
+            module.fail_json(msg='knockc apply --confirm exited %d before it installed the table:\n%s' % (code, output.strip()),
+                             rc=code, apply_output=output)
+        if time.monotonic() > deadline:
+            module.fail_json(msg='knockc apply --confirm did not install the table within %d s (pid %d still runs):\n%s'
+                             % (module.params['install_timeout'], process.pid, output.strip()), apply_output=output)
+        time.sleep(0.1)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            content=dict(type='str'),
+            src=dict(type='path'),
+            dest=dict(type='path', default='/etc/knockc/knockc.yaml'),
+            confirm=dict(type='bool', default=True),
+            confirm_timeout=dict(type='str', default='2m'),
+            install_timeout=dict(type='int', default=120),
+            **RUNNER_OPTIONS),
+        required_one_of=[('content', 'src')],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params['content'] is None:
+        module.fail_json(msg='src is read on the controller by the action plugin; give content when calling the module directly')
+    content = params['content']
+    dest = params['dest']
+    runner = KnockcRunner(module)
+
+    # The spec as it would be on the host, checked and compared before anything is placed.
+    workdir = tempfile.mkdtemp(prefix='knockc-ansible-')
+    keep_workdir = False
+    try:
+        candidate = os.path.join(workdir, os.path.basename(dest))
+        with open(candidate, 'w', encoding='utf-8') as handle:
+            handle.write(content)
+        # Same text, same lines and columns: name the file the user edits.
+        shown = params['src'] or dest
+
+        def named(text):
+            return text.replace(candidate, shown).strip()
+
+        code, out, err = runner.run('check', candidate)
+        if code != 0:
+            module.fail_json(msg=named(err) or named(out) or 'knockc check exited %d' % code, rc=code)
+        code, out, err = runner.run('compile', candidate)
+        if code != 0:
+            module.fail_json(msg=named(err) or 'knockc compile exited %d' % code, rc=code)
+        found = TABLE.search(out)
+        table = found.group(1) if found else 'knockc'
+        code, table_diff, err = runner.run('diff', candidate)
+        if code not in (0, 1):
+            module.fail_json(msg='knockc diff failed: ' + (named(err) or 'exit %d' % code), rc=code)
+        table_changed = code == 1
+        table_diff = named(table_diff) + ('\n' if table_diff.strip() else '')
+
+        current = read_text(dest)
+        file_changed = current != content
+        result = dict(changed=file_changed or table_changed, table=table, table_changed=table_changed,
+                      file_changed=file_changed, table_diff=table_diff, pending=False)
+        if module._diff:
+            result['diff'] = [dict(before_header=dest, after_header=dest, before=current or '', after=content)]
+            if table_changed:
+                # knockc diff names both sides itself (live table, compiled spec).
+                result['diff'].append(dict(prepared=table_diff))
+        if module.check_mode:
+            module.exit_json(**result)
+
+        if file_changed:
+            place(content, dest)
+        if table_changed:
+            if params['confirm']:
+                log_path, output = start_pending_apply(module, runner, dest, workdir)
+                keep_workdir = True
+                result.update(pending=True, apply_log=log_path, apply_output=output)
+            else:
+                code, out, err = runner.run('apply', dest)
+                if code != 0:
+                    module.fail_json(msg='knockc apply exited %d: %s' % (code, (err or out).strip()), rc=code, apply_output=out)
+                result['apply_output'] = out
+        module.exit_json(**result)
+    finally:
+        if not keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            os.unlink(os.path.join(workdir, os.path.basename(dest)))
+
+
+if __name__ == '__main__':
+    main()
