@@ -13,6 +13,9 @@ public enum KnockdCommand: Equatable, Sendable {
         public var families: Set<IPFamily>
         /// Something the import assumed to read the rule, said in a comment beside it.
         public var assumption: String?
+        /// Whether the assumption may be wrong for the rule as it works on the host, so the
+        /// translation cannot count as complete.
+        public var doubtful = false
     }
 
     /// Programs whose rule knockc reads, wherever the distribution puts them.
@@ -143,7 +146,7 @@ public enum KnockdCommand: Equatable, Sendable {
                   let port = portList(words[8]), port.count == 1, words[9] == "}"
             else { return .other(why: "it is not an nft element of the form '{ %IP% . PORT }'") }
             let rule = FirewallRule(ports: [TransportPort(.tcp, port[0])], families: families[words[2]]!,
-                                    assumption: "the set's type decides the protocol, which the command does not show; read as tcp")
+                                    assumption: "the set's type decides the protocol, which the command does not show; read as tcp/\(port[0]). If the set holds udp, write udp/\(port[0])", doubtful: true)
             return words[0] == "add" ? .opens(rule) : .closes(rule)
         default:
             return .other(why: "it is not an nft command that adds a rule or an element for %IP%")

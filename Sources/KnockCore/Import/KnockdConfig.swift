@@ -91,6 +91,9 @@ public struct KnockdConfig: Equatable, Sendable {
             let key = parts[0].trimmingKnockdWhitespace().uppercased()
             let value = parts.count == 2 ? parts[1].trimmingKnockdWhitespace() : nil
             let allowed = inOptions ? optionKeys : sectionKeys
+            if value == nil && !allowed.contains(key) {
+                throw Problem(line: lineNumber, message: "'\(line.printable)' is not key = value, nor a [section] or a # comment")
+            }
             guard allowed.contains(key) else {
                 let place = inOptions ? "[options]" : "section [\(config.sections.last!.name.printable)]"
                 let expected = allowed.map { $0.lowercased() }.joined(separator: ", ")

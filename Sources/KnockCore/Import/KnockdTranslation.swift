@@ -121,7 +121,9 @@ extension KnockdTranslation {
                 rule = opened
             }
             comments.append("\(title): \(start.key.lowercased()) = \(startText.printable)")
-            if let assumption = rule.assumption { comments.append("note: \(assumption).") }
+            if let assumption = rule.assumption {
+                comments.append(rule.doubtful ? notTranslated(start.line, "\(title): \(assumption).") : "note: \(assumption).")
+            }
             var families = rule.families
             if let start6 = section.value("START_COMMAND_6", "COMMAND_6") {
                 let text = start6.value ?? ""
