@@ -130,12 +130,13 @@ struct KnockdImportTests {
 
     @Test("keys in any case, tabs, CRLF line ends and # comments read as knockd reads them")
     func knockdSyntax() throws {
-        let text = "# a comment\r\n[Web]\r\n\tSEQUENCE\t=  6001 , 6002:UDP,6003:Tcp \r\n   Seq_Timeout=3\r\n  COMMAND = iptables -I INPUT -s %IP% -p tcp --dport 443 -j ACCEPT\r\n#[ignored]\r\n"
+        let text = "# a comment\r\n[Web]\r\nusesyslog\r\n\tSEQUENCE\t=  6001 , 6002:UDP,6003:Tcp \r\n   Seq_Timeout=3\r\n  COMMAND = iptables -I INPUT -s %IP% -p tcp --dport 443 -j ACCEPT\r\n#[ignored]\r\n"
         let (translation, spec) = try Self.translated(text: text)
         #expect(translation.isComplete)
         #expect(spec.sequences.first?.knocks == [.tcp(6001), .udp(6002), .tcp(6003)])
         #expect(spec.sequences.first?.stepTimeout == .seconds(3))
         #expect(spec.sequences.first?.open == [TransportPort(.tcp, 443)])
+        #expect(translation.spec.contains("# [options] usesyslog (line 3)"))
     }
 
     @Test("a file where nothing translates prints nothing and says why, by line")

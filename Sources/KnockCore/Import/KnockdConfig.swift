@@ -90,6 +90,11 @@ public struct KnockdConfig: Equatable, Sendable {
             let parts = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = parts[0].trimmingKnockdWhitespace().uppercased()
             let value = parts.count == 2 ? parts[1].trimmingKnockdWhitespace() : nil
+            // knockd takes a bare UseSyslog in any section as the global option.
+            if key == "USESYSLOG" && value == nil {
+                config.options.append(Entry(key: key, value: nil, line: lineNumber))
+                continue
+            }
             let allowed = inOptions ? optionKeys : sectionKeys
             if value == nil && !allowed.contains(key) {
                 throw Problem(line: lineNumber, message: "'\(line.printable)' is not key = value, nor a [section] or a # comment")
