@@ -16,12 +16,13 @@ struct Knockc: ParsableCommand {
             Exit codes: 0 success, 1 the spec has errors (or keygen's file exists), 3 the kernel \
             refused the ruleset (nothing was changed), 4 a knock could not be sent, 5 an apply \
             --confirm was not confirmed and the previous table is back, 6 not permitted (needs \
-            root, CAP_NET_ADMIN), 64 bad command-line usage.
+            root, CAP_NET_ADMIN), 7 import printed a spec but could not translate everything, 64 bad \
+            command-line usage.
             """,
         subcommands: [
             CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, ConfirmCommand.self,
             StatusCommand.self, RevokeCommand.self, WatchCommand.self, KnockCommand.self, UnitsCommand.self,
-            KeygenCommand.self, ScratchApplyCommand.self, RevertPendingCommand.self,
+            KeygenCommand.self, ImportCommand.self, ScratchApplyCommand.self, RevertPendingCommand.self,
         ]
     )
 
@@ -39,6 +40,8 @@ enum ExitCodes {
     static let knockFailed = ExitCode(4)
     /// Root (CAP_NET_ADMIN) is needed, or a file under /run/knockc may not be written.
     static let notPermitted = ExitCode(6)
+    /// `import` printed a spec, but something of the other tool's configuration is not in it.
+    static let translationIncomplete = ExitCode(7)
 
     /// A failure around the state directory: 6 when a privilege was missing, else 1.
     static func forFailure(_ error: Error) -> ExitCode {

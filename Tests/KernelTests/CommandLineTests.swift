@@ -209,4 +209,27 @@ struct CommandLineTests {
 
         #expect(try knockc(["keygen"]).status == 64)
     }
+
+    @Test("import knockd prints a spec that check accepts and exits 0 when complete, 7 when something is not translated, 1 with FILE:LINE and nothing printed for a corrupt file")
+    func importKnockdExitCodes() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("KnockCoreTests/Knockd")
+        let directory = try scratchDirectory("import")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (name, status) in [("ipv6.conf", Int32(0)), ("debian.conf", 7)] {
+            let result = try knockc(["import", "knockd", fixtures.appendingPathComponent(name).path])
+            #expect(result.status == status, "\(name): \(result.error)")
+            #expect(result.output.contains("\nsequences:\n"))
+            #expect(result.error.contains("not translated") == (status == 7))
+            let spec = directory.appendingPathComponent(name + ".yaml")
+            try result.output.write(to: spec, atomically: true, encoding: .utf8)
+            #expect(try knockc(["check", spec.path]).status == 0)
+        }
+        let corrupt = fixtures.appendingPathComponent("unknown-key.conf").path
+        let refused = try knockc(["import", "knockd", corrupt])
+        #expect(refused.status == 1)
+        #expect(refused.output.isEmpty)
+        #expect(refused.error.hasPrefix(corrupt + ":3: error: unknown key 'seq_timout'"))
+        #expect(try knockc(["import", "knockd"]).status == 64)
+    }
 }

@@ -23,7 +23,10 @@ struct GeneratedDocsTests {
 
     /// Each subcommand of knockc as its argument parser describes it.
     struct Subcommand {
+        /// Dotted below the top level: `import.knockd`.
         var name: String
+        /// The subcommand it belongs to; nil for knockc's own.
+        var parent: String?
         var displayed: Bool
         /// The long options and flags its help shows, without the dashes.
         var longNames: [String]
@@ -33,16 +36,21 @@ struct GeneratedDocsTests {
         let dump = try runProgram([Self.knockc, "--experimental-dump-help"]).output
         let info = try #require(try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any])
         let command = try #require(info["command"] as? [String: Any])
-        let subcommands = try #require(command["subcommands"] as? [[String: Any]])
-        return subcommands.map { subcommand in
+        return flattened(try #require(command["subcommands"] as? [[String: Any]]), parent: nil)
+    }
+
+    /// Subcommands and theirs (`import knockd`, named `import.knockd` as its man page is).
+    func flattened(_ subcommands: [[String: Any]], parent: String?) -> [Subcommand] {
+        subcommands.flatMap { subcommand -> [Subcommand] in
             let arguments = (subcommand["arguments"] as? [[String: Any]]) ?? []
             let longNames = arguments.filter { $0["shouldDisplay"] as? Bool ?? true }.flatMap { argument in
                 ((argument["names"] as? [[String: Any]]) ?? [])
                     .filter { $0["kind"] as? String == "long" }
                     .compactMap { $0["name"] as? String }
             }
-            return Subcommand(name: subcommand["commandName"] as? String ?? "",
-                              displayed: subcommand["shouldDisplay"] as? Bool ?? true, longNames: longNames)
+            let name = (parent.map { $0 + "." } ?? "") + (subcommand["commandName"] as? String ?? "")
+            let this = Subcommand(name: name, parent: parent, displayed: subcommand["shouldDisplay"] as? Bool ?? true, longNames: longNames)
+            return [this] + flattened((subcommand["subcommands"] as? [[String: Any]]) ?? [], parent: name)
         }
     }
 
@@ -65,14 +73,16 @@ struct GeneratedDocsTests {
         let main = try String(contentsOf: man.appendingPathComponent("knockc.1"), encoding: .utf8)
         #expect(main.contains(".Dt KNOCKC 1"))
         for subcommand in displayed {
-            let listed = main.contains(".Xr knockc.\(subcommand.name) 1")
-            #expect(listed, "docs/man/knockc.1 does not mention \(subcommand.name): run scripts/gen-docs")
+            let parentPage = subcommand.parent.map { "knockc.\($0).1" } ?? "knockc.1"
+            let parentText = (try? String(contentsOf: man.appendingPathComponent(parentPage), encoding: .utf8)) ?? ""
+            let listed = parentText.contains(".Xr knockc.\(subcommand.name) 1")
+            #expect(listed, "docs/man/\(parentPage) does not mention \(subcommand.name): run scripts/gen-docs")
             let path = man.appendingPathComponent("knockc.\(subcommand.name).1")
             guard let page = try? String(contentsOf: path, encoding: .utf8) else {
                 Issue.record("docs/man/knockc.\(subcommand.name).1 is missing: run scripts/gen-docs")
                 continue
             }
-            let named = page.contains(".Nm \"knockc \(subcommand.name)\"")
+            let named = page.contains(".Nm \"knockc \(subcommand.name.replacingOccurrences(of: ".", with: " "))\"")
             #expect(named, "docs/man/knockc.\(subcommand.name).1 does not name knockc \(subcommand.name)")
             let words = Set(page.split(whereSeparator: \.isWhitespace).map(String.init))
             for long in subcommand.longNames {

@@ -173,13 +173,13 @@ _knockc() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    check|compile|diff|apply|confirm|status|revoke|watch|knock|units|keygen|help)
+    check|compile|diff|apply|confirm|status|revoke|watch|knock|units|keygen|import|help)
         # Offer subcommand argument completions
         "_knockc_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'check compile diff apply confirm status revoke watch knock units keygen help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'check compile diff apply confirm status revoke watch knock units keygen import help' -- "${cur}"))
         ;;
     esac
 }
@@ -443,6 +443,45 @@ _knockc_keygen() {
     case "${positional_number}" in
     1)
         __knockc_add_completions -f
+        return
+        ;;
+    esac
+}
+
+_knockc_import() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __knockc_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    knockd)
+        # Offer subcommand argument completions
+        "_knockc_import_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'knockd' -- "${cur}"))
+        ;;
+    esac
+}
+
+_knockc_import_knockd() {
+    repeating_flags=()
+    non_repeating_flags=(-h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __knockc_offer_flags_options 1
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __knockc_add_completions -o plusdirs -fX '!*.@(conf)'
         return
         ;;
     esac

@@ -44,6 +44,12 @@ function __knockc_parse_tokens -S
             __knockc_parse_subcommand 0 'watcher' 'spec=' 'knockc=' 'install' 'directory=' 'h/help'
         case 'keygen'
             __knockc_parse_subcommand 1 'h/help'
+        case 'import'
+            __knockc_parse_subcommand 0 'h/help'
+            switch $unparsed_tokens[1]
+            case 'knockd'
+                __knockc_parse_subcommand 1 'h/help'
+            end
         case 'help'
             __knockc_parse_subcommand -r 1 
         end
@@ -111,6 +117,7 @@ complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knock
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'knock' -d 'Send a knock sequence to a host (the client).'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'units' -d 'Print or install the systemd unit that applies the spec at boot (and, with spa or rotate, a timer that re-applies it).'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'keygen' -d 'Write a new secret for rotating knocks and one-packet authorization.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'import' -d 'Translate another port knocking tool\'s configuration into a knockc spec.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc check" -ge 1' -fa '(set -l exts \'yaml\' \'yml\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc check" kernel' -l 'kernel' -d 'Also load each compiled spec into the running kernel, in a throwaway namespace.'
@@ -164,3 +171,7 @@ complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options 
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc units" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc keygen" -eq 1' -F
 complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc keygen" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc import" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc import" -eq 1' -fa 'knockd' -d 'Translate a knockd.conf into a knockc spec, printed on stdout.'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_positional "knockc import knockd" -eq 1' -fa '(for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.\'conf\';printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'knockc' -n '__knockc_should_offer_completions_for_flags_or_options "knockc import knockd" h help' -s 'h' -l 'help' -d 'Show help information.'
