@@ -14,6 +14,15 @@ public enum PortProbe {
     /// `waitUntilOpen` over several addresses of one host (one per family), trying each in
     /// turn: the first that accepts, or nil when none did within `timeout`.
     public static func waitUntilOpen(_ targets: [ResolvedHost], port: UInt16, timeout: KnockCore.Duration) -> ResolvedHost? {
+        guard let connection = connectWhenOpen(targets, port: port, timeout: timeout) else { return nil }
+        connection.close()
+        return connection.target
+    }
+
+    /// As `waitUntilOpen`, but keeps the connection that succeeded, for `knock --proxy`:
+    /// a second connection after the probe's would need the grant twice, and a one-shot
+    /// grant (`open_once`) lets in only the first.
+    public static func connectWhenOpen(_ targets: [ResolvedHost], port: UInt16, timeout: KnockCore.Duration) -> OpenConnection? {
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         func elapsedMilliseconds() -> Int64 {
@@ -28,7 +37,9 @@ public enum PortProbe {
             for target in targets {
                 let left = timeout.milliseconds - elapsedMilliseconds()
                 if left <= 0 { return nil }
-                if attempt(target, port: port, waitMilliseconds: Int32(min(left, longest))) { return target }
+                if let descriptor = attempt(target, port: port, waitMilliseconds: Int32(min(left, longest))) {
+                    return OpenConnection(target: target, descriptor: descriptor)
+                }
             }
             let pause = min(100, timeout.milliseconds - elapsedMilliseconds())
             if pause <= 0 { return nil }
@@ -38,18 +49,34 @@ public enum PortProbe {
         }
     }
 
-    private static func attempt(_ target: ResolvedHost, port: UInt16, waitMilliseconds: Int32) -> Bool {
+    /// One connection attempt: the connected (non-blocking) socket, or nil.
+    private static func attempt(_ target: ResolvedHost, port: UInt16, waitMilliseconds: Int32) -> Int32? {
         let descriptor = socket(target.socketAddress.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
+        guard descriptor >= 0 else { return nil }
+        var connected = false
+        defer { if !connected { close(descriptor) } }
         let status = target.socketAddress.withSockaddr(port: port) { connect(descriptor, $0, $1) }
-        if status == 0 { return true }
-        guard errno == EINPROGRESS else { return false }
+        if status == 0 {
+            connected = true
+            return descriptor
+        }
+        guard errno == EINPROGRESS else { return nil }
         var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-        guard poll(&poller, 1, waitMilliseconds) == 1 else { return false }
+        guard poll(&poller, 1, waitMilliseconds) == 1 else { return nil }
         var code: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &code, &length)
-        return code == 0
+        connected = code == 0
+        return connected ? descriptor : nil
     }
+}
+
+/// A TCP connection that `PortProbe` made and hands over; its owner closes it.
+public struct OpenConnection: Sendable {
+    /// The address that accepted.
+    public let target: ResolvedHost
+    /// The connected socket: non-blocking and close-on-exec.
+    public let descriptor: Int32
+
+    public func close() { _ = Glibc.close(descriptor) }
 }

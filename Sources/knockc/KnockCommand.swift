@@ -36,6 +36,18 @@ struct KnockCommand: ParsableCommand {
             --rotate tcp,udp,tcp --ports LO-HI [--every 30s] [--skew 1]. Each retry of \
             --then-connect moves to the next window (a window whose knocks granted once opens \
             nothing again), waiting for it when it lies beyond the skew.
+
+            --proxy PORT knocks as --then-connect does, keeps the connection that opened, and \
+            relays stdin and stdout over it until the server closes it, so that knockc can be \
+            ssh's ProxyCommand (in ~/.ssh/config):
+
+              ProxyCommand knockc knock %h --spec ~/.config/knockc/client.yaml --sequence ssh --proxy %p
+
+            With --proxy nothing but the relayed bytes goes to stdout; messages go to stderr. \
+            It exits 0 when the server closes the connection, 1 when the port stays closed \
+            (after --retries; ssh then sees its connection fail) or the relay fails, and 4 when \
+            no knock could be sent. ssh's ConnectTimeout does not cover a ProxyCommand: \
+            --timeout and --retries bound the wait.
             """
     )
 
@@ -78,10 +90,15 @@ struct KnockCommand: ParsableCommand {
     @Option(help: "After knocking, wait until this TCP port accepts a connection; exit 0 when it does, 1 when it does not.")
     var thenConnect: UInt16?
 
-    @Option(help: "How long --then-connect waits, as 5s.")
+    @Option(help: ArgumentHelp(
+        "After knocking, connect to this TCP port once it accepts and relay stdin and stdout over the connection, as an ssh ProxyCommand; exit 1 when it does not open.",
+        valueName: "port"))
+    var proxy: UInt16?
+
+    @Option(help: "How long --then-connect or --proxy waits for the port, as 5s.")
     var timeout: String = "5s"
 
-    @Option(help: "With --then-connect: send the whole sequence again this many times while the port stays closed.")
+    @Option(help: "With --then-connect or --proxy: send the whole sequence again this many times while the port stays closed.")
     var retries: Int = 0
 
     @Flag(name: .customShort("4"), help: "Knock over IPv4 only (a name is otherwise knocked over each family it has).")
@@ -130,8 +147,14 @@ struct KnockCommand: ParsableCommand {
         }
         guard wait <= .maximum else { throw ValidationError(Self.tooLong(timeout, option: "--timeout")) }
         guard (0...100).contains(retries) else { throw ValidationError("--retries takes 0 to 100.") }
-        if retries > 0, thenConnect == nil { throw ValidationError("--retries needs --then-connect, which tells whether the knock worked.") }
+        guard thenConnect == nil || proxy == nil else {
+            throw ValidationError("--then-connect and --proxy exclude each other: --proxy already waits for its port.")
+        }
+        if retries > 0, thenConnect == nil, proxy == nil {
+            throw ValidationError("--retries needs --then-connect or --proxy, which tell whether the knock worked.")
+        }
         if thenConnect == 0 { throw ValidationError("--then-connect takes a port from 1 to 65535.") }
+        if proxy == 0 { throw ValidationError("--proxy takes a port from 1 to 65535.") }
     }
 
     /// --every, checked as a spec's `every`.
@@ -193,7 +216,7 @@ struct KnockCommand: ParsableCommand {
                     // knocks open once, whoever sends them.
                     let sent = try send(packets, turn: attempt * targets.count + index, firstSlot: firstSlot,
                                         lastWindow: &lastWindow, knocker: knocker, to: target)
-                    print("knocked \(target): \(sent)")
+                    report("knocked \(target): \(sent)")
                     reached.append(target)
                 } catch {
                     Console.error("knockc: \(error)")
@@ -202,9 +225,15 @@ struct KnockCommand: ParsableCommand {
                 }
             }
             guard !reached.isEmpty else { throw ExitCodes.knockFailed }
-            guard let port = thenConnect else { return }
-            if let open = PortProbe.waitUntilOpen(reached, port: port, timeout: Duration(parsing: timeout)!) {
-                print("tcp/\(port) on \(open) is open")
+            guard let port = thenConnect ?? proxy else { return }
+            let wait = Duration(parsing: timeout)!
+            if proxy != nil {
+                if let connection = PortProbe.connectWhenOpen(reached, port: port, timeout: wait) {
+                    try relay(over: connection, port: port)
+                    return
+                }
+            } else if let open = PortProbe.waitUntilOpen(reached, port: port, timeout: wait) {
+                report("tcp/\(port) on \(open) is open")
                 return
             }
             let again = switch packets {
@@ -215,7 +244,31 @@ struct KnockCommand: ParsableCommand {
             Console.error("knockc: tcp/\(port) on \(reached.map(\.address).joined(separator: " and ")) did not open within \(timeout)"
                 + (attempt < retries ? again : ""))
         }
+        if retries > 0 {
+            let port = thenConnect ?? proxy ?? 0
+            Console.error("knockc: giving up on tcp/\(port) of \(host) after \(retries + 1) attempts of \(timeout) each")
+        }
         throw ExitCode(1)
+    }
+
+    /// A line of progress: on stdout, but never with --proxy, whose stdout carries the relayed
+    /// bytes (ssh reads them as its protocol); a login through ssh needs no report of knocks.
+    private func report(_ line: String) {
+        if proxy == nil { print(line) }
+    }
+
+    /// Relays stdin and stdout over `connection` until the server closes it (exit 0), or
+    /// fails (exit 1, with a message on stderr).
+    private func relay(over connection: OpenConnection, port: UInt16) throws {
+        defer { connection.close() }
+        // A reader of stdout that has gone (ssh exited) must end the relay, not the process.
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            _ = try Relay(input: STDIN_FILENO, output: STDOUT_FILENO, connection: connection.descriptor).run()
+        } catch {
+            Console.error("knockc: relaying tcp/\(port) on \(connection.target) failed: \(error)")
+            throw ExitCode(1)
+        }
     }
 
     /// Sends one attempt's packets to `target` and says what went. `turn` counts the

@@ -22,4 +22,25 @@ struct KnockOptionTests {
         #expect(atBound.status == 64)
         #expect(atBound.stderr.contains("--retries takes 0 to 100."), "\(atBound.stderr)")
     }
+
+    @Test("knock --proxy takes a port from 1 to 65535, excludes --then-connect, and lets --retries through; each refusal is exit 64")
+    func proxyOptions() throws {
+        guard let knockc = KnockcExecutable.required() else { return }
+        let refused: [([String], String)] = [
+            (["--proxy", "0"], "--proxy takes a port from 1 to 65535."),
+            (["--proxy", "65536"], "--proxy"),
+            (["--proxy", "22", "--then-connect", "22"], "--then-connect and --proxy exclude each other"),
+            (["--retries", "2"], "--retries needs --then-connect or --proxy"),
+        ]
+        // 192.0.2.1 (TEST-NET-1) is never knocked: each case stops at validation.
+        for (options, message) in refused {
+            let result = try KnockcExecutable.run(knockc, ["knock", "192.0.2.1", "tcp/7000"] + options, limit: 20)
+            #expect(result.status == 64, "\(options): \(result.stderr)")
+            #expect(result.stderr.contains(message), "\(options): \(result.stderr)")
+        }
+        // Accepted with --retries, validation goes on to the check after it.
+        let retried = try KnockcExecutable.run(knockc, ["knock", "192.0.2.1", "tcp/7000", "--proxy", "22", "--retries", "101"])
+        #expect(retried.status == 64)
+        #expect(retried.stderr.contains("--retries takes 0 to 100."), "\(retried.stderr)")
+    }
 }

@@ -359,7 +359,7 @@ _knockc_knock() {
     repeating_flags=()
     non_repeating_flags=(-4 -6 -h --help)
     repeating_options=()
-    non_repeating_options=(--spec --sequence --secret --spa --rotate --ports --every --skew --slots --delay --then-connect --timeout --retries)
+    non_repeating_options=(--spec --sequence --secret --spa --rotate --ports --every --skew --slots --delay --then-connect --proxy --timeout --retries)
     __knockc_offer_flags_options -1
 
     # Offer option value completions
@@ -397,6 +397,9 @@ _knockc_knock() {
         return
         ;;
     '--then-connect')
+        return
+        ;;
+    '--proxy')
         return
         ;;
     '--timeout')
