@@ -13,7 +13,8 @@ struct Knockc: ParsableCommand {
             one nftables table; the kernel then tracks every knock itself, with no daemon in the \
             packet path.
 
-            Exit codes: 0 success, 1 the spec has errors (or keygen's file exists), 3 the kernel \
+            Exit codes: 0 success, 1 the spec has errors (or keygen's file exists, or the port of \
+            knock --then-connect or --proxy stayed closed), 2 diff failed, 3 the kernel \
             refused the ruleset (nothing was changed), 4 a knock could not be sent, 5 an apply \
             --confirm was not confirmed and the previous table is back, 6 not permitted (needs \
             root, CAP_NET_ADMIN), 7 import printed a spec but could not translate everything, 64 bad \
