@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KnockKernel
+import KnockcVersion
 
 /// `knockc`: port knocking compiled into the kernel.
 @main
@@ -18,6 +19,8 @@ struct Knockc: ParsableCommand {
             --confirm was not confirmed and the previous table is back, 6 not permitted (needs \
             root, CAP_NET_ADMIN), 64 bad command-line usage.
             """,
+        // What scripts/package built the Debian package as, or RELEASE-dev for a plain build.
+        version: String(cString: knockc_version()),
         subcommands: [
             CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, ConfirmCommand.self,
             StatusCommand.self, RevokeCommand.self, WatchCommand.self, KnockCommand.self, UnitsCommand.self,
