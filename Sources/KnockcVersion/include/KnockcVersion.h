@@ -5,10 +5,11 @@
 /// place the number is written; a tag vRELEASE marks the commit that is the release itself.
 #define KNOCKC_RELEASE "0.6.0"
 
-/// The version `knockc --version` prints. scripts/package passes the version it builds the
-/// Debian package as (`-Xcc -DKNOCKC_VERSION="…"`); a plain `swift build` says
-/// KNOCKC_RELEASE "-dev", since a build-tool plugin cannot ask git reliably.
-/// C, not Swift, because only a C macro can carry a string in from the command line.
+/// The version `knockc --version` prints: the version scripts/package builds the Debian
+/// package as (it writes a header defining KNOCKC_VERSION and names it with
+/// `-Xcc -DKNOCKC_VERSION_HEADER="…"`), or KNOCKC_RELEASE "-dev" for a plain `swift build`,
+/// since a build-tool plugin cannot ask git reliably. C, not Swift, because only the C
+/// preprocessor can take such a value from the build's command line.
 const char *knockc_version(void);
 
 #endif
