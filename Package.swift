@@ -50,10 +50,12 @@ let package = Package(
             name: "KnockWatch",
             dependencies: ["KnockCore", "KnockKernel", "KnockProcess", .product(name: "Logging", package: "swift-log")]
         ),
+        // The version `knockc --version` prints, which scripts/package sets at build time.
+        .target(name: "KnockcVersion"),
         .executableTarget(
             name: "knockc",
             dependencies: [
-                "KnockCore", "KnockKernel", "KnockClient", "KnockSecrets", "KnockWatch",
+                "KnockcVersion", "KnockCore", "KnockKernel", "KnockClient", "KnockSecrets", "KnockWatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KnockKernel
+import KnockcVersion
 
 /// `knockc`: port knocking compiled into the kernel.
 @main
@@ -20,6 +21,8 @@ struct Knockc: ParsableCommand {
             root, CAP_NET_ADMIN), 7 import printed a spec but could not translate everything, 64 bad \
             command-line usage.
             """,
+        // What scripts/package built the Debian package as, or RELEASE-dev for a plain build.
+        version: String(cString: knockc_version()),
         subcommands: [
             CheckCommand.self, CompileCommand.self, DiffCommand.self, ApplyCommand.self, ConfirmCommand.self,
             StatusCommand.self, RevokeCommand.self, WatchCommand.self, KnockCommand.self, UnitsCommand.self,

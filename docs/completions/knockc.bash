@@ -163,7 +163,7 @@ _knockc() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(-h --help)
+    local -a non_repeating_flags=(--version -h --help)
     local -a repeating_options=()
     local -a non_repeating_options=()
     __knockc_offer_flags_options 0
@@ -186,7 +186,7 @@ _knockc() {
 
 _knockc_check() {
     repeating_flags=()
-    non_repeating_flags=(--kernel -h --help)
+    non_repeating_flags=(--kernel --version -h --help)
     repeating_options=()
     non_repeating_options=(--format)
     __knockc_offer_flags_options -1
@@ -210,7 +210,7 @@ _knockc_check() {
 
 _knockc_compile() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=(--format)
     __knockc_offer_flags_options 1
@@ -234,7 +234,7 @@ _knockc_compile() {
 
 _knockc_diff() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=()
     __knockc_offer_flags_options 1
@@ -250,7 +250,7 @@ _knockc_diff() {
 
 _knockc_apply() {
     repeating_flags=()
-    non_repeating_flags=(--force -h --help)
+    non_repeating_flags=(--force --version -h --help)
     repeating_options=()
     non_repeating_options=(--confirm)
     __knockc_offer_flags_options 1
@@ -273,7 +273,7 @@ _knockc_apply() {
 
 _knockc_confirm() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=(--table)
     __knockc_offer_flags_options 0
@@ -288,7 +288,7 @@ _knockc_confirm() {
 
 _knockc_status() {
     repeating_flags=()
-    non_repeating_flags=(--json -h --help)
+    non_repeating_flags=(--json --version -h --help)
     repeating_options=()
     non_repeating_options=(--table)
     __knockc_offer_flags_options 0
@@ -303,7 +303,7 @@ _knockc_status() {
 
 _knockc_revoke() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=(--sequence --table)
     __knockc_offer_flags_options 1
@@ -321,7 +321,7 @@ _knockc_revoke() {
 
 _knockc_watch() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=(--table --interval --metrics --metrics-textfile --log-level)
     __knockc_offer_flags_options 1
@@ -357,7 +357,7 @@ _knockc_watch() {
 
 _knockc_knock() {
     repeating_flags=()
-    non_repeating_flags=(-4 -6 -h --help)
+    non_repeating_flags=(-4 -6 --version -h --help)
     repeating_options=()
     non_repeating_options=(--spec --sequence --secret --spa --rotate --ports --every --skew --slots --delay --then-connect --proxy --timeout --retries)
     __knockc_offer_flags_options -1
@@ -413,7 +413,7 @@ _knockc_knock() {
 
 _knockc_units() {
     repeating_flags=()
-    non_repeating_flags=(--watcher --install -h --help)
+    non_repeating_flags=(--watcher --install --version -h --help)
     repeating_options=()
     non_repeating_options=(--spec --knockc --directory)
     __knockc_offer_flags_options 0
@@ -437,7 +437,7 @@ _knockc_units() {
 
 _knockc_keygen() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=()
     __knockc_offer_flags_options 1
@@ -491,7 +491,11 @@ _knockc_import_knockd() {
 }
 
 _knockc_help() {
-    :
+    repeating_flags=()
+    non_repeating_flags=(--version)
+    repeating_options=()
+    non_repeating_options=()
+    __knockc_offer_flags_options -1
 }
 
 complete -o filenames -F _knockc knockc
