@@ -453,7 +453,7 @@ _knockc_keygen() {
 
 _knockc_import() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=()
     __knockc_offer_flags_options 0
@@ -476,7 +476,7 @@ _knockc_import() {
 
 _knockc_import_knockd() {
     repeating_flags=()
-    non_repeating_flags=(-h --help)
+    non_repeating_flags=(--version -h --help)
     repeating_options=()
     non_repeating_options=()
     __knockc_offer_flags_options 1
