@@ -61,9 +61,9 @@ let package = Package(
             ]
         ),
         // Shared by the test targets: the seeded spec generator.
-        .target(name: "KnockTestSupport", dependencies: ["KnockCore"], path: "Tests/KnockTestSupport"),
+        .target(name: "KnockTestSupport", dependencies: ["KnockCore", "KnockProcess"], path: "Tests/KnockTestSupport"),
         .testTarget(name: "KnockCoreTests", dependencies: ["KnockCore", "KnockTestSupport"], exclude: ["Golden", "Knockd"]),
-        .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockSecrets", "KnockTestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["KnockCore", "KnockKernel", "KnockClient", "KnockWatch", "KnockSecrets", "KnockProcess", "KnockTestSupport"]),
         .testTarget(name: "KnockClientTests", dependencies: ["KnockClient", "KnockCore"]),
         .testTarget(name: "KnockSecretsTests", dependencies: ["KnockSecrets", "KnockCore"]),
         .testTarget(name: "KnockWatchTests", dependencies: ["KnockWatch", "KnockCore", "KnockProcess", .product(name: "Logging", package: "swift-log")]),

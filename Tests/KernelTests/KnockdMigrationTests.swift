@@ -81,7 +81,7 @@ struct KnockdMigrationTests {
         try Testbed.with { bed in
             let listener = try bed.listen(tcpPort: 22)
             try runProgram(["ip", "netns", "exec", bed.server.name, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset"])
-            let knockd = try KnockdProcess(in: bed, config: confPath, directory: directory)
+            let knockd = try startKnockd(in: bed, config: confPath, directory: directory)
             defer { knockd.stop() }
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
 
@@ -89,7 +89,7 @@ struct KnockdMigrationTests {
             #expect(try Self.staysSo(bed, .refused, for: 1) == nil, "knockd opened on a wrong order")
 
             try Self.knock(bed, Self.knocks)
-            #expect(try Self.connect(bed, until: .connected, within: 5) == .connected, "knockd did not open: \(knockd.output)")
+            #expect(try Self.connect(bed, until: .connected, within: 5) == .connected, "knockd did not open: \(knockd.log)")
 
             try Self.knock(bed, Self.closeKnocks)
             #expect(try Self.connect(bed, until: .refused, within: 5) == .refused, "knockd's closeSSH did not close")
@@ -117,51 +117,17 @@ struct KnockdMigrationTests {
     }
 }
 
-/// knockd in the server namespace, listening on the server's link to the client; `init`
-/// returns once it logged that it listens.
-final class KnockdProcess: @unchecked Sendable {
-    let process = Process()
-    let outputPath: String
-
-    struct NotReady: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    init(in bed: Testbed, config: String, directory: String, readyWithin: Double = 10) throws {
-        // The server's end of the client link is the device that holds the server's address.
-        let addresses = try runProgram(["ip", "-n", bed.server.name, "-o", "-4", "addr", "show"]).output
-        guard let line = addresses.split(separator: "\n").first(where: { $0.contains(" \(Testbed.serverV4)/") }),
-              let device = line.split(separator: " ").dropFirst().first.map({ String($0).trimmingCharacters(in: CharacterSet(charactersIn: ":")) })
-        else { throw NotReady(description: "no device holds \(Testbed.serverV4) in \(bed.server.name): \(addresses)") }
-        outputPath = directory + "/knockd.out"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        // `ip netns exec` execs knockd, so the process's pid is knockd's own.
-        process.arguments = ["netns", "exec", bed.server.name, "/usr/sbin/knockd", "-v", "-c", config, "-i", device]
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? output.close()
-        let deadline = Date().addingTimeInterval(readyWithin)
-        while !self.output.contains("listening on") {
-            guard process.isRunning, Date() < deadline else {
-                stop()
-                throw NotReady(description: "knockd did not start listening within \(readyWithin) s: \(self.output)")
-            }
-            usleep(20_000)
-        }
-    }
-
-    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
-
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
+/// knockd in the server namespace, listening on the server's link to the client, as a
+/// `Daemon`; returns once it logged that it listens.
+func startKnockd(in bed: Testbed, config: String, directory: String, readyWithin: Double = 10) throws -> Daemon {
+    // The server's end of the client link is the device that holds the server's address.
+    let addresses = try runProgram(["ip", "-n", bed.server.name, "-o", "-4", "addr", "show"]).output
+    guard let line = addresses.split(separator: "\n").first(where: { $0.contains(" \(Testbed.serverV4)/") }),
+          let device = line.split(separator: " ").dropFirst().first.map({ String($0).trimmingCharacters(in: CharacterSet(charactersIn: ":")) })
+    else { throw Daemon.NotReady(description: "no device holds \(Testbed.serverV4) in \(bed.server.name): \(addresses)") }
+    // `ip netns exec` execs knockd, so the daemon's pid is knockd's own.
+    let knockd = try Daemon("knockd", ["/usr/sbin/ip", "netns", "exec", bed.server.name, "/usr/sbin/knockd", "-v", "-c", config, "-i", device],
+                            logPath: directory + "/knockd.out")
+    try knockd.waitUntil(within: readyWithin, "start listening") { knockd.log.contains("listening on") }
+    return knockd
 }

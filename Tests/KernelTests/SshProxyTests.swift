@@ -76,68 +76,18 @@ struct SshProxyTests {
         deinit { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    /// `sshd -D -e` in a namespace, its log in the test's directory; `init` returns once it
-    /// listens on port 22, and `stop` ends it by its PID.
-    ///
-    /// Spawned with posix_spawn rather than Foundation's `Process`: Process learns that a
-    /// child exited when a socket the child inherited closes, and sshd closes every inherited
-    /// descriptor as it starts, so Process would wait for it (blocking) on the thread that
-    /// reaps every other program the tests run.
-    final class SshServer: @unchecked Sendable {
-        let pid: pid_t
-        let logPath: String
-        private let lock = NSLock()
-        private var running = true
-
-        var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-        init(in namespace: NetworkNamespace, files: SshFiles) throws {
-            // sshd's privilege separation directory, which its systemd unit would make.
-            try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o755])
-            logPath = files.directory + "/sshd.log"
-            let arguments = ["/usr/sbin/ip", "netns", "exec", namespace.name, SshProxyTests.sshd, "-D", "-e", "-f", files.config]
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            let argv = arguments.map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) } }
-            var spawned: pid_t = 0
-            let status = posix_spawn(&spawned, arguments[0], &actions, nil, argv, environ)
-            guard status == 0 else { throw NetworkNamespace.Failure(description: "cannot start sshd: \(String(cString: strerror(status)))") }
-            pid = spawned
-
-            let deadline = Date().addingTimeInterval(10)
-            while true {
-                let listening = try runProgram(["ip", "netns", "exec", namespace.name, "ss", "-Hltn", "sport = :22"]).output
-                if !listening.isEmpty { return }
-                guard waitpid(pid, nil, WNOHANG) == 0, Date() < deadline else {
-                    stop()
-                    throw NetworkNamespace.Failure(description: "sshd did not listen within 10 s: \(log)")
-                }
-                usleep(50_000)
-            }
+    /// `sshd -D -e` in a namespace, its log in the test's directory, as a `Daemon` (sshd
+    /// closes every inherited descriptor as it starts); returns once it listens on port 22.
+    static func sshServer(in namespace: NetworkNamespace, files: SshFiles) throws -> Daemon {
+        // sshd's privilege separation directory, which its systemd unit would make.
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        let server = try Daemon("sshd", ["/usr/sbin/ip", "netns", "exec", namespace.name, sshd, "-D", "-e", "-f", files.config],
+                                logPath: files.directory + "/sshd.log")
+        try server.waitUntil(within: 10, "listen on port 22") {
+            try !runProgram(["ip", "netns", "exec", namespace.name, "ss", "-Hltn", "sport = :22"]).output.isEmpty
         }
-
-        /// SIGTERM, then up to 5 s for sshd to exit, then SIGKILL.
-        func stop() {
-            guard lock.withLock({ running ? { running = false; return true }() : false }) else { return }
-            kill(pid, SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while waitpid(pid, nil, WNOHANG) == 0 {
-                guard Date() < deadline else {
-                    kill(pid, SIGKILL)
-                    waitpid(pid, nil, 0)
-                    return
-                }
-                usleep(20_000)
-            }
-        }
-
-        deinit { stop() }
+        return server
     }
 
     /// ssh from `namespace` to root@`address`, with the test's keys and nothing from the
@@ -165,7 +115,7 @@ struct SshProxyTests {
         guard Self.toolsPresent() else { return }
         try Testbed.with { bed in
             let files = try SshFiles()
-            let server = try SshServer(in: bed.server, files: files)
+            let server = try Self.sshServer(in: bed.server, files: files)
             defer { server.stop() }
             try bed.apply(String(contentsOfFile: CommandLineTests.ssh, encoding: .utf8))
 
@@ -188,7 +138,7 @@ struct SshProxyTests {
         guard Self.toolsPresent() else { return }
         try Testbed.with { bed in
             let files = try SshFiles()
-            let server = try SshServer(in: bed.server, files: files)
+            let server = try Self.sshServer(in: bed.server, files: files)
             defer { server.stop() }
             try bed.apply(String(contentsOfFile: CommandLineTests.ssh, encoding: .utf8))
             // The knocks in the wrong order open nothing.
