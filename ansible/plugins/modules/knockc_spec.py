@@ -7,20 +7,29 @@ DOCUMENTATION = r'''
 module: knockc_spec
 short_description: Put a knockc spec on a host and apply it when the table would change
 description:
-  - Writes the spec to O(dest) and applies it with C(knockc apply), only when C(knockc diff)
+  - Places the spec at O(dest) and applies it with C(knockc apply), only when C(knockc diff)
     says the live table differs, so a second run reports C(ok).
   - The spec is checked (C(knockc check)) before anything is placed or applied; a bad spec
     fails the task with knockc's error lines, each starting C(FILE:LINE:COL), naming O(src) when given.
   - In check mode nothing is placed or applied. The spec is written to a temporary file on the
     host and C(knockc diff) compares it with the live table; C(changed) follows from its exit
     code (and from whether O(dest) would change).
-  - With O(confirm=true) (the default) the module starts C(knockc apply --confirm
-    O(confirm_timeout)) in a session of its own, waits until the new table is installed, and
-    returns with RV(pending=true). The table reverts unless M(knockc.knockc.knockc_confirm) runs
-    in time; run it over a new connection (after C(meta) C(reset_connection)) to prove the new
-    table still lets the controller in. The role C(knockc.knockc.apply) does exactly that.
+  - With O(confirm=true) (the default) and a table that changes, the spec is staged next to
+    O(dest) (RV(staged)) and O(dest) is left alone; the module starts C(knockc apply STAGED
+    --confirm O(confirm_timeout)) in a session of its own, waits until the new table is
+    installed, and returns with RV(pending=true). M(knockc.knockc.knockc_confirm) moves the
+    staged spec onto O(dest) once the confirm succeeded, so an unconfirmed spec never reaches
+    O(dest) (which C(knockc.service) applies at boot). The table reverts unless
+    M(knockc.knockc.knockc_confirm) runs in time; run it over a new connection (after C(meta)
+    C(reset_connection)) to prove the new table still lets the controller in. The role
+    C(knockc.knockc.apply) does exactly that.
+  - An C(apply --confirm) of the table that is already waiting (asked with C(knockc status))
+    is returned as RV(pending=true) when its table equals the spec, so that it gets confirmed;
+    with another spec the task fails and changes nothing.
+  - O(dest) is compared byte for byte, with its mode (0644) and owner; a directory, a path
+    ending in C(/) or a symlink at O(dest) fails the task.
   - With O(confirm=false) it runs a plain C(knockc apply).
-  - Needs root (C(become)), in check mode too: C(knockc diff) must be able to read the live table.
+  - Needs root (C(become)), in check mode too, since C(knockc diff) must be able to read the live table.
 options:
   content:
     description: The spec's text. Give this or O(src).
