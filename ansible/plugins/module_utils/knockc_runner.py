@@ -44,3 +44,52 @@ class KnockcRunner:
         environment = dict(os.environ)
         environment.update(self.environment)
         return environment
+
+    def state_root(self):
+        """knockc's run directory, where the modules keep one apply log per table: on a tmpfs,
+        gone at boot like the pending apply it describes."""
+        return self.module.params.get('run_dir') or DEFAULT_RUN_DIR
+
+    def apply_files(self, table):
+        """(log, pid file) of the waiting apply of `table`: fixed names, overwritten by the next
+        apply, so nothing accumulates. The namespace is in the name because knockc keeps a
+        pending apply per namespace."""
+        namespace = self.module.params.get('netns')
+        stem = 'ansible-%s%s' % (namespace + '-' if namespace else '', table)
+        root = self.state_root()
+        return os.path.join(root, stem + '.apply.log'), os.path.join(root, stem + '.apply.pid')
+
+    def pending_message(self, table):
+        """knockc's own word on a pending `apply --confirm` of `table` (from `knockc status`,
+        which also restores the previous table when the pending apply's reverter died), or None."""
+        code, out, err = self.run('status', '--table', table)
+        for line in err.splitlines():
+            if PENDING_PREFIX % table in line:
+                return line.strip()
+        return None
+
+
+DEFAULT_RUN_DIR = '/run/knockc'
+# How `knockc status` starts the stderr line it prints while an apply --confirm waits.
+PENDING_PREFIX = 'an apply --confirm of table inet %s is waiting for confirmation'
+
+
+def staged_path(dest):
+    """Where an unconfirmed spec waits, next to dest (same directory, so relative paths in the
+    spec mean the same), until knockc_confirm moves it onto dest."""
+    return dest + '.knockc-pending'
+
+
+def apply_alive(pid):
+    """Whether `pid` is still the waiting `knockc apply --confirm` the module started (it leads
+    a session of its own, so a reused pid is told apart by its session and command line)."""
+    if not pid:
+        return False
+    try:
+        if os.getsid(pid) != pid:
+            return False
+        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+            argv = handle.read().split(b'\0')
+    except (OSError, ValueError):
+        return False
+    return b'apply' in argv and b'--confirm' in argv
