@@ -34,8 +34,9 @@ struct StatusCommand: ParsableCommand {
             --json, prints one JSON object: table, grants \
             (source, family, port, sequences, timeout_seconds, expires_in_seconds), progress \
             (source, family, sequence, stage, of, close: true for a sequence's close knocks, \
-            expires_in_seconds) and bans (source, \
-            family, expires_in_seconds, effective: false for an allowed source).
+            expires_in_seconds), bans (source, \
+            family, expires_in_seconds, effective: false for an allowed source) and \
+            pending_confirm ({"reverts_in_seconds": N} while an apply --confirm waits, else null).
 
             Exit codes: 0 the table was read, 1 there is no such table or it could not be read.
             """
@@ -54,7 +55,7 @@ struct StatusCommand: ParsableCommand {
     }
 
     func run() throws {
-        reportPendingConfirm()
+        let revertsIn = reportPendingConfirm()
         let status: TableStatus?
         do {
             status = try StatusReader().readStatus(table: table)
@@ -69,20 +70,43 @@ struct StatusCommand: ParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(status), as: UTF8.self))
+            print(String(decoding: try encoder.encode(StatusJSON(status: status, revertsIn: revertsIn)), as: UTF8.self))
         } else {
             print(Self.render(status), terminator: "")
         }
     }
 
     /// A pending `apply --confirm` is said on stderr, and one whose reverter died is
-    /// recovered here, so that the state never claims a revert nobody will do.
-    private func reportPendingConfirm() {
-        guard let store = try? ConfirmStore(table: table, root: ConfirmSupport.root) else { return }
+    /// recovered here, so that the state never claims a revert nobody will do. Returns the
+    /// seconds until the pending apply reverts, nil when none is pending.
+    private func reportPendingConfirm() -> Int? {
+        guard let store = try? ConfirmStore(table: table, root: ConfirmSupport.root) else { return nil }
         let pending = PendingConfirm(store: store)
         ConfirmSupport.report(pending.recoverOrphan(), table: table)
-        if let record = pending.livePending() {
-            Console.error("knockc: an apply --confirm of table inet \(table) is waiting for confirmation: the previous table comes back in \(pending.secondsLeft(record))s unless `knockc confirm` runs")
+        guard let record = pending.livePending() else { return nil }
+        let seconds = pending.secondsLeft(record)
+        Console.error("knockc: an apply --confirm of table inet \(table) is waiting for confirmation: the previous table comes back in \(seconds)s unless `knockc confirm` runs")
+        return seconds
+    }
+
+    /// `--json`: the table's status and `pending_confirm`, `{"reverts_in_seconds": N}` while
+    /// an apply --confirm waits and null otherwise, so a script (the Ansible module) need not
+    /// read the stderr line.
+    struct StatusJSON: Encodable {
+        let status: TableStatus
+        let revertsIn: Int?
+
+        private enum Key: String, CodingKey { case pendingConfirm = "pending_confirm", revertsInSeconds = "reverts_in_seconds" }
+
+        func encode(to encoder: Encoder) throws {
+            try status.encode(to: encoder)
+            var container = encoder.container(keyedBy: Key.self)
+            if let revertsIn {
+                var pending = container.nestedContainer(keyedBy: Key.self, forKey: .pendingConfirm)
+                try pending.encode(revertsIn, forKey: .revertsInSeconds)
+            } else {
+                try container.encodeNil(forKey: .pendingConfirm)
+            }
         }
     }
 

@@ -142,6 +142,15 @@ struct ConfirmTests {
         return (apply, try #require(try reverterPID()))
     }
 
+    /// `status --json`'s `pending_confirm.reverts_in_seconds`; nil when it is null.
+    func pendingConfirm(_ bed: Testbed) throws -> Int? {
+        let status = try knockc(in: bed.server, ["status", "--json"])
+        try #require(status.status == 0, "\(status.error)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any])
+        try #require(object.keys.contains("pending_confirm") && object["grants"] != nil, "\(status.output)")
+        return (object["pending_confirm"] as? [String: Any])?["reverts_in_seconds"] as? Int
+    }
+
     func cleanUp() {
         try? FileManager.default.removeItem(at: runDirectory)
     }
@@ -180,8 +189,10 @@ struct ConfirmTests {
             let apply = try start(in: bed.server, ["apply", CommandLineTests.several, "--confirm", "30s"])
             try #require(try apply.awaitPending())
             #expect(try definitions(bed).contains("admin-web"), "the new table is live while pending")
+            #expect(try pendingConfirm(bed).map { (1...30).contains($0) } == true, "status --json carries the pending apply")
             let confirmed = try knockc(in: bed.server, ["confirm"])
             #expect(confirmed.status == 0, "\(confirmed.error)")
+            #expect(try pendingConfirm(bed) == nil, "status --json: nothing pending once confirmed")
             #expect(try apply.exitStatus(within: 10) == 0)
             #expect(try definitions(bed).contains("admin-web"))
             #expect(try knockc(in: bed.server, ["confirm"]).status == 1, "nothing left to confirm")

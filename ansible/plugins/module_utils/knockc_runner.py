@@ -5,6 +5,7 @@ same table and the same pending confirm."""
 
 from __future__ import annotations
 
+import json
 import os
 
 RUNNER_OPTIONS = dict(
@@ -60,18 +61,23 @@ class KnockcRunner:
         return os.path.join(root, stem + '.apply.log'), os.path.join(root, stem + '.apply.pid')
 
     def pending_message(self, table):
-        """knockc's own word on a pending `apply --confirm` of `table` (from `knockc status`,
-        which also restores the previous table when the pending apply's reverter died), or None."""
-        code, out, err = self.run('status', '--table', table)
-        for line in err.splitlines():
-            if PENDING_PREFIX % table in line:
-                return line.strip()
-        return None
+        """A sentence on a pending `apply --confirm` of `table`, or None: from `knockc status
+        --json`'s pending_confirm (status also restores the previous table when the pending
+        apply's reverter died). No table, no pending apply."""
+        code, out, err = self.run('status', '--table', table, '--json')
+        if code != 0:
+            return None
+        try:
+            pending = json.loads(out).get('pending_confirm')
+        except ValueError:
+            return None
+        if not pending:
+            return None
+        return ('an apply --confirm of table inet %s is waiting for confirmation: the previous table comes back in %ss '
+                'unless `knockc confirm` runs' % (table, pending.get('reverts_in_seconds', '?')))
 
 
 DEFAULT_RUN_DIR = '/run/knockc'
-# How `knockc status` starts the stderr line it prints while an apply --confirm waits.
-PENDING_PREFIX = 'an apply --confirm of table inet %s is waiting for confirmation'
 
 
 def staged_path(dest):

@@ -288,7 +288,7 @@ def main():
         table_diff = named(table_diff) + ('\n' if table_diff.strip() else '')
         if pending_message and table_changed:
             module.fail_json(msg='%s; its table is not this spec. Confirm it (knockc confirm --table %s) or let it revert first.'
-                             % (re.sub(r'^knockc: ', '', pending_message), table), table=table, table_diff=table_diff)
+                             % (pending_message, table), table=table, table_diff=table_diff)
 
         current = read_bytes(dest)
         file_changed = file_differs(dest, content)
