@@ -51,20 +51,39 @@ public enum KnockdCommand: Equatable, Sendable {
         }
     }
 
-    /// `iptables -A|-I|-D INPUT -s %IP% -p tcp|udp [-m tcp|udp|multiport] --dport N|--dports N,M -j ACCEPT`.
+    /// `iptables -A|-I|-D INPUT -s %IP% -p tcp|udp [-m tcp|udp] --dport N`, or
+    /// `... -p tcp|udp -m multiport --dports N,M -j ACCEPT`. Read as strictly as iptables reads
+    /// it: a rule iptables refuses made knockd's command fail and open nothing, so it is never
+    /// read as an open. Each option at most once, a port option only after the match that
+    /// owns it, a comma list only in multiport's `--dports`.
     static func iptablesRule(_ words: [String], family: IPFamily) -> KnockdCommand {
         var opens: Bool?
         var source = false
         var proto: TransportProtocol?
+        var protoMatch: TransportProtocol?
+        var multiport = false
         var ports: [UInt16] = []
+        var portOption: String?
         var jump: String?
+        var seen: Set<String> = []
         var index = 0
         func next() -> String? {
             index += 1
             return index < words.count ? words[index] : nil
         }
+        // The options' long and short spellings, so that `-p` and `--protocol` count as one.
+        let canonical = ["--append": "-A", "--insert": "-I", "--delete": "-D", "-I": "-A", "-D": "-A",
+                         "--table": "-t", "--wait": "-w", "--source": "-s", "--src": "-s", "--protocol": "-p",
+                         "--jump": "-j", "--destination-port": "--dport", "--destination-ports": "--dport",
+                         "--dports": "--dport"]
         while index < words.count {
             let word = words[index]
+            let option = canonical[word] ?? word
+            if option != "-m" && option != "--match" {
+                guard seen.insert(option).inserted else {
+                    return .other(why: "it gives '\(word)' more than once (or with another of -A, -I, -D, or --dport with --dports), which iptables refuses, so knockd's command opened nothing")
+                }
+            }
             switch word {
             case "-A", "--append", "-I", "--insert", "-D", "--delete":
                 guard let chain = next() else { return .other(why: "'\(word)' names no chain") }
@@ -73,11 +92,11 @@ public enum KnockdCommand: Equatable, Sendable {
                 }
                 opens = !["-D", "--delete"].contains(word)
                 // -I INPUT 1: a rule number, which only places the rule.
-                if opens == true, index + 1 < words.count, words[index + 1].allSatisfy(\.isNumber) { index += 1 }
+                if opens == true, index + 1 < words.count, let number = asciiNumber(words[index + 1]), number >= 1 { index += 1 }
             case "-t", "--table":
                 guard next() == "filter" else { return .other(why: "it changes a table other than filter") }
             case "-w", "--wait":
-                if index + 1 < words.count, words[index + 1].allSatisfy(\.isNumber) { index += 1 }
+                if index + 1 < words.count, asciiNumber(words[index + 1]) != nil { index += 1 }
             case "-s", "--source", "--src":
                 let host = family == .ipv4 ? "/32" : "/128"
                 guard let value = next(), value == "%IP%" || value == "%IP%" + host else {
@@ -90,17 +109,37 @@ public enum KnockdCommand: Equatable, Sendable {
                 }
                 proto = known
             case "-m", "--match":
-                guard let value = next(), ["tcp", "udp", "multiport"].contains(value) else {
-                    return .other(why: "it uses a match ('-m \(index < words.count ? words[index] : "")') that knockc has no counterpart for")
+                let value = next() ?? ""
+                if value == "multiport" {
+                    guard !multiport else { return .other(why: "it loads -m multiport twice") }
+                    multiport = true
+                } else if let match = TransportProtocol(rawValue: value) {
+                    guard protoMatch == nil else { return .other(why: "it loads a second protocol match '-m \(value)'") }
+                    guard proto == match else {
+                        return .other(why: "its '-m \(value)' does not follow '-p \(value)', which iptables refuses (the \(value) match needs that protocol), so knockd's command opened nothing")
+                    }
+                    protoMatch = match
+                } else {
+                    return .other(why: "it uses a match ('-m \(value)') that knockc has no counterpart for")
                 }
             case "--dport", "--destination-port", "--dports", "--destination-ports":
-                guard let value = next(), let list = portList(value) else {
-                    return .other(why: "its port '\(index < words.count ? words[index] : "")' is not a port from 1 to 65535 (ranges are not read)")
+                let list = word.hasSuffix("s")
+                guard let value = next() else { return .other(why: "'\(word)' has no port") }
+                if list {
+                    guard multiport else {
+                        return .other(why: "it has '\(word)' without '-m multiport' before it, which iptables refuses (unknown option), so knockd's command opened nothing")
+                    }
+                } else if proto == nil && protoMatch == nil {
+                    return .other(why: "iptables refuses '\(word)' without '-p tcp' or '-p udp' before it (unknown option \"\(word)\"), so knockd's command opened nothing. It was likely meant as '-p tcp \(word) \(value)'; if so, write open: [tcp/\(value)]")
                 }
-                ports += list
+                guard let parsed = portList(value), list || parsed.count == 1 else {
+                    return .other(why: "its port '\(value)' is not \(list ? "a comma list of ports" : "one port") from 1 to 65535 (ranges and names are not read; a list needs -m multiport --dports)")
+                }
+                ports = parsed
+                portOption = word
             case "--syn":
                 // Only a connection's first segment: a grant lets in new connections anyway.
-                break
+                guard proto == .tcp else { return .other(why: "it has '--syn' without '-p tcp' before it, which iptables refuses") }
             case "-j", "--jump":
                 jump = next()
             default:
@@ -111,15 +150,23 @@ public enum KnockdCommand: Equatable, Sendable {
         guard let opens else { return .other(why: "it neither appends, inserts nor deletes a rule") }
         guard source else { return .other(why: "it does not limit the rule to the knocking address (-s %IP%)") }
         guard jump == "ACCEPT" else { return .other(why: "its target is not ACCEPT") }
+        guard let proto else {
+            return .other(why: "it accepts every protocol of the knocking address, and a knockc grant opens listed ports: list them in open:")
+        }
+        if multiport && portOption == nil {
+            return .other(why: "it loads -m multiport without --dports, which iptables refuses")
+        }
         guard !ports.isEmpty else {
-            return .other(why: "it accepts every \(proto?.rawValue ?? "") port of the knocking address, and a knockc grant opens listed ports: list them in open:")
+            return .other(why: "it accepts every \(proto.rawValue) port of the knocking address, and a knockc grant opens listed ports: list them in open:")
         }
-        var assumption: String?
-        if proto == nil {
-            assumption = "the rule has --dport without -p, which iptables refuses; read as tcp"
-        }
-        let rule = FirewallRule(ports: ports.map { TransportPort(proto ?? .tcp, $0) }, families: [family], assumption: assumption)
+        let rule = FirewallRule(ports: ports.map { TransportPort(proto, $0) }, families: [family])
         return opens ? .opens(rule) : .closes(rule)
+    }
+
+    /// A number in ASCII digits only (`Character.isNumber` would take `١` or `½`).
+    static func asciiNumber(_ text: String) -> Int? {
+        guard !text.isEmpty, text.utf8.count <= 9, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return Int(text)
     }
 
     /// `nft add|insert rule FAMILY TABLE CHAIN ip|ip6 saddr %IP% tcp|udp dport N accept`, and
@@ -133,12 +180,14 @@ public enum KnockdCommand: Equatable, Sendable {
         switch (words[0], words[1]) {
         case ("add", "rule"), ("insert", "rule"):
             // add rule FAMILY TABLE CHAIN  ip saddr %IP%  tcp dport N  accept
-            guard words.count == 12, let tableFamilies = families[words[2]],
+            // Only the conventional input chain is known to see this host's own traffic: a rule
+            // in forward, in a nat table or in a regular chain may be reached by nothing.
+            guard words.count == 12, let tableFamilies = families[words[2]], words[3] == "filter", words[4] == "input",
                   let family = ["ip": IPFamily.ipv4, "ip6": .ipv6][words[5]], tableFamilies.contains(family),
                   words[6] == "saddr", words[7] == "%IP%",
                   let proto = TransportProtocol(rawValue: words[8]), words[9] == "dport",
                   let ports = portList(words[10]), ports.count == 1, words[11] == "accept"
-            else { return .other(why: "it is not an nft rule of the form 'add rule FAMILY TABLE CHAIN ip saddr %IP% tcp dport PORT accept'") }
+            else { return .other(why: "it is not an nft rule of the form 'add rule inet|ip|ip6 filter input ip saddr %IP% tcp dport PORT accept' (only the input chain of a filter table is known to open this host's ports)") }
             return .opens(FirewallRule(ports: [TransportPort(proto, ports[0])], families: [family]))
         case ("add", "element"), ("delete", "element"):
             // add element FAMILY TABLE SET { %IP% . N }
@@ -146,7 +195,7 @@ public enum KnockdCommand: Equatable, Sendable {
                   let port = portList(words[8]), port.count == 1, words[9] == "}"
             else { return .other(why: "it is not an nft element of the form '{ %IP% . PORT }'") }
             let rule = FirewallRule(ports: [TransportPort(.tcp, port[0])], families: families[words[2]]!,
-                                    assumption: "the set's type decides the protocol, which the command does not show; read as tcp/\(port[0]). If the set holds udp, write udp/\(port[0])", doubtful: true)
+                                    assumption: "the command adds %IP% . \(port[0]) to the set \(words[4]), assumed to be one that an input rule accepts, as in knockd's nft examples; the command shows neither what the set does (it could be a blocklist) nor its protocol. Read as tcp/\(port[0]); check the set's rule, and if it holds udp, write udp/\(port[0])", doubtful: true)
             return words[0] == "add" ? .opens(rule) : .closes(rule)
         default:
             return .other(why: "it is not an nft command that adds a rule or an element for %IP%")
@@ -157,7 +206,7 @@ public enum KnockdCommand: Equatable, Sendable {
     static func portList(_ text: String) -> [UInt16]? {
         var ports: [UInt16] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-            guard !item.isEmpty, item.count <= 5, item.allSatisfy({ $0.isASCII && $0.isNumber }),
+            guard !item.isEmpty, item.utf8.count <= 5, item.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
                   let port = UInt16(item), port >= 1 else { return nil }
             ports.append(port)
         }

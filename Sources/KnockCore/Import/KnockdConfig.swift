@@ -179,7 +179,7 @@ public struct KnockdConfig: Equatable, Sendable {
     }
 
     private static func wholeNumber<S: StringProtocol>(_ text: S) -> Int? {
-        guard !text.isEmpty, text.count <= 9, text.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 9, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
         return Int(text)
     }
 }
@@ -192,11 +192,27 @@ extension StringProtocol {
         return String(self[first...last])
     }
 
-    /// The text with control characters (line ends among them) shown as `?`, safe inside a
-    /// message or a YAML comment: nothing read from the file can start a line of its own.
+    /// The text with every scalar that could change how a line reads shown as `?`, safe inside
+    /// a message, a terminal or a YAML comment: controls (ESC, CR, NEL), line and paragraph
+    /// separators, format characters (the bidi overrides and isolates of Trojan Source,
+    /// U+202A-202E and U+2066-2069, among them), surrogates, unassigned scalars and
+    /// noncharacters (U+FFFF, which YAML refuses). Every piece of the file that reaches output
+    /// passes through here.
     var printable: String {
-        String(String.UnicodeScalarView(unicodeScalars.map {
-            $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" ? "?" : $0
-        }))
+        String(String.UnicodeScalarView(unicodeScalars.map { $0.isPrintableInOutput ? $0 : "?" }))
+    }
+}
+
+extension Unicode.Scalar {
+    /// An assigned scalar that is neither a control, a separator other than the space, a
+    /// format character, nor a noncharacter.
+    var isPrintableInOutput: Bool {
+        if isASCII { return value >= 0x20 && value < 0x7F }
+        let properties = properties
+        if properties.isNoncharacterCodePoint { return false }
+        switch properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .unassigned: return false
+        default: return true
+        }
     }
 }

@@ -7,17 +7,26 @@ public enum KnockdImport {
         public var file: String
         public var line: Int
         public var message: String
-        public var description: String { "\(file.printable):\(line): error: \(message)" }
+        /// Each line of the message through `printable`: the file's text never reaches stderr raw.
+        public var description: String {
+            "\(file.printable):\(line): error: " + message.split(separator: "\n", omittingEmptySubsequences: false).map(\.printable).joined(separator: "\n")
+        }
     }
 
-    /// Reads the knockd.conf at `path` (UTF-8, as `SpecFile` reads a spec) and translates it.
+    /// The largest knockd.conf read. One is a few KiB; a MiB holds thousands of sections,
+    /// and keeps a wrong file (a log, /dev/zero) from costing memory and time.
+    public static let limit = 1 << 20
+
+    /// Reads the knockd.conf at `path` (UTF-8, as `SpecFile` reads a spec, but at most
+    /// `limit` bytes) and translates it.
     public static func translate(file path: String) throws(Failure) -> KnockdTranslation {
         let text: String
         do throws(SpecFile.Problem) {
-            text = try SpecFile.read(path)
+            text = try SpecFile.read(path, limit: limit)
         } catch {
             let line = if case .notUTF8(_, let line, _) = error { line } else { 1 }
             let message = Diagnostic.Message.unreadable(path, error).text.replacingOccurrences(of: "the spec file", with: "the knockd.conf")
+                .replacingOccurrences(of: "more than any spec needs", with: "more than any knockd.conf needs")
             throw Failure(file: path, line: line, message: message)
         }
         return try translate(text, file: path)

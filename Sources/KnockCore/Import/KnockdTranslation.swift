@@ -63,9 +63,16 @@ extension KnockdTranslation {
         var header: [String] = []
         var untranslated: [Untranslated] = []
         var usedNames: Set<String> = []
+        /// The next counter to try for a name taken already, so that many alike names cost
+        /// one look-up each rather than a walk from 2.
+        var nextCounter: [String: Int] = [:]
+        /// Every translated knock list (open and close), for the duplicate check in one look-up.
+        var knockLists: [String: String] = [:]
+        /// The sequences by their open ports (sorted), for a closing section to find its own.
+        var openers: [String: [Int]] = [:]
 
         mutating func notTranslated(_ line: Int, _ reason: String) -> String {
-            untranslated.append(Untranslated(line: line, reason: reason))
+            untranslated.append(Untranslated(line: line, reason: reason.printable))
             return "not translated: " + reason
         }
 
@@ -75,6 +82,7 @@ extension KnockdTranslation {
             for section in config.sections {
                 if let closer = translateSection(section) { closers.append(closer) }
             }
+            for (index, sequence) in sequences.enumerated() { openers[Self.key(Set(sequence.open).sorted()), default: []].append(index) }
             for (section, closer) in closers { attachClose(section, closer) }
         }
 
@@ -154,9 +162,9 @@ extension KnockdTranslation {
                     "\(title) knocks on \(clash), which it also opens; a knockc knock port cannot be an open port. Choose another knock."), knocks: knocks)
                 return nil
             }
-            if let earlier = sequences.first(where: { $0.knocks == knocks }) {
+            if let earlier = knockLists[Self.key(knocks)] {
                 leave(section, title, notTranslated(section.value("SEQUENCE")?.line ?? section.line,
-                    "\(title) has the same knocks as [\(earlier.section.name.printable)]; knockc runs one sequence per knock list. Open both sections' ports in one sequence."), knocks: knocks)
+                    "\(title) has the same knocks as [\(earlier.printable)]; knockc runs one sequence per knock list. Open both sections' ports in one sequence."), knocks: knocks)
                 return nil
             }
 
@@ -169,12 +177,14 @@ extension KnockdTranslation {
             comments.append("\(source): knockd gives the whole sequence \(stepTimeout)s; knockc's step_timeout bounds each gap between two knocks, so here the \(knocks.count) knocks may take up to \(max(knocks.count - 1, 1)) × \(stepTimeout)s.")
 
             var openFor = KnockdTranslation.openForWithoutStop
+            var stopRemovesRule = false
             if let stop = section.value("STOP_COMMAND"), let stopText = stop.value, !stopText.isEmpty {
                 let commandTimeout = section.value("CMD_TIMEOUT").flatMap { try? KnockdConfig.seconds($0) } ?? KnockdTranslation.knockdCommandTimeout
                 openFor = .seconds(Int64(commandTimeout))
                 let timing = section.value("CMD_TIMEOUT").map { "cmd_timeout = \(commandTimeout) (line \($0.line))" } ?? "knockd's default cmd_timeout of \(commandTimeout)"
-                if case .closes(let closed) = KnockdCommand(stopText), Set(closed.ports) == Set(rule.ports) {
+                if case .closes(let closed) = KnockdCommand(stopText), Set(closed.ports) == Set(rule.ports), closed.families == rule.families {
                     comments.append("stop_command (line \(stop.line)) removes the rule after \(timing): open_for. Connections opened meanwhile outlive the grant, as they did with knockd's usual ESTABLISHED rule.")
+                    stopRemovesRule = true
                 } else {
                     comments.append("open_for is \(timing), when knockd ran stop_command.")
                     comments.append(notTranslated(stop.line,
@@ -182,17 +192,24 @@ extension KnockdTranslation {
                 }
             } else {
                 comments.append("no stop_command: knockd's rule stayed until something removed it; a knockc grant always ends, so open_for is \(openFor), chosen by the import (at most 24d). Connections opened during the grant outlive it.")
-            }
-
-            if let flags = section.value("TCPFLAGS"), let list = try? KnockdConfig.tcpFlags(flags) {
-                let extra = Set(list).subtracting(["SYN", "!ACK", "!FIN", "!RST"])
-                if extra.isEmpty && list.contains("SYN") {
-                    comments.append("tcpflags = \((flags.value ?? "").printable) (line \(flags.line)): knockc counts a TCP knock only on a connection's first segment, a SYN, as this did.")
-                } else if knocks.contains(where: { $0.proto == .tcp }) {
-                    comments.append(notTranslated(flags.line,
-                        "\(title): tcpflags = \((flags.value ?? "").printable) counts TCP packets with those flags as knocks; knockc counts only a connection's first segment (a SYN). Knock with plain connects: `knock`, or `knockc knock`."))
+                if let timeout = section.value("CMD_TIMEOUT") {
+                    comments.append("cmd_timeout = \((timeout.value ?? "").printable) (line \(timeout.line)) has no effect without a stop_command, in knockd as here.")
                 }
             }
+            if let stop6 = section.value("STOP_COMMAND_6") {
+                let text = stop6.value ?? ""
+                if text.isEmpty {
+                    comments.append("stop_command_6 is empty (line \(stop6.line)): knockd removed nothing after IPv6 knocks; the grant ends after open_for anyway.")
+                } else if stopRemovesRule, families.contains(.ipv6), case .closes(let closed6) = KnockdCommand(text),
+                          Set(closed6.ports) == Set(rule.ports), closed6.families == [.ipv6] {
+                    comments.append("stop_command_6 = \(text.printable) (line \(stop6.line)): removes the IPv6 rule after the same cmd_timeout: open_for.")
+                } else {
+                    comments.append(notTranslated(stop6.line,
+                        "\(title): stop_command_6 `\(text.printable)` is not the removal of the IPv6 rule that start_command_6 added (after a stop_command that removes the IPv4 one); the grant ends after open_for anyway. Run any other program as an on_expire hook (`knockc watch SPEC`)."))
+                }
+            }
+
+            if let flags = tcpFlagsComment(section, title: title, knocks: knocks) { comments.append(flags) }
             if let target = section.value("TARGET") {
                 comments.append(notTranslated(target.line,
                     "\(title): target = \((target.value ?? "").printable) made knockd watch knocks to another address; knockc's table sees knocks to this host. For a routed host, guard it with forward: or dnat:."))
@@ -208,6 +225,7 @@ extension KnockdTranslation {
                 comments.append("the knock ports only rise or only fall, so `knockc check` warns that an ordinary port scan walks them: consider another order, or strict: true.")
             }
             let name = sequenceName(section.name, comments: &comments)
+            knockLists[Self.key(knocks)] = section.name
             sequences.append(Sequence(section: section, name: name, knocks: knocks, open: rule.ports, families: families,
                                       stepTimeout: stepTimeout, openFor: openFor, comments: comments))
             return nil
@@ -217,23 +235,95 @@ extension KnockdTranslation {
         mutating func attachClose(_ section: KnockdConfig.Section, _ closer: KnockdConfig.FirewallRuleEntry) {
             let title = "[\(section.name.printable)] (line \(section.line))"
             let knocks = section.sequence ?? []
-            let ports = Set(closer.rule.ports)
-            guard let index = sequences.firstIndex(where: { Set($0.open) == ports && $0.close == nil }) else {
+            let portsKey = Self.key(Set(closer.rule.ports).sorted())
+            guard let index = openers[portsKey]?.first(where: { sequences[$0].close == nil }) else {
                 leave(section, title, notTranslated(closer.line,
                     "\(title): its command removes a rule for \(closer.rule.ports.map(\.description).joined(separator: ", ")) that no translated section adds. knockc's close: knocks end a sequence's grant; add them to the sequence that opens those ports."), knocks: knocks)
                 return
             }
             let open = sequences[index]
-            let allKnockLists = sequences.map(\.knocks) + sequences.compactMap(\.close)
-            if knocks.count > KnockdTranslation.maximumKnocks || allKnockLists.contains(knocks)
+            if knocks.count > KnockdTranslation.maximumKnocks || knockLists[Self.key(knocks)] != nil
                 || zip(knocks, knocks.dropFirst()).contains(where: { $0 == $1 })
                 || knocks.contains(where: { knock in open.open.contains { $0.proto == knock.proto && $0.port == knock.port } }) {
                 leave(section, title, notTranslated(closer.line,
                     "\(title) would be the close: knocks of \(open.name), but its knocks cannot be (more than \(KnockdTranslation.maximumKnocks), a knock twice in a row, an open port, or the same as another sequence's). Choose other close knocks."), knocks: knocks)
                 return
             }
+            knockLists[Self.key(knocks)] = section.name
             sequences[index].close = knocks
-            sequences[index].comments.append("\(title): its \(closer.text.printable) removes this rule, so its knocks are close: (they end the grant at once).")
+            var comments = ["\(title): its \(closer.text.printable) removes this rule, so its knocks are close: (they end the grant at once)."]
+            comments += closeKeys(section, title: title, knocks: knocks, open: open)
+            sequences[index].comments += comments
+        }
+
+        /// The closing section's other keys: each said in a comment, and not translated when
+        /// knockc's close: would refuse closes knockd took (the grant would outlast knockd's
+        /// rule) or when knockd ran something more.
+        mutating func closeKeys(_ section: KnockdConfig.Section, title: String, knocks: [KnockdConfig.Knock], open: Sequence) -> [String] {
+            var comments: [String] = []
+            let timeoutEntry = section.value("SEQ_TIMEOUT", "TIMEOUT")
+            let timeout = timeoutEntry.flatMap { try? KnockdConfig.seconds($0) } ?? KnockdTranslation.knockdSequenceTimeout
+            let said = timeoutEntry.map { "\(title): \($0.key.lowercased()) = \(timeout) (line \($0.line))" } ?? "\(title): knockd's default seq_timeout of \(timeout)"
+            if knocks.count < 2 || timeout <= open.stepTimeout {
+                comments.append("\(said): close: knocks' gaps are bounded by the step_timeout of \(open.stepTimeout)s, so every close knockd took is taken.")
+            } else {
+                comments.append(notTranslated(timeoutEntry?.line ?? section.line,
+                    "\(said) let the close knocks take \(timeout)s, but knockc bounds each gap of close: by the sequence's step_timeout of \(open.stepTimeout)s, so a slow close knockd took would leave the grant open. Knock the close faster, or raise step_timeout."))
+            }
+            if let flags = tcpFlagsComment(section, title: title, knocks: knocks) { comments.append(flags) }
+            if let target = section.value("TARGET") {
+                comments.append(notTranslated(target.line,
+                    "\(title): target = \((target.value ?? "").printable) made knockd watch close knocks to another address; knockc's table sees knocks to this host."))
+            }
+            if let start6 = section.value("START_COMMAND_6", "COMMAND_6") {
+                let text = start6.value ?? ""
+                if case .closes(let closed6) = KnockdCommand(text), Set(closed6.ports) == Set(open.open) {
+                    comments.append("\(title): \(start6.key.lowercased()) = \(text.printable) (line \(start6.line)): the same removal for IPv6.")
+                } else {
+                    comments.append(notTranslated(start6.line,
+                        "\(title): \(start6.key.lowercased()) `\(text.printable)` is not the removal of the same rule for IPv6; knockc's close: ends the grant for both families."))
+                }
+            }
+            let stop = section.value("STOP_COMMAND")
+            for entry in [stop, section.value("STOP_COMMAND_6")].compactMap({ $0 }) {
+                if (entry.value ?? "").isEmpty {
+                    comments.append("\(title): \(entry.key.lowercased()) is empty (line \(entry.line)): nothing ran after the close.")
+                } else {
+                    comments.append(notTranslated(entry.line,
+                        "\(title): \(entry.key.lowercased()) `\((entry.value ?? "").printable)` ran cmd_timeout after the close knocks; knockc's close: only ends the grant. Run any other program as an on_close hook (`knockc watch SPEC`)."))
+                }
+            }
+            if let timeout = section.value("CMD_TIMEOUT") {
+                if (stop?.value ?? "").isEmpty && (section.value("STOP_COMMAND_6")?.value ?? "").isEmpty {
+                    comments.append("\(title): cmd_timeout = \((timeout.value ?? "").printable) (line \(timeout.line)) has no effect without a stop_command.")
+                } else {
+                    comments.append("\(title): cmd_timeout = \((timeout.value ?? "").printable) (line \(timeout.line)): when the stop_command above ran.")
+                }
+            }
+            return comments
+        }
+
+        /// What a section's `tcpflags` did (every tcpflags line counts: knockd adds them up),
+        /// or nil without one.
+        mutating func tcpFlagsComment(_ section: KnockdConfig.Section, title: String, knocks: [KnockdConfig.Knock]) -> String? {
+            let entries = section.entries.filter { $0.key == "TCPFLAGS" }
+            guard let last = entries.last else { return nil }
+            let list = entries.flatMap { (try? KnockdConfig.tcpFlags($0)) ?? [] }
+            let written = entries.map { ($0.value ?? "").printable }.joined(separator: ", ")
+            let extra = Set(list).subtracting(["SYN", "!ACK", "!FIN", "!RST"])
+            if !knocks.contains(where: { $0.proto == .tcp }) {
+                return "\(title): tcpflags = \(written) (line \(last.line)) has no effect: every knock is udp."
+            }
+            if extra.isEmpty && list.contains("SYN") {
+                return "\(title): tcpflags = \(written) (line \(last.line)): knockc counts a TCP knock only on a connection's first segment, a SYN, as this did."
+            }
+            return notTranslated(last.line,
+                "\(title): tcpflags = \(written) counts TCP packets with those flags as knocks; knockc counts only a connection's first segment (a SYN). Knock with plain connects: `knock`, or `knockc knock`.")
+        }
+
+        /// A list's text, as a dictionary key.
+        static func key<T: CustomStringConvertible>(_ items: [T]) -> String {
+            items.map(\.description).joined(separator: ",")
         }
 
         /// A knockc name for a knockd section: lowercase letters, digits, '-' and '_', at most
@@ -244,12 +334,13 @@ extension KnockdTranslation {
             }.prefix(32))
             if base.isEmpty || base.allSatisfy({ $0 == "-" }) { base = "sequence" }
             var name = base
-            var counter = 2
+            var counter = nextCounter[base] ?? 2
             while usedNames.contains(name) {
                 let suffix = "-\(counter)"
                 name = String(base.prefix(32 - suffix.count)) + suffix
                 counter += 1
             }
+            nextCounter[base] = counter
             usedNames.insert(name)
             if name != section {
                 comments.append("named \(name): a knockc name has only lowercase letters, digits, '-' and '_' (at most 32).")
@@ -272,10 +363,11 @@ extension KnockdTranslation {
             if !untranslated.isEmpty {
                 lines.append("# Incomplete: \(untranslated.count) thing(s) knockd did are not translated; each is a \"not translated:\" comment below.")
             }
-            lines += header.map { "# " + $0 }
+            // Every comment passes through `printable` here, the one way out for the file's text.
+            lines += header.map { "# " + $0.printable }
             lines.append("sequences:")
             for sequence in sequences {
-                lines += sequence.comments.map { "  # " + $0 }
+                lines += sequence.comments.map { "  # " + $0.printable }
                 lines.append("  \(sequence.name):")
                 lines.append("    knock: [\(sequence.knocks.map(\.description).joined(separator: ", "))]")
                 lines.append("    open: [\(sequence.open.map(\.description).joined(separator: ", "))]")
@@ -288,7 +380,7 @@ extension KnockdTranslation {
                 if sequence.families == [.ipv6] { lines.append("    from: [\"::/0\"]") }
             }
             for block in leftOut {
-                lines += block.map { "  # " + $0 }
+                lines += block.map { "  # " + $0.printable }
             }
             return KnockdTranslation(spec: lines.joined(separator: "\n") + "\n", untranslated: untranslated.sorted { $0.line < $1.line },
                                      sequenceCount: sequences.count)
