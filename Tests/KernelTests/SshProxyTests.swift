@@ -106,6 +106,17 @@ struct SshProxyTests {
         return (result.status, result.output, result.error, Date().timeIntervalSince(started))
     }
 
+    /// A testbed whose server runs sshd behind the table of examples/ssh.yaml.
+    static func withSshServer(_ body: (Testbed, SshFiles, Daemon) throws -> Void) throws {
+        try Testbed.with { bed in
+            let files = try SshFiles()
+            let server = try sshServer(in: bed.server, files: files)
+            defer { server.stop() }
+            try bed.apply(String(contentsOfFile: CommandLineTests.ssh, encoding: .utf8))
+            try body(bed, files, server)
+        }
+    }
+
     static func proxyCommand(_ extra: String = "") -> String {
         "\(CommandLineTests.knockc) knock %h --spec \(CommandLineTests.ssh) --sequence ssh --delay 50ms --timeout 3s\(extra) --proxy %p"
     }
@@ -113,11 +124,7 @@ struct SshProxyTests {
     @Test("ssh through knock --proxy logs in and runs a command, over IPv4 and IPv6; plain ssh cannot connect")
     func sshLogsInThroughTheProxy() throws {
         guard Self.toolsPresent() else { return }
-        try Testbed.with { bed in
-            let files = try SshFiles()
-            let server = try Self.sshServer(in: bed.server, files: files)
-            defer { server.stop() }
-            try bed.apply(String(contentsOfFile: CommandLineTests.ssh, encoding: .utf8))
+        try Self.withSshServer { bed, files, server in
 
             for address in [Testbed.serverV4, Testbed.serverV6] {
                 let plain = try Self.ssh(from: bed.client, to: address, files: files, proxy: nil, command: "echo knocked-in")
@@ -136,11 +143,7 @@ struct SshProxyTests {
     @Test("a --proxy port that never opens: knockc says so and exits 1 within its retries, and ssh's connection fails")
     func proxyPortThatNeverOpens() throws {
         guard Self.toolsPresent() else { return }
-        try Testbed.with { bed in
-            let files = try SshFiles()
-            let server = try Self.sshServer(in: bed.server, files: files)
-            defer { server.stop() }
-            try bed.apply(String(contentsOfFile: CommandLineTests.ssh, encoding: .utf8))
+        try Self.withSshServer { bed, files, server in
             // The knocks in the wrong order open nothing.
             let wrong = "\(CommandLineTests.knockc) knock %h tcp/8000 udp/9000 tcp/7000 --delay 20ms --timeout 1s --retries 1 --proxy %p"
 

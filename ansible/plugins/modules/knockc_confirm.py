@@ -37,16 +37,8 @@ options:
   dest:
     description: Where the spec lives on the host; with O(staged).
     type: path
-  knockc:
-    description: The knockc binary on the host, a path or a name on the PATH.
-    type: str
-    default: knockc
-  netns:
-    description: Run knockc inside this network namespace (C(ip netns exec)). For tests.
-    type: str
-  run_dir:
-    description: knockc's state directory (C(KNOCKC_RUN_DIR)) instead of C(/run/knockc). For tests.
-    type: path
+extends_documentation_fragment:
+  - knockc.knockc.runner
 author: knockc contributors
 '''
 
