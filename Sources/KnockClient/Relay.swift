@@ -58,7 +58,10 @@ public struct Relay: Sendable {
             if !upstream.isEmpty { connectionEvents |= Int16(POLLOUT) }
             if downstream.isEmpty { connectionEvents |= Int16(POLLIN) }
             if connectionEvents != 0 { watched.append(pollfd(fd: connection, events: connectionEvents, revents: 0)) }
-            if !downstream.isEmpty { watched.append(pollfd(fd: output, events: Int16(POLLOUT), revents: 0)) }
+            // The output is watched even with nothing to write: its reader going away (a pipe
+            // reports POLLERR) ends the relay, rather than a wait on the server for as long as
+            // TCP takes to give up on it.
+            watched.append(pollfd(fd: output, events: downstream.isEmpty ? 0 : Int16(POLLOUT), revents: 0))
 
             let ready = watched.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), -1) }
             if ready < 0 {
@@ -88,9 +91,13 @@ public struct Relay: Sendable {
                     if downstream.sourceEnded && downstream.isEmpty { return .connectionClosed }
                 }
             }
-            if woken.contains(output), !downstream.isEmpty {
-                guard try downstream.drain(call: "write", { write(output, $0, $1) }) else { return .outputClosed }
-                if downstream.sourceEnded && downstream.isEmpty { return .connectionClosed }
+            if woken.contains(output) {
+                if downstream.isEmpty {
+                    if watched.contains(where: { $0.fd == output && $0.revents & Int16(POLLERR | POLLHUP) != 0 }) { return .outputClosed }
+                } else {
+                    guard try downstream.drain(call: "write", { write(output, $0, $1) }) else { return .outputClosed }
+                    if downstream.sourceEnded && downstream.isEmpty { return .connectionClosed }
+                }
             }
         }
     }

@@ -34,7 +34,7 @@ struct KnockCommand: ParsableCommand {
             For a sequence with `rotate:`, sends the current window's rotating knocks, their \
             ports derived from the secret. Without a spec: --secret FILE --sequence NAME \
             --rotate tcp,udp,tcp --ports LO-HI [--every 30s] [--skew 1]. Each retry of \
-            --then-connect moves to the next window (a window whose knocks granted once opens \
+            --then-connect or --proxy moves to the next window (a window whose knocks granted once opens \
             nothing again), waiting for it when it lies beyond the skew.
 
             --proxy PORT knocks as --then-connect does, keeps the connection that opened, and \
@@ -46,8 +46,10 @@ struct KnockCommand: ParsableCommand {
             With --proxy nothing but the relayed bytes goes to stdout; messages go to stderr. \
             It exits 0 when the server closes the connection, 1 when the port stays closed \
             (after --retries; ssh then sees its connection fail) or the relay fails, and 4 when \
-            no knock could be sent. ssh's ConnectTimeout does not cover a ProxyCommand: \
-            --timeout and --retries bound the wait.
+            no knock could be sent. ssh's ConnectTimeout, if set, covers the ProxyCommand's \
+            knocks and wait too (until the server's banner): keep it above --timeout × \
+            (--retries + 1) plus the knocks, or ssh gives up first. The relay ends when the \
+            server closes its side, even while stdin still has bytes.
             """
     )
 
@@ -196,6 +198,7 @@ struct KnockCommand: ParsableCommand {
     }
 
     func run() throws {
+        if proxy != nil { Self.prepareStandardDescriptorsForRelay() }
         let packets = try resolvePackets()
         let knocker = Knocker(host: host, delay: Duration(parsing: delay)!, family: ipv4 ? .ipv4 : ipv6 ? .ipv6 : .any)
         let targets: [ResolvedHost]
@@ -261,14 +264,24 @@ struct KnockCommand: ParsableCommand {
     /// fails (exit 1, with a message on stderr).
     private func relay(over connection: OpenConnection, port: UInt16) throws {
         defer { connection.close() }
-        // A reader of stdout that has gone (ssh exited) must end the relay, not the process.
-        signal(SIGPIPE, SIG_IGN)
         do {
             _ = try Relay(input: STDIN_FILENO, output: STDOUT_FILENO, connection: connection.descriptor).run()
         } catch {
             Console.error("knockc: relaying tcp/\(port) on \(connection.target) failed: \(error)")
             throw ExitCode(1)
         }
+    }
+
+    /// Before --proxy makes any socket: a standard descriptor that came closed is opened on
+    /// /dev/null, or the socket would take its number and the relay would copy the server's
+    /// bytes back to it. And a reader of stdout or stderr that has gone (ssh exited) must end
+    /// the relay or fail a write, not kill the process with SIGPIPE.
+    private static func prepareStandardDescriptorsForRelay() {
+        // open(2) returns the lowest free number, so each closed one is filled in order.
+        for descriptor in STDIN_FILENO...STDERR_FILENO where fcntl(descriptor, F_GETFD) == -1 {
+            _ = open("/dev/null", O_RDWR)
+        }
+        signal(SIGPIPE, SIG_IGN)
     }
 
     /// Sends one attempt's packets to `target` and says what went. `turn` counts the

@@ -213,4 +213,17 @@ import Testing
 
         #expect(try outcome.finished(within: 10) == .outputClosed)
     }
+
+    @Test("after end of input, a reader of the output that goes ends the relay while the server stays silent")
+    func readerGoingEndsASilentRelay() throws {
+        let wiring = try Wiring()
+        let outcome = wiring.start()
+        wiring.close(wiring.inputWriter)
+        let received = Background { Self.readAll(wiring.server) }
+        #expect(received.result() == [], "end of input reached the server")
+        #expect(try outcome.finished(within: 0.2) == nil, "the relay waits for the server's answer")
+        // ssh killed: its end of our stdout goes, and the server neither answers nor closes.
+        wiring.close(wiring.outputReader)
+        #expect(try outcome.finished(within: 10) == .outputClosed)
+    }
 }
