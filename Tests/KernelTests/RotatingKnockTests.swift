@@ -235,47 +235,62 @@ struct RotatingKnockTests {
         try Testbed.with { bed in
             let listener = try bed.listen(tcpPort: 22)
             try bed.apply(secrets.spec())
-            // Every knock below is sent within this window, well before the next one begins
-            // (when window + 2 would come within the skew).
-            let window = Self.currentWindow(margin: 1.5)
-            let right = try secrets.knocks(window)
-            let stray = try secrets.strayPort(window)
-
-            let wrong: [(String, [Knock])] = [
-                ("two windows ahead, beyond the skew of one", try secrets.knocks(window + 2)),
-                ("two windows back, beyond the skew of one", try secrets.knocks(window - 2)),
-                ("derived for the sequence name 'fixed'", try secrets.knocks(window, sequence: "fixed")),
-                ("derived from another secret", try secrets.knocks(window, secret: secrets.otherPath)),
-                ("a wrong udp port of the range after knock 1", [right[0], .udp(stray), right[1], right[2]]),
-                ("a wrong tcp port of the range after knock 2", [right[0], right[1], .tcp(stray), right[2]]),
-                ("knocks 1, 3, 2", [right[0], right[2], right[1]]),
-                ("knocks 2, 1, 3", [right[1], right[0], right[2]]),
-                ("knocks 2 and 3 only", [right[1], right[2]]),
-                ("the right ports with the protocols swapped", right.map { knock -> Knock in
+            // Each wrong attempt is derived from the window current when it is sent, well
+            // before the next one begins (when window + 2 would come within the skew), so
+            // that a slow machine stretches the test, not an attempt across two windows.
+            func swapped(_ knocks: [Knock]) -> [Knock] {
+                knocks.map { knock in
                     guard case .port(let port) = knock else { return knock }
                     return port.proto == .tcp ? .udp(port.port) : .tcp(port.port)
+                }
+            }
+            let wrong: [(String, (Int64) throws -> [Knock])] = [
+                ("two windows ahead, beyond the skew of one", { try secrets.knocks($0 + 2) }),
+                ("two windows back, beyond the skew of one", { try secrets.knocks($0 - 2) }),
+                ("derived for the sequence name 'fixed'", { try secrets.knocks($0, sequence: "fixed") }),
+                ("derived from another secret", { try secrets.knocks($0, secret: secrets.otherPath) }),
+                ("a wrong udp port of the range after knock 1", { window in
+                    let right = try secrets.knocks(window)
+                    return [right[0], .udp(try secrets.strayPort(window)), right[1], right[2]]
                 }),
+                ("a wrong tcp port of the range after knock 2", { window in
+                    let right = try secrets.knocks(window)
+                    return [right[0], right[1], .tcp(try secrets.strayPort(window)), right[2]]
+                }),
+                ("knocks 1, 3, 2", { let right = try secrets.knocks($0); return [right[0], right[2], right[1]] }),
+                ("knocks 2, 1, 3", { let right = try secrets.knocks($0); return [right[1], right[0], right[2]] }),
+                ("knocks 2 and 3 only", { let right = try secrets.knocks($0); return [right[1], right[2]] }),
+                ("the right ports with the protocols swapped", { swapped(try secrets.knocks($0)) }),
             ]
-            for (what, knocks) in wrong {
+            for (what, derive) in wrong {
+                let window = Self.currentWindow(margin: 1.0)
+                let knocks = try derive(window)
                 try bed.client.knock(Testbed.serverV4, knocks)
+                #expect(KnockDerivation.window(at: Date(), every: Self.every) == window, "\(what): the knocks took longer than their window")
                 #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused, "\(what): \(knocks) opened tcp/22")
                 let progress = try Self.progress(bed)
                 #expect(progress.values.allSatisfy { $0 == 0 }, "\(what): \(knocks) left progress \(progress)")
             }
-            // The attempt that got past knock 2 took the window's knock 2, so that it cannot be
-            // replayed; the others took nothing.
+            // The attempt that got past knock 2 took its window's knock 2, so that it cannot
+            // be replayed; the others took nothing.
             #expect(try bed.progressCount("rotate_used_ssh") == 1)
 
             // A wrong port in the middle resets: what follows it opens nothing.
-            try bed.client.knock(Testbed.serverV4, [right[0], .udp(stray)])
+            var window = Self.currentWindow(margin: 1.5)
+            var right = try secrets.knocks(window)
+            try bed.client.knock(Testbed.serverV4, [right[0], .udp(try secrets.strayPort(window))])
             try bed.client.knock(Testbed.serverV4, [right[1], right[2]])
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused)
-            #expect(KnockDerivation.window(at: Date(), every: Self.every) == window, "the wrong knocks took longer than their window")
-            // The window's knock 2 went to a failed attempt: the whole sequence again opens
-            // nothing in this window, and the next window's knocks open, a repeat of the knock
-            // just made (a retransmit) changing nothing.
+
+            // An attempt that failed after knock 2 took the window's knock 2: the whole
+            // sequence again opens nothing in this window, and the next window's knocks open,
+            // a repeat of the knock just made (a retransmit) changing nothing.
+            window = Self.currentWindow(margin: 1.5)
+            right = try secrets.knocks(window)
+            try bed.client.knock(Testbed.serverV4, [right[0], right[1], .tcp(try secrets.strayPort(window))])
             try bed.client.knock(Testbed.serverV4, right)
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .refused, "a failed attempt's window opened again")
+            #expect(KnockDerivation.window(at: Date(), every: Self.every) == window, "the attempts took longer than their window")
             let next = try secrets.knocks(window + 1)
             try bed.client.knock(Testbed.serverV4, [next[0], next[0], next[1], next[1], next[2]])
             #expect(try bed.client.connect(to: Testbed.serverV4, port: 22) == .connected)
