@@ -56,12 +56,12 @@ struct ConfirmTests {
 
         /// Waits for the apply to say the new table is live and pending.
         func awaitPending() throws -> Bool {
-            try eventually(within: 20) { printed.contains("run `knockc confirm") }
+            eventually(within: 20) { printed.contains("run `knockc confirm") }
         }
 
         /// The exit status once it ends within `seconds`; nil if it is still running.
         func exitStatus(within seconds: Double) throws -> Int32? {
-            _ = try eventually(within: seconds) { reap(blocking: false) != nil }
+            _ = eventually(within: seconds) { reap(blocking: false) != nil }
             return status
         }
 
@@ -290,7 +290,7 @@ struct ConfirmTests {
             let (apply, reverter) = try startPending(bed, window: "10m")
             _ = apply.kill9()
             kill(reverter, SIGKILL)
-            #expect(try eventually(within: 5) { isGone(reverter) })
+            #expect(eventually(within: 5) { isGone(reverter) })
             #expect(try phase() == "pending", "nothing has noticed yet")
 
             let status = try knockc(in: bed.server, ["status"])
@@ -490,10 +490,10 @@ struct ConfirmTests {
             let directory = try #require(ours)
             // No process has this pid: it is above any pid_max.
             let stale = "\(directory)/.knockc.yaml.tmp.2147483646"
-            FileManager.default.createFile(atPath: stale, contents: Data("old".utf8))
+            _ = FileManager.default.createFile(atPath: stale, contents: Data("old".utf8))
             let vanished = runDirectory.appendingPathComponent("4242").path
             try FileManager.default.createDirectory(atPath: vanished, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: vanished + "/knockc.yaml", contents: Data("old".utf8))
+            _ = FileManager.default.createFile(atPath: vanished + "/knockc.yaml", contents: Data("old".utf8))
 
             #expect(try knockc(in: bed.server, ["apply", CommandLineTests.ssh]).status == 0)
             #expect(!FileManager.default.fileExists(atPath: stale), "the stale temporary is swept")

@@ -12,7 +12,7 @@ struct AuthorizedPacketSpecTests {
         init(mode: mode_t = 0o600, length: Int = 32) throws {
             var template = Array("/tmp/knockc-spa-spec-XXXXXX".utf8CString)
             directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
-            FileManager.default.createFile(atPath: directory + "/admin.key", contents: Data(repeating: 7, count: length))
+            _ = FileManager.default.createFile(atPath: directory + "/admin.key", contents: Data(repeating: 7, count: length))
             chmod(directory + "/admin.key", mode)
         }
 

@@ -78,7 +78,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         let bytes = self.bytes
         _ = inet_ntop(family.addressFamily, bytes, &buffer, socklen_t(buffer.count))
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     public var description: String { text }

@@ -83,7 +83,7 @@ public struct CIDR: Hashable, Comparable, Sendable, CustomStringConvertible {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         var bytes = self.bytes
         _ = inet_ntop(family == .ipv4 ? AF_INET : AF_INET6, &bytes, &buffer, socklen_t(buffer.count))
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     public var isSingleAddress: Bool { prefixLength == bytes.count * 8 }
