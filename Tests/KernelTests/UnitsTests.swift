@@ -44,6 +44,12 @@ struct UnitsTests {
             #expect(lines.contains("Type=oneshot"))
             #expect(lines.contains("PartOf=nftables.service"))
             #expect(lines.contains { $0.hasPrefix("After=") && $0.split(separator: " ").contains { $0.hasSuffix("nftables.service") } })
+            // Before any interface comes up, as a firewall's unit is; default dependencies
+            // (after basic.target) would order it after the network instead.
+            #expect(lines.contains("DefaultDependencies=no"))
+            #expect(lines.contains("Wants=network-pre.target"))
+            #expect(lines.contains { $0.hasPrefix("Before=") && $0.dropFirst("Before=".count).split(separator: " ").contains("network-pre.target") })
+            #expect(!lines.contains { $0.hasPrefix("After=") && $0.contains("network") })
             #expect(!unit.contains("{{"))
 
             let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
