@@ -12,6 +12,7 @@
   diff      knockc diff and apply --confirm with 0 and 65,536 live elements
   spa       one-packet authorization: latency, legitimate knocks under a datagram flood, 24 h of tokens
   rotate    rotating knocks: latency against fixed knocks, sequences under a flood of their range, 24 h of ports
+  proxy     ssh through knockc knock --proxy (ProxyCommand) against plain ssh: login time, bulk MB/s
   watcher   scripts/bench-watch: the watcher's CPU, memory and event latency
   metrics   scripts/bench-metrics: the metrics endpoint under hostile connections
 
@@ -38,13 +39,14 @@ import subprocess
 import sys
 import time
 
-from . import apply, diff, flood, forward, latency, memory, rates, rotate, rules, spa, state
+from . import apply, diff, flood, forward, latency, memory, proxy, rates, rotate, rules, spa, state
 from .lab import DEFAULT_KNOCKC, ROOT, SCRATCH, BenchError, Lab, log
 
 # The parts of the one table, in the order they run, each a module with measure(lab, args),
 # rows(result) and NOTES.
 PARTS = {"latency": latency, "apply": apply, "rules": rules, "memory": memory, "flood": flood,
-         "rates": rates, "forward": forward, "state": state, "diff": diff, "spa": spa, "rotate": rotate}
+         "rates": rates, "forward": forward, "state": state, "diff": diff, "spa": spa, "rotate": rotate,
+         "proxy": proxy}
 # Parts that are scripts of their own, run after the table.
 SCRIPTS = {"watcher": "bench-watch", "metrics": "bench-metrics"}
 EVERYTHING = list(PARTS) + list(SCRIPTS)
@@ -122,6 +124,11 @@ def arguments():
                        help="knock-to-open tries, each with a rotating sequence, the fixed one and a handshake")
     group.add_argument("--rotate-sequences", default="1,10,100",
                        help="rotating sequences of the 24 h horizon's memory, apply and rate rows")
+    group = parser.add_argument_group("proxy")
+    group.add_argument("--proxy-runs", type=int, default=15, help="ssh logins per login row (1 to 200)")
+    group.add_argument("--proxy-bulk-runs", type=int, default=5,
+                       help="bulk rounds, each one plain and one proxied transfer per direction (1 to 50)")
+    group.add_argument("--proxy-bulk-mb", type=int, default=50, help="megabytes per bulk transfer (1 to 1000)")
     group = parser.add_argument_group("old flags, named after issues")
     for number in (3, 6):
         group.add_argument(f"--skip-issue{number}", action="store_true",
@@ -191,6 +198,8 @@ def main():
         sys.exit("--diff-runs is 1 to 20 and --diff-timeout 1 to 3600")
     if not 1 <= args.apply_rounds <= 20 or not 1 <= args.apply_timeout <= 3600:
         sys.exit("--apply-rounds is 1 to 20 and --apply-timeout 1 to 3600")
+    if not 1 <= args.proxy_runs <= 200 or not 1 <= args.proxy_bulk_runs <= 50 or not 1 <= args.proxy_bulk_mb <= 1000:
+        sys.exit("--proxy-runs is 1 to 200, --proxy-bulk-runs 1 to 50 and --proxy-bulk-mb 1 to 1000")
     for name in ("sizes", "grants", "trace_sizes", "memory_sources", "rate_sizes", "state_sources", "diff_elements",
                  "spa_sequences", "rotate_sequences"):
         setattr(args, name, parse_counts(getattr(args, name)))
