@@ -44,8 +44,9 @@ for i in range(cfg["runs"]):
 print(json.dumps(runs))
 """
 
-# Bulk transfers, run in the client namespace, plain and proxied alternating (which goes first
-# alternates by round). Only the data phase is timed, not the login:
+# Bulk transfers, run in the client namespace: each round one transfer per kind (plain, through
+# knockc's --proxy, through `nc` as the reference ProxyCommand) and direction, the order of the
+# kinds rotating by round. Only the data phase is timed, not the login:
 # - up: the blob on ssh's stdin into `cat >/dev/null`; the server stamps its clock right
 #   before cat starts and right after it saw end of file (same machine, same clock);
 # - down: `head -c BYTES /dev/zero` read from ssh's stdout, from the first chunk to end of
@@ -94,11 +95,12 @@ def down(ssh):
     return {"rc": 0, "bytes": total, "data_s": seconds, "wall_s": wall,
             "mb_per_s": (total - first) / seconds / 1e6}
 
-results = {"up": {"plain": [], "proxy": []}, "down": {"plain": [], "proxy": []}}
+kinds = list(cfg["ssh"])
+results = {direction: {kind: [] for kind in kinds} for direction in ("up", "down")}
 for i in range(cfg["runs"]):
     if time.monotonic() > deadline:
         break
-    order = ["plain", "proxy"] if i % 2 == 0 else ["proxy", "plain"]
+    order = kinds[i % len(kinds):] + kinds[:i % len(kinds)]
     for direction, transfer in (("up", up), ("down", down)):
         for kind in order:
             results[direction][kind].append(transfer(cfg["ssh"][kind]))
@@ -230,6 +232,11 @@ def measure(lab, args):
               "port_before_knock": closed}
     manual_knock()
     result["plain"] = logins("plain ssh after a manual knock --then-connect 22", sshd.ssh(), None)
+    # The reference ProxyCommand: a relay that does not knock (the grant is there).
+    nc = shutil.which("nc")
+    if nc:
+        result["nc"] = logins("ssh through ProxyCommand nc %h %p (no knock, granted already)",
+                              sshd.ssh(f"{shlex.quote(nc)} %h %p"), None)
     for key, delay in (("proxy_fast", FAST_DELAY), ("proxy_default", DEFAULT_DELAY)):
         result[key] = logins(f"ssh through --proxy, --delay {delay}, revoked before each login",
                              sshd.ssh(proxy_command(lab, delay)), revoke)
@@ -241,9 +248,11 @@ def measure(lab, args):
         left = size
         while left:
             left -= target.write(source.read(min(left, 1 << 20)))
-    manual_knock()  # the plain transfers need the grant the last proxied login may not have left
+    manual_knock()  # the plain and nc transfers need the grant, which the last revoke may have taken
     config = {"runs": bulk_runs, "bytes": size, "blob": blob, "timeout_s": 300, "deadline_s": 900,
               "ssh": {"plain": sshd.ssh(), "proxy": sshd.ssh(proxy_command(lab, FAST_DELAY))}}
+    if nc:
+        config["ssh"]["nc"] = sshd.ssh(f"{shlex.quote(nc)} %h %p")
     data = json.loads(run(in_client + [sys.executable, "-c", BULK, json.dumps(config)], timeout=1000).stdout)
     os.unlink(blob)
     result["bulk"] = {direction: {kind: summarize_bulk(samples) for kind, samples in kinds.items()}
@@ -256,30 +265,44 @@ def measure(lab, args):
     return result
 
 
+BULK_LABELS = {"plain": "plain", "proxy": "knock --proxy", "nc": "ProxyCommand nc"}
+
+
 def rows(proxy):
     rows = []
     for key, label in (("plain", "plain ssh, granted already (manual knock --then-connect 22)"),
+                       ("nc", "ssh through ProxyCommand nc %h %p, no knock, granted already"),
                        ("proxy_fast", f"ssh through knock --proxy, --delay {FAST_DELAY}, revoked before each"),
                        ("proxy_default", f"ssh through knock --proxy, --delay {DEFAULT_DELAY} (default), revoked before each")):
+        if key not in proxy:
+            continue
         r = proxy[key]
         rows.append((f"proxy: login + true, {label}: p50 / p90 / max ({r['runs']} runs)",
                      f"{fmt_ms(r['p50_ms'])} / {fmt_ms(r['p90_ms'])} / {fmt_ms(r['max_ms'])}", "-", "-"))
         ok = r["failed"] == 0 and r["started_not_closed"] == 0
-        rows.append((f"proxy: login + true, {label}: failed" + (" / did not start closed" if key != "plain" else ""),
-                     f"{r['failed']}" + (f" / {r['started_not_closed']}" if key != "plain" else ""),
-                     "0" + (" / 0" if key != "plain" else ""), "yes" if ok else "NO"))
+        revoked = key.startswith("proxy_")
+        rows.append((f"proxy: login + true, {label}: failed" + (" / did not start closed" if revoked else ""),
+                     f"{r['failed']}" + (f" / {r['started_not_closed']}" if revoked else ""),
+                     "0" + (" / 0" if revoked else ""), "yes" if ok else "NO"))
     rows.append(("proxy: login, proxied (1ms) p50 minus plain p50",
                  f"{proxy['proxy_fast']['p50_ms'] - proxy['plain']['p50_ms']:+.1f} ms", "-", "-"))
+    if "nc" in proxy:
+        rows.append(("proxy: login, proxied (1ms) p50 minus nc p50",
+                     f"{proxy['proxy_fast']['p50_ms'] - proxy['nc']['p50_ms']:+.1f} ms", "-", "-"))
     megabytes = proxy["bulk"]["bytes"] // 1_000_000
     for direction, label in (("up", f"{megabytes} MB of /dev/urandom into 'cat >/dev/null'"),
                              ("down", f"'head -c {megabytes}000000 /dev/zero' > /dev/null")):
-        plain, proxied = proxy["bulk"][direction]["plain"], proxy["bulk"][direction]["proxy"]
-        ratio = proxied["p50_mb_per_s"] / plain["p50_mb_per_s"] if plain["p50_mb_per_s"] else float("nan")
-        rows.append((f"proxy: bulk {direction}, {label}: plain / proxied p50 ({plain['runs']} runs each)",
-                     f"{plain['p50_mb_per_s']:.0f} / {proxied['p50_mb_per_s']:.0f} MB/s", "-", "-"))
-        rows.append((f"proxy: bulk {direction}: proxied / plain (p50), failed transfers",
-                     f"{ratio:.2f}, {plain['failed'] + proxied['failed']}", "-, 0",
-                     "yes" if plain["failed"] + proxied["failed"] == 0 else "NO"))
+        kinds = proxy["bulk"][direction]
+        names = [k for k in ("plain", "proxy", "nc") if k in kinds]
+        p50 = {k: kinds[k]["p50_mb_per_s"] for k in names}
+        failed = sum(kinds[k]["failed"] for k in names)
+        rows.append((f"proxy: bulk {direction}, {label}: {' / '.join(BULK_LABELS[k] for k in names)} p50 "
+                     f"({kinds['plain']['runs']} runs each)", " / ".join(f"{p50[k]:.0f}" for k in names) + " MB/s",
+                     "-", "-"))
+        ratios = [f"{p50[k] / p50['plain']:.2f}" if p50["plain"] else "nan" for k in names if k != "plain"]
+        rows.append((f"proxy: bulk {direction}: {' / '.join(BULK_LABELS[k] for k in names if k != 'plain')} "
+                     "as a ratio to plain (p50), failed transfers", f"{' / '.join(ratios)}, {failed}", "-, 0",
+                     "yes" if failed == 0 else "NO"))
     return rows
 
 
@@ -292,8 +315,11 @@ NOTES = [
     "Proxy: the knock delay is the spec's and the user's choice, not the proxy's cost: 3 knocks make 2 pauses, "
     "so --delay 200ms (knock's default) adds about 400 ms to every proxied login; with --delay 1ms the "
     "difference to plain is the knocks, knockc's start and the relay.",
+    "Proxy: `nc %h %p` (netcat-openbsd) is the reference ProxyCommand, a relay that does not knock: what any "
+    "ProxyCommand costs against ssh's own socket, apart from knockc.",
     "Proxy bulk: only the data phase is timed (upstream by the server's clock around `cat`, downstream from "
-    "the first chunk to end of file), plain and proxied alternating; ssh's own encryption and MACs dominate "
-    "these rows, the relay adds a copy through knockc's process per direction. The proxied bulk logins knock "
-    "with a grant already there.",
+    "the first chunk to end of file), the kinds' order rotating by round; ssh's own encryption and MACs are most "
+    "of the CPU. A ProxyCommand puts a pipe and a relay process between ssh and the socket, which on 2 shared "
+    "cores competes with ssh and sshd (or, downstream, can take work off ssh's process): compare knock --proxy "
+    "with nc, not only with plain. The proxied bulk logins knock with a grant already there.",
 ]
