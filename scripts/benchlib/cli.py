@@ -23,7 +23,8 @@ goes to stderr) and saves the raw numbers as JSON to bench-results/bench-<parts>
 timestamp>.json, and the rate samples as a CSV beside it. watcher and metrics run their own
 scripts, which print their own tables and save their own files, after the table. Needs root.
 Python 3 standard library only; flood, rates, forward and state use trafgen (Debian package
-netsniff-ng, installed with apt-get when missing).
+netsniff-ng, installed with apt-get when missing); proxy uses OpenSSH's ssh and sshd
+(openssh-client, openssh-server) and nc (netcat-openbsd) when there.
 
 The flags of the issue-numbered parts still work and say what they stand for:
 --only-issue3 is `memory flood`, --only-issue6 is `rates state`, --skip-issue3/6 leave those
