@@ -84,7 +84,8 @@ struct ApplyCommand: ParsableCommand {
         case .confirmed:
             print("confirmed: keeping the new table")
         case .reverted(let detail):
-            Console.error("knockc: \(detail ?? "not confirmed within \(window)"): the previous table is restored")
+            // "As it was": with no table before this apply, there is none now.
+            Console.error("knockc: \(detail ?? "not confirmed within \(window)"): the table is back as it was before this apply")
             throw Self.reverted
         case .revertFailed(let detail):
             Console.error("knockc: \(detail ?? "restoring the previous table failed")")
@@ -123,7 +124,7 @@ struct ApplyCommand: ParsableCommand {
     private func stop(_ failure: ApplyOperation.Failure, _ spec: KnockSpec, orElse: String) -> Error {
         switch failure {
         case .alreadyPending(let refused):
-            Console.error("knockc: table inet \(spec.tableName) has \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
+            Console.error("knockc: table inet \(spec.tableName): \(refused). Run `knockc confirm\(tableOption(spec))` to keep it, "
                 + "\(orElse); nothing was changed")
             return ExitCode(1)
         case .storeUnavailable(let error):
