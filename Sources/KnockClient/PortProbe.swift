@@ -22,6 +22,12 @@ public enum PortProbe {
     /// As `waitUntilOpen`, but keeps the connection that succeeded, for `knock --proxy`:
     /// a second connection after the probe's would need the grant twice, and a one-shot
     /// grant (`open_once`) lets in only the first.
+    ///
+    /// Attempts overlap rather than take turns: each target gets a new attempt every
+    /// `restartEvery` (a SYN sent before the grant existed was dropped, and waiting for its
+    /// retransmission would take a second), while the earlier ones stay open until `keepFor`
+    /// has passed, so that a handshake slower than one family's turn (a long round trip, a
+    /// lost SYN-ACK) still completes. A refused attempt is tried again 100 ms later.
     public static func connectWhenOpen(_ targets: [ResolvedHost], port: UInt16, timeout: KnockCore.Duration) -> OpenConnection? {
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
@@ -30,44 +36,67 @@ public enum PortProbe {
             clock_gettime(CLOCK_MONOTONIC, &now)
             return Int64(now.tv_sec - start.tv_sec) * 1000 + Int64(now.tv_nsec - start.tv_nsec) / 1_000_000
         }
-        // Each attempt waits less when there are several, so that one family whose packets
+        // With several families a new attempt comes sooner, so that one family whose packets
         // vanish does not hold up another that answers.
-        let longest: Int64 = targets.count > 1 ? 500 : 2000
+        let restartEvery: Int64 = targets.count > 1 ? 500 : 2000
+        // Past the kernel's SYN retransmissions at 1 s and 3 s.
+        let keepFor: Int64 = 3_500
+        var pending: [(target: Int, descriptor: Int32, started: Int64)] = []
+        defer { for attempt in pending { close(attempt.descriptor) } }
+        var nextAttempt = [Int64](repeating: 0, count: targets.count)
         while true {
-            for target in targets {
-                let left = timeout.milliseconds - elapsedMilliseconds()
-                if left <= 0 { return nil }
-                if let descriptor = attempt(target, port: port, waitMilliseconds: Int32(min(left, longest))) {
-                    return OpenConnection(target: target, descriptor: descriptor)
+            let now = elapsedMilliseconds()
+            guard now < timeout.milliseconds else { return nil }
+            for (index, target) in targets.enumerated() where now >= nextAttempt[index] {
+                nextAttempt[index] = now + restartEvery
+                switch begin(target, port: port) {
+                case .connected(let descriptor): return OpenConnection(target: target, descriptor: descriptor)
+                case .inProgress(let descriptor): pending.append((index, descriptor, now))
+                case .failed: nextAttempt[index] = now + 100
                 }
             }
-            let pause = min(100, timeout.milliseconds - elapsedMilliseconds())
-            if pause <= 0 { return nil }
-            var request = timespec(tv_sec: 0, tv_nsec: Int(pause) * 1_000_000)
-            var remaining = timespec()
-            while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+            pending.removeAll { attempt in
+                guard now - attempt.started >= keepFor else { return false }
+                close(attempt.descriptor)
+                return true
+            }
+            let wait = max(1, min(timeout.milliseconds, nextAttempt.min() ?? now + 100) - now)
+            var watched = pending.map { pollfd(fd: $0.descriptor, events: Int16(POLLOUT), revents: 0) }
+            let ready = watched.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), Int32(min(wait, 1_000))) }
+            guard ready > 0 else { continue }
+            var finished: Set<Int32> = []
+            for (attempt, polled) in zip(pending, watched) where polled.revents != 0 {
+                var code: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(attempt.descriptor, SOL_SOCKET, SO_ERROR, &code, &length)
+                if code == 0 {
+                    pending.removeAll { $0.descriptor == attempt.descriptor }
+                    return OpenConnection(target: targets[attempt.target], descriptor: attempt.descriptor)
+                }
+                // Refused (the grant is not there yet, or nothing listens): again shortly.
+                close(attempt.descriptor)
+                finished.insert(attempt.descriptor)
+                nextAttempt[attempt.target] = min(nextAttempt[attempt.target], elapsedMilliseconds() + 100)
+            }
+            pending.removeAll { finished.contains($0.descriptor) }
         }
     }
 
-    /// One connection attempt: the connected (non-blocking) socket, or nil.
-    private static func attempt(_ target: ResolvedHost, port: UInt16, waitMilliseconds: Int32) -> Int32? {
+    private enum Attempt {
+        case connected(Int32)
+        case inProgress(Int32)
+        case failed
+    }
+
+    /// Starts one non-blocking connection attempt.
+    private static func begin(_ target: ResolvedHost, port: UInt16) -> Attempt {
         let descriptor = socket(target.socketAddress.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { return nil }
-        var connected = false
-        defer { if !connected { close(descriptor) } }
+        guard descriptor >= 0 else { return .failed }
         let status = target.socketAddress.withSockaddr(port: port) { connect(descriptor, $0, $1) }
-        if status == 0 {
-            connected = true
-            return descriptor
-        }
-        guard errno == EINPROGRESS else { return nil }
-        var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-        guard poll(&poller, 1, waitMilliseconds) == 1 else { return nil }
-        var code: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &code, &length)
-        connected = code == 0
-        return connected ? descriptor : nil
+        if status == 0 { return .connected(descriptor) }
+        if errno == EINPROGRESS { return .inProgress(descriptor) }
+        close(descriptor)
+        return .failed
     }
 }
 

@@ -25,6 +25,41 @@ struct KnockEveryFamilyTests {
         deinit { try? FileManager.default.removeItem(atPath: directory) }
     }
 
+    /// In the client's namespace, the first SYN-ACK of every connection is dropped: the
+    /// connection completes only with the retransmission a second later, as over a path
+    /// whose round trip is longer than the probe's turn per family.
+    static let lateHandshakes = """
+        table inet lateack {
+            set answered { type inet_service; size 65535; flags dynamic; }
+            chain input {
+                type filter hook input priority -300;
+                tcp sport 22 tcp flags & (syn | ack) == syn | ack tcp dport @answered accept
+                tcp sport 22 tcp flags & (syn | ack) == syn | ack add @answered { tcp dport } drop
+            }
+        }
+        """
+
+    @Test("--then-connect to a name of both families connects when every handshake takes over a second: attempts are not abandoned at the next family's turn")
+    func slowHandshakesOverBothFamilies() throws {
+        try Testbed.with { bed in
+            let hosts = try HostsEntry(for: bed.client)
+            _ = hosts
+            let listeners = (try bed.listen(tcpPort: 22), try bed.listen(tcpPort: 22, family: .ipv6))
+            try bed.apply(String(contentsOfFile: CommandLineTests.ssh, encoding: .utf8))
+            let rules = FileManager.default.temporaryDirectory.appendingPathComponent("knockc-lateack-\(getpid())-\(bed.client.name).nft").path
+            try Self.lateHandshakes.write(toFile: rules, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: rules) }
+            try runProgram(["ip", "netns", "exec", bed.client.name, "nft", "-f", rules])
+            let knock = try runProgram(["ip", "netns", "exec", bed.client.name, CommandLineTests.knockc, "knock", HostsEntry.name,
+                                        "--spec", CommandLineTests.ssh, "--sequence", "ssh", "--delay", "20ms",
+                                        "--then-connect", "22", "--timeout", "5s"], allowFailure: true)
+            #expect(knock.status == 0, "\(knock.output)\(knock.error)")
+            let dropped = try runProgram(["ip", "netns", "exec", bed.client.name, "nft", "list", "set", "inet", "lateack", "answered"]).output
+            #expect(dropped.contains("elements"), "no SYN-ACK was held back: \(dropped)")
+            _ = listeners
+        }
+    }
+
     @Test("a name with A and AAAA records is knocked over both families, and each family's address is granted")
     func bothFamiliesAreKnocked() throws {
         try Testbed.with { bed in
