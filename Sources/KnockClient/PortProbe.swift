@@ -5,14 +5,14 @@ import KnockCore
 /// client can tell that its knock worked, since a guarded port answers like a closed one
 /// until the grant exists.
 public enum PortProbe {
-    /// Tries to connect every 100 ms until one attempt succeeds or `timeout` runs out. Each
-    /// attempt waits at most the time left; a refused attempt is retried, not final.
+    /// Tries to connect until one attempt succeeds or `timeout` runs out (see
+    /// `connectWhenOpen`); a refused attempt is retried, not final.
     public static func waitUntilOpen(_ target: ResolvedHost, port: UInt16, timeout: KnockCore.Duration) -> Bool {
         waitUntilOpen([target], port: port, timeout: timeout) != nil
     }
 
-    /// `waitUntilOpen` over several addresses of one host (one per family), trying each in
-    /// turn: the first that accepts, or nil when none did within `timeout`.
+    /// `waitUntilOpen` over several addresses of one host (one per family), tried side by
+    /// side: the first that accepts, or nil when none did within `timeout`.
     public static func waitUntilOpen(_ targets: [ResolvedHost], port: UInt16, timeout: KnockCore.Duration) -> ResolvedHost? {
         guard let connection = connectWhenOpen(targets, port: port, timeout: timeout) else { return nil }
         connection.close()
