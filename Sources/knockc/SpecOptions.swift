@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KnockCore
+import KnockKernel
 
 /// The spec argument that `compile`, `apply` and others share.
 struct SpecOptions: ParsableArguments {
@@ -27,14 +28,9 @@ enum Console {
         for diagnostic in diagnostics { error(diagnostic.description) }
     }
 
-    /// One write(2) to stderr; a stderr whose reader has gone (EPIPE, with SIGPIPE ignored)
+    /// Written with write(2): a stderr whose reader has gone (EPIPE, with SIGPIPE ignored)
     /// loses the line rather than trapping, as FileHandle's write would.
     static func error(_ text: String) {
-        let bytes = Array((text + "\n").utf8)
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            if count > 0 { written += count } else if count < 0 && errno == EINTR { continue } else { return }
-        }
+        _ = Descriptor.writeAll(STDERR_FILENO, text + "\n")
     }
 }

@@ -1,9 +1,9 @@
 import Glibc
 
 /// The two loops every whole-file read and write here needs: short counts and EINTR retried.
-enum Descriptor {
+public enum Descriptor {
     /// Writes all of `text` at the descriptor's position; false on an error (errno says which).
-    static func writeAll(_ fd: Int32, _ text: String) -> Bool {
+    public static func writeAll(_ fd: Int32, _ text: String) -> Bool {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
