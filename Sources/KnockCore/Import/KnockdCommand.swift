@@ -92,11 +92,11 @@ public enum KnockdCommand: Equatable, Sendable {
                 }
                 opens = !["-D", "--delete"].contains(word)
                 // -I INPUT 1: a rule number, which only places the rule.
-                if opens == true, index + 1 < words.count, let number = asciiNumber(words[index + 1]), number >= 1 { index += 1 }
+                if opens == true, index + 1 < words.count, let number = words[index + 1].asciiNumber(), number >= 1 { index += 1 }
             case "-t", "--table":
                 guard next() == "filter" else { return .other(why: "it changes a table other than filter") }
             case "-w", "--wait":
-                if index + 1 < words.count, asciiNumber(words[index + 1]) != nil { index += 1 }
+                if index + 1 < words.count, words[index + 1].asciiNumber() != nil { index += 1 }
             case "-s", "--source", "--src":
                 let host = family == .ipv4 ? "/32" : "/128"
                 guard let value = next(), value == "%IP%" || value == "%IP%" + host else {
@@ -163,12 +163,6 @@ public enum KnockdCommand: Equatable, Sendable {
         return opens ? .opens(rule) : .closes(rule)
     }
 
-    /// A number in ASCII digits only (`Character.isNumber` would take `١` or `½`).
-    static func asciiNumber(_ text: String) -> Int? {
-        guard !text.isEmpty, text.utf8.count <= 9, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
-        return Int(text)
-    }
-
     /// `nft add|insert rule FAMILY TABLE CHAIN ip|ip6 saddr %IP% tcp|udp dport N accept`, and
     /// `nft add|delete element FAMILY TABLE SET { %IP% . N }`.
     static func nftRule(_ words: [String]) -> KnockdCommand {
@@ -206,9 +200,8 @@ public enum KnockdCommand: Equatable, Sendable {
     static func portList(_ text: String) -> [UInt16]? {
         var ports: [UInt16] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-            guard !item.isEmpty, item.utf8.count <= 5, item.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-                  let port = UInt16(item), port >= 1 else { return nil }
-            ports.append(port)
+            guard let port = item.asciiNumber(maxDigits: 5), (1...65535).contains(port) else { return nil }
+            ports.append(UInt16(port))
         }
         return ports.isEmpty ? nil : ports
     }

@@ -136,7 +136,7 @@ public struct KnockdConfig: Equatable, Sendable {
         var knocks: [Knock] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let parts = item.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmingKnockdWhitespace() }
-            guard parts.count <= 2, let port = wholeNumber(parts[0]), (1...65535).contains(port) else {
+            guard parts.count <= 2, let port = parts[0].asciiNumber(), (1...65535).contains(port) else {
                 throw Problem(line: line, message: "'\(item.trimmingKnockdWhitespace().printable)' is not a knock; expected PORT, PORT:tcp or PORT:udp with PORT 1 to 65535")
             }
             var proto = TransportProtocol.tcp
@@ -158,7 +158,7 @@ public struct KnockdConfig: Equatable, Sendable {
     /// A timeout in whole seconds, 1 up to knockc's longest duration (24 days).
     public static func seconds(_ entry: Entry) throws(Problem) -> Int {
         let limit = Int(Duration.maximum.milliseconds / 1000)
-        guard let value = entry.value, let seconds = wholeNumber(value), (1...limit).contains(seconds) else {
+        guard let value = entry.value, let seconds = value.asciiNumber(), (1...limit).contains(seconds) else {
             throw Problem(line: entry.line, message: "\(entry.key.lowercased()) = '\((entry.value ?? "").printable)'; expected whole seconds from 1 to \(limit)")
         }
         return seconds
@@ -178,13 +178,16 @@ public struct KnockdConfig: Equatable, Sendable {
         return flags
     }
 
-    private static func wholeNumber<S: StringProtocol>(_ text: S) -> Int? {
-        guard !text.isEmpty, text.utf8.count <= 9, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
-        return Int(text)
-    }
 }
 
 extension StringProtocol {
+    /// A number in ASCII digits only, at most `maxDigits` of them (`Character.isNumber` and
+    /// `Int(_:)` would take `١`, `½` or a sign).
+    func asciiNumber(maxDigits: Int = 9) -> Int? {
+        guard !isEmpty, utf8.count <= maxDigits, utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return Int(self)
+    }
+
     /// knockd's `trim`: spaces, tabs and line ends off both ends (a CRLF file reads as LF).
     func trimmingKnockdWhitespace() -> String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\r\n" || $0 == "\n" }
